@@ -1,0 +1,69 @@
+/** The HTTP surface, through the real Next route handler: statuses, cookies, error bodies. */
+import { describe, expect, it } from 'vitest';
+import { countOrders, customerCookie, http } from '@/server/testing';
+
+const cookieOf = (headers: Headers) => headers.get('set-cookie')?.split(';')[0];
+const idOf = (cookie: string) => cookie.slice('customer='.length).split('.')[0]!;
+
+describe('customer cookie', () => {
+  it('a first visit gets a signed httpOnly cookie, and sending it back places and lists orders as that customer', async () => {
+    const first = await http('GET', 'catalog.list');
+    expect(first.status).toBe(200);
+    const setCookie = first.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^customer=[0-9a-f-]{36}\.[\w-]+; Path=\/; HttpOnly; SameSite=Lax/);
+    const cookie = cookieOf(first.headers)!;
+
+    const placed = await http('POST', 'checkout.placeOrder', {
+      headers: { cookie },
+      body: { items: [{ productId: 'travel-mug', quantity: 2 }] },
+    });
+    expect(placed.status).toBe(200);
+    expect(placed.headers.get('set-cookie')).toBeNull(); // a known customer is not re-issued a cookie
+    const history = await http('GET', 'orders.history', { headers: { cookie } });
+    expect(history.body.result.data.map((o: { id: string }) => o.id)).toEqual([placed.body.result.data.id]);
+  });
+
+  it('a tampered cookie is rejected with 401, replaced, and its customer sees nothing', async () => {
+    const victim = crypto.randomUUID();
+    const genuine = customerCookie(victim);
+    await http('POST', 'checkout.placeOrder', { headers: { cookie: genuine }, body: { items: [{ productId: 'travel-mug', quantity: 1 }] } });
+
+    // Keep the victim's id, forge the signature.
+    const forged = `customer=${victim}.${'A'.repeat(43)}`;
+    const res = await http('GET', 'orders.history', { headers: { cookie: forged } });
+    expect(res.status).toBe(401);
+    expect(res.body.error.data.errorCode).toBe('CUSTOMER_COOKIE_INVALID');
+    const replacement = cookieOf(res.headers)!;
+    expect(idOf(replacement)).not.toBe(victim);
+
+    const order = await http('POST', 'checkout.placeOrder', { headers: { cookie: forged }, body: { items: [{ productId: 'travel-mug', quantity: 1 }] } });
+    expect(order.status).toBe(401);
+    expect(await countOrders(victim)).toBe(1);
+  });
+
+  it('a mutation without a cookie is refused with 401 and writes nothing, so a cookie-less retry cannot create a second customer\'s order', async () => {
+    const res = await http('POST', 'checkout.placeOrder', { body: { items: [{ productId: 'travel-mug', quantity: 1 }] } });
+    expect(res.status).toBe(401);
+    expect(res.body.error.data.errorCode).toBe('CUSTOMER_COOKIE_MISSING');
+    expect(await countOrders(idOf(cookieOf(res.headers)!))).toBe(0);
+  });
+});
+
+describe('errors on the wire', () => {
+  it('invalid input is a 400 whose message and fieldErrors name the field', async () => {
+    const cookie = customerCookie(crypto.randomUUID());
+    const res = await http('POST', 'checkout.placeOrder', {
+      headers: { cookie },
+      body: { items: [{ productId: 'travel-mug', quantity: 100 }] },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toBe('items[0].quantity: must be from 1 to 99');
+    expect(res.body.error.data.errorCode).toBe('VALIDATION_FAILED');
+    expect(res.body.error.data.fieldErrors).toEqual({ 'items[0].quantity': 'must be from 1 to 99' });
+  });
+
+  it('a body that is not JSON is a 400, not a 500', async () => {
+    const res = await http('POST', 'checkout.placeOrder', { headers: { cookie: customerCookie(crypto.randomUUID()) }, rawBody: '{"items": [' });
+    expect(res.status).toBe(400);
+  });
+});

@@ -1,0 +1,35 @@
+'use client';
+import Link from 'next/link';
+import { use } from 'react';
+import { useQuery } from '@tanstack/react-query';
+import { formatMoney } from '../../components/money';
+import { useTRPC } from '../../components/trpc';
+
+export default function OrderConfirmationPage({ params }: { params: Promise<{ id: string }> }) {
+  const { id } = use(params);
+  const trpc = useTRPC();
+  const order = useQuery(trpc.orders.byId.queryOptions({ orderId: id }));
+
+  if (order.isPending) return <p>Loading your order…</p>;
+  if (order.isError) return <p role="alert" className="notice error">{order.error.message}</p>;
+  const o = order.data;
+  return (
+    <>
+      <h1>Thank you!</h1>
+      <div className="notice ok" data-testid="confirmation">
+        Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}.
+      </div>
+      <table>
+        <tbody>
+          {o.items.map((i) => (
+            <tr key={i.productId}>
+              <td>{i.name}</td><td>{i.quantity} × {formatMoney(i.unitPriceCents, o.currency)}</td>
+              <td>{formatMoney(i.lineTotalCents, o.currency)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p><Link href="/orders">See all your orders</Link> · <Link href="/">Keep shopping</Link></p>
+    </>
+  );
+}

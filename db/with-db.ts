@@ -1,0 +1,87 @@
+/**
+ * Brings a database up, migrates and seeds it, then runs a command with DATABASE_URL pointing at it.
+ *
+ *   tsx db/with-db.ts -- next dev            # what `npm run dev` does
+ *   tsx db/with-db.ts --test -- "vitest run" # a fresh test database for one run
+ *   tsx db/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
+ *
+ * With DATABASE_URL already set, that database is used as it is (your own Postgres). Otherwise the
+ * embedded Postgres is started: the `dev` cluster for the app, the `test` cluster (and a database
+ * recreated on every run) for the tests, so running tests never touches the orders you placed by hand.
+ */
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { getLauncherEnv } from '../server/env.js';
+import { ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './embedded';
+import { runMigrations } from './migrate';
+import { seedCatalog } from './seed';
+
+export interface PreparedDatabase {
+  url: string;
+  /** Stops the embedded cluster if this process owns it; a no-op for your own DATABASE_URL. */
+  release(): Promise<void>;
+}
+
+/** The database for the app (`test: false`) or for one test run (`test: true`), migrated and seeded. */
+export async function prepareDatabase(options: { test: boolean }): Promise<PreparedDatabase> {
+  const env = getLauncherEnv();
+  let cluster: EmbeddedCluster | undefined;
+  let url = env.DATABASE_URL;
+  if (url) {
+    console.log(`[db] using DATABASE_URL (${new URL(url).host}${new URL(url).pathname})`);
+  } else {
+    const port = options.test ? env.EMBEDDED_PG_TEST_PORT : env.EMBEDDED_PG_PORT;
+    cluster = await startEmbeddedPostgres({ name: options.test ? 'test' : 'dev', port });
+    url = await ensureDatabase(cluster.adminUrl, options.test ? 'checkout_test' : 'checkout', options.test);
+    console.log(`[db] embedded Postgres ready on 127.0.0.1:${port}`);
+  }
+  try {
+    await runMigrations(url);
+    await seedCatalog(url);
+  } catch (err) {
+    await cluster?.stop();
+    throw err;
+  }
+  console.log('[db] migrations applied, catalog seeded');
+  return { url, release: async () => cluster?.stop() };
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const dash = argv.indexOf('--');
+  const flags = dash === -1 ? argv : argv.slice(0, dash);
+  const command = dash === -1 ? [] : argv.slice(dash + 1);
+
+  const database = await prepareDatabase({ test: flags.includes('--test') });
+  try {
+    return command.length > 0 ? await runChild(command, database.url) : 0;
+  } finally {
+    await database.release();
+  }
+}
+
+/** Runs the command (a single argument is a shell line) and passes Ctrl-C / SIGTERM on to it. */
+function runChild(command: string[], url: string): Promise<number> {
+  const [cmd, ...args] = command as [string, ...string[]];
+  const child = spawn(cmd, args, {
+    stdio: 'inherit',
+    shell: args.length === 0,
+    env: { ...process.env, DATABASE_URL: url },
+  });
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  process.on('SIGINT', forward('SIGINT'));
+  process.on('SIGTERM', forward('SIGTERM'));
+  return new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error('[db]', err instanceof Error ? err.message : err);
+      process.exit(1);
+    },
+  );
+}

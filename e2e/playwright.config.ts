@@ -1,0 +1,68 @@
+/**
+ * Playwright: a real Chromium against a production build of the app on a real Postgres.
+ * Run through `npm run test:e2e` (or `npm test`), which provides DATABASE_URL.
+ */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, defineConfig } from '@playwright/test';
+
+const PORT = 3100; // not 3000, so a `npm run dev` left running does not get in the way
+const databaseUrl = process.env.DATABASE_URL;
+if (!databaseUrl) {
+  throw new Error('DATABASE_URL is not set: run the browser tests with `npm run test:e2e` (it starts the test database).');
+}
+
+/** Debian's Chromium when installed, else Playwright's own browser; otherwise say what to install. */
+function chromiumPath(): string | undefined {
+  if (fs.existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
+  if (fs.existsSync(chromium.executablePath())) return undefined; // Playwright's default
+  throw new Error(
+    'No Chromium found. Install one of:\n' +
+      '  Debian/Ubuntu: sudo apt-get install chromium   (used from /usr/bin/chromium)\n' +
+      '  elsewhere:     npx playwright install chromium',
+  );
+}
+
+export default defineConfig({
+  testDir: '.',
+  outputDir: '../test-results',
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  workers: 2,
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  reporter: [
+    ['list'],
+    ['html', { outputFolder: '../playwright-report', open: 'never' }],
+    ['json', { outputFile: '../test-results/playwright.json' }],
+  ],
+  use: {
+    baseURL: `http://127.0.0.1:${PORT}`,
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: chromiumPath(),
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    },
+  },
+  webServer: {
+    command: `npx next build && npx next start -p ${PORT} -H 127.0.0.1`,
+    url: `http://127.0.0.1:${PORT}/api/trpc/catalog.list`,
+    timeout: 300_000,
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    reuseExistingServer: false,
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: {
+      DATABASE_URL: databaseUrl,
+      COOKIE_SECRET: 'e2e-cookie-secret-at-least-32-characters-long',
+    },
+  },
+});

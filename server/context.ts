@@ -1,0 +1,27 @@
+/**
+ * The tRPC context: built once per HTTP request (or per test caller), before any procedure runs.
+ *
+ * It carries the database handle, so a middleware can swap in a transaction for the procedure
+ * (that is how `idempotentProcedure` makes the order and its stored result commit together).
+ */
+import { getDatabase, type DbOrTx } from '../db/client';
+import { getEnv } from './env.js';
+import { resolveCustomer, type CustomerIdentity } from './customer';
+
+export interface Context {
+  db: DbOrTx;
+  customer: CustomerIdentity;
+  /** The request's headers: the idempotency middleware reads `Idempotency-Key` from here. */
+  headers: Headers;
+  /** Headers for the response: Set-Cookie, Idempotent-Replayed, Retry-After. */
+  resHeaders: Headers;
+}
+
+export function createContext(opts: { req: Request; resHeaders: Headers }): Context {
+  return {
+    db: getDatabase().db,
+    customer: resolveCustomer(opts.req, opts.resHeaders, getEnv().COOKIE_SECRET),
+    headers: opts.req.headers,
+    resHeaders: opts.resHeaders,
+  };
+}

@@ -1,0 +1,74 @@
+// @ts-check
+/**
+ * The one place that reads `process.env`. Everything else imports `getEnv()`.
+ *
+ * It is plain JavaScript (type-checked through JSDoc) so that `next.config.mjs` can import it and
+ * refuse to start the server with a bad environment, instead of failing at the first request.
+ */
+import { z } from 'zod';
+
+/** Turns "1"/"true"/"0"/"false" into a boolean; anything else is a validation error naming the variable. */
+const flag = z
+  .enum(['1', '0', 'true', 'false'])
+  .transform((v) => v === '1' || v === 'true');
+
+// A fixed secret is only acceptable on a developer's machine: it is public, in this file.
+const DEV_COOKIE_SECRET = 'dev-only-cookie-secret-do-not-use-in-production!';
+
+const serverSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    // Set by `db/with-db.ts` (embedded Postgres) or by you (your own Postgres).
+    DATABASE_URL: z
+      .string({ error: 'DATABASE_URL is not set: start the app with `npm run dev` / `npm start`, or set it to your Postgres' })
+      .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres:// or postgresql://'),
+    // Signs the anonymous customer cookie. 32+ characters; required in production.
+    COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
+    // Size of the connection pool of one server process.
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
+  })
+  .transform((e, ctx) => {
+    if (!e.COOKIE_SECRET && e.NODE_ENV === 'production') {
+      ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
+      return z.NEVER;
+    }
+    return { ...e, COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET };
+  });
+
+/** Variables the database launcher reads before any server exists. */
+const launcherSchema = z.object({
+  DATABASE_URL: z.string().optional(),
+  // 5432 is left to any Postgres you already run; the embedded clusters sit beside it.
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
+  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(54330),
+});
+
+/**
+ * @template {z.ZodType} S
+ * @param {S} schema
+ * @returns {z.output<S>}
+ */
+function parse(schema) {
+  const result = schema.safeParse(process.env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new Error(`Invalid environment:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** @type {z.output<typeof serverSchema> | undefined} */
+let cached;
+
+/** The validated server environment, parsed once per process. */
+export function getEnv() {
+  cached ??= parse(serverSchema);
+  return cached;
+}
+
+/** The launcher's environment (read fresh: the launcher sets DATABASE_URL itself). */
+export function getLauncherEnv() {
+  return parse(launcherSchema);
+}
+
+export { flag };

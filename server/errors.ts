@@ -1,0 +1,68 @@
+/**
+ * Every error this API throws on purpose, in one table: its machine-readable `errorCode` (sent in
+ * the tRPC error's `data.errorCode`), the tRPC code that sets the HTTP status, and the message a
+ * person reads. Clients branch on `errorCode`, never on message text or on the status alone:
+ * a 400 can be bad input or a missing key, and those need different handling.
+ */
+import { TRPCError } from '@trpc/server';
+import type { ZodError } from 'zod';
+
+type TRPCCode = TRPCError['code'];
+
+export const errorCatalog = {
+  // Input and domain (400: fix the request; retrying it unchanged fails the same way)
+  VALIDATION_FAILED: { code: 'BAD_REQUEST', message: 'The request is invalid.' },
+  UNKNOWN_PRODUCT: { code: 'BAD_REQUEST', message: 'No product with this id is in the catalog.' },
+  MIXED_CURRENCIES: { code: 'BAD_REQUEST', message: 'All items of one order must be priced in the same currency.' },
+  ORDER_NOT_FOUND: { code: 'NOT_FOUND', message: 'No such order for this customer.' },
+
+  // Customer identity (401)
+  CUSTOMER_COOKIE_MISSING: {
+    code: 'UNAUTHORIZED',
+    message: 'No customer cookie was sent. This response set one: send it back and retry.',
+  },
+  CUSTOMER_COOKIE_INVALID: {
+    code: 'UNAUTHORIZED',
+    message: 'The customer cookie failed its signature check and was not trusted. A new one was set: retry with it.',
+  },
+} as const satisfies Record<string, { code: TRPCCode; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** A deliberate error with a stable `errorCode`. `detail` is appended to the catalog message. */
+export class AppError extends TRPCError {
+  readonly errorCode: ErrorCode;
+  /** The input field at fault, if any, and what is wrong with it (for `data.fieldErrors`). */
+  readonly field: { path: string; problem: string } | undefined;
+
+  constructor(errorCode: ErrorCode, options: { detail?: string; field?: string; cause?: unknown } = {}) {
+    const problem = [errorCatalog[errorCode].message, options.detail].filter(Boolean).join(' ');
+    super({
+      code: errorCatalog[errorCode].code,
+      message: options.field ? `${options.field}: ${problem}` : problem,
+      cause: options.cause,
+    });
+    this.name = 'AppError';
+    this.errorCode = errorCode;
+    this.field = options.field ? { path: options.field, problem } : undefined;
+  }
+}
+
+/**
+ * A validation failure as people read it: `items[1].quantity: must be from 1 to 99`, one entry per
+ * field (the first problem of each), so the message names exactly what to fix.
+ */
+export function describeZodError(error: ZodError): { message: string; fields: Record<string, string> } {
+  const fields: Record<string, string> = {};
+  for (const issue of error.issues) {
+    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    fields[path || 'input'] ??= issue.message;
+  }
+  return { message: Object.entries(fields).map(([f, m]) => `${f}: ${m}`).join('; '), fields };
+}
+
+/** The message a client reads for this error (the same text the HTTP error formatter sends). */
+export function clientMessage(error: TRPCError): string {
+  const cause = error.cause as ZodError | undefined;
+  return cause?.name === 'ZodError' ? describeZodError(cause).message : error.message;
+}

@@ -1,0 +1,16 @@
+/** The whole API. `AppRouter` is the only thing the client imports from the server (as a type). */
+import { createCallerFactory, router } from '../trpc';
+import { catalogRouter } from './catalog';
+import { checkoutRouter } from './checkout';
+import { ordersRouter } from './orders';
+
+export const appRouter = router({
+  catalog: catalogRouter,
+  checkout: checkoutRouter,
+  orders: ordersRouter,
+});
+
+export type AppRouter = typeof appRouter;
+
+/** Calls procedures in-process, without HTTP: used by the tests. */
+export const createCaller = createCallerFactory(appRouter);

@@ -1,0 +1,134 @@
+/**
+ * Orders: the domain, with no HTTP or tRPC in it.
+ *
+ * The client sends product ids and quantities only. Prices and totals come from the catalog, read
+ * inside the same transaction that writes the order: a price sent by the client is refused by the
+ * input schema, never used.
+ */
+import { and, desc, eq, inArray } from 'drizzle-orm';
+import { z } from 'zod';
+import type { DbOrTx, Tx } from '../../db/client';
+import { orderItems, orders, products } from '../../db/schema';
+import { AppError } from '../errors';
+
+export const MAX_QUANTITY = 99;
+// A cart with more distinct products than the catalog could ever hold is not a real cart.
+export const MAX_LINES = 50;
+
+export const cartItemSchema = z.strictObject({
+  productId: z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
+  quantity: z
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, `must be from 1 to ${MAX_QUANTITY}`)
+    .max(MAX_QUANTITY, `must be from 1 to ${MAX_QUANTITY}`),
+});
+
+export const placeOrderInput = z.strictObject({
+  items: z
+    .array(cartItemSchema, { error: 'must be a list of {productId, quantity}' })
+    .min(1, 'the cart is empty: add at least one product')
+    .max(MAX_LINES, `at most ${MAX_LINES} different products per order`)
+    .superRefine((items, ctx) => {
+      const seen = new Set<string>();
+      items.forEach((item, i) => {
+        if (seen.has(item.productId)) {
+          ctx.addIssue({ code: 'custom', path: [i, 'productId'], message: `'${item.productId}' is listed twice: send one line with the total quantity` });
+        }
+        seen.add(item.productId);
+      });
+    }),
+});
+export type PlaceOrderInput = z.infer<typeof placeOrderInput>;
+
+export interface OrderView {
+  id: string;
+  status: string;
+  totalCents: number;
+  currency: string;
+  createdAt: string;
+  items: { productId: string; name: string; quantity: number; unitPriceCents: number; lineTotalCents: number }[];
+}
+
+/**
+ * Writes one order and its lines. Takes a transaction, not the pool: the caller decides what else
+ * commits with it (for the idempotent checkout, the stored result of the key).
+ */
+export async function placeOrder(tx: Tx, customerId: string, input: PlaceOrderInput): Promise<OrderView> {
+  const ids = input.items.map((i) => i.productId);
+  const found = await tx.select().from(products).where(inArray(products.id, ids));
+  const byId = new Map(found.map((p) => [p.id, p]));
+
+  const lines = input.items.map((item, i) => {
+    const product = byId.get(item.productId);
+    if (!product) throw new AppError('UNKNOWN_PRODUCT', { field: `items[${i}].productId`, detail: `('${item.productId}')` });
+    return { product, quantity: item.quantity };
+  });
+  const currency = lines[0]!.product.currency;
+  if (lines.some((l) => l.product.currency !== currency)) throw new AppError('MIXED_CURRENCIES', { field: 'items' });
+  const totalCents = lines.reduce((sum, l) => sum + l.product.priceCents * l.quantity, 0);
+
+  const [order] = await tx.insert(orders).values({ customerId, totalCents, currency }).returning();
+  await tx.insert(orderItems).values(
+    lines.map((l) => ({ orderId: order!.id, productId: l.product.id, quantity: l.quantity, unitPriceCents: l.product.priceCents })),
+  );
+  return {
+    id: order!.id,
+    status: order!.status,
+    totalCents,
+    currency,
+    createdAt: order!.createdAt.toISOString(),
+    items: lines.map((l) => ({
+      productId: l.product.id,
+      name: l.product.name,
+      quantity: l.quantity,
+      unitPriceCents: l.product.priceCents,
+      lineTotalCents: l.product.priceCents * l.quantity,
+    })).sort(byProductId),
+  };
+}
+
+/** One customer's orders, newest first. Another customer's orders are never in the result. */
+export async function listOrders(db: DbOrTx, customerId: string, limit = 50): Promise<OrderView[]> {
+  const rows = await db.query.orders.findMany({
+    where: eq(orders.customerId, customerId),
+    orderBy: [desc(orders.createdAt), desc(orders.id)],
+    limit,
+    with: { items: { with: { product: true } } },
+  });
+  return rows.map(toView);
+}
+
+export async function getOrder(db: DbOrTx, customerId: string, orderId: string): Promise<OrderView> {
+  const row = await db.query.orders.findFirst({
+    where: and(eq(orders.id, orderId), eq(orders.customerId, customerId)),
+    with: { items: { with: { product: true } } },
+  });
+  if (!row) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
+  return toView(row);
+}
+
+const byProductId = (a: { productId: string }, b: { productId: string }) => a.productId.localeCompare(b.productId);
+
+type OrderRow = typeof orders.$inferSelect & {
+  items: (typeof orderItems.$inferSelect & { product: typeof products.$inferSelect })[];
+};
+
+function toView(row: OrderRow): OrderView {
+  return {
+    id: row.id,
+    status: row.status,
+    totalCents: row.totalCents,
+    currency: row.currency,
+    createdAt: row.createdAt.toISOString(),
+    items: row.items
+      .map((i) => ({
+        productId: i.productId,
+        name: i.product.name,
+        quantity: i.quantity,
+        unitPriceCents: i.unitPriceCents,
+        lineTotalCents: i.unitPriceCents * i.quantity,
+      }))
+      .sort(byProductId),
+  };
+}

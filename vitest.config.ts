@@ -1,0 +1,22 @@
+// Unit and integration tests: `*.test.ts` beside the code they test. They talk to a real Postgres:
+// DATABASE_URL when set (npm test sets it), otherwise the embedded test cluster (see db/vitest-setup.ts).
+import path from 'node:path';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@': path.resolve(import.meta.dirname),
+      // `server-only` throws outside React Server Components; tests import server modules on purpose.
+      'server-only': path.resolve(import.meta.dirname, 'node_modules/server-only/empty.js'),
+    },
+  },
+  test: {
+    include: ['{server,db,app}/**/*.test.ts'],
+    globalSetup: ['db/vitest-setup.ts'],
+    // The JSON report lets .ci/run print one 'N passed, N failed' line for all runners.
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
