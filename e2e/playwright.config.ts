@@ -25,7 +25,7 @@ function chromiumPath(): string | undefined {
 
 export default defineConfig({
   testDir: '.',
-  outputDir: '../test-results',
+  outputDir: '../test-results/playwright', // artifacts: traces, screenshots
   forbidOnly: !!process.env.CI,
   retries: 0,
   workers: 2,
