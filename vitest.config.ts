@@ -14,6 +14,12 @@ export default defineConfig({
   test: {
     include: ['{server,db,app}/**/*.test.ts'],
     globalSetup: ['db/vitest-setup.ts'],
+    env: {
+      ENABLE_TEST_HOOKS: '1', // the x-test-* headers that widen race windows
+      IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0', // tests run the reaper themselves
+    },
+    // Logs (one JSON line per idempotency decision) are shown for failing tests only.
+    silent: 'passed-only',
     // The JSON report lets .ci/run print one 'N passed, N failed' line for all runners.
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
     testTimeout: 60_000,

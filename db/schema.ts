@@ -5,7 +5,7 @@
  * Money is integer cents plus an ISO currency code: never floats.
  */
 import { relations, sql } from 'drizzle-orm';
-import { check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { boolean, check, index, integer, json, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const products = pgTable(
   'products',
@@ -15,11 +15,64 @@ export const products = pgTable(
     description: text('description').notNull(),
     priceCents: integer('price_cents').notNull(),
     currency: text('currency').notNull(),
+    // A sold-out product stays listed but cannot be ordered: a business failure, not bad input.
+    soldOut: boolean('sold_out').notNull().default(false),
   },
   (t) => [
     check('products_id_length', sql`char_length(${t.id}) between 1 and 64`),
     check('products_price_positive', sql`${t.priceCents} > 0`),
     check('products_currency_iso', sql`${t.currency} ~ '^[A-Z]{3}$'`),
+  ],
+);
+
+/**
+ * One row per idempotency key: the claim, the fingerprint of the request, and the stored result.
+ * See server/idempotency/ for how it is used.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // Who owns the key (the customer id). The same key from another customer is another row.
+    scope: text('scope').notNull(),
+    // The tRPC procedure path, e.g. "checkout.placeOrder".
+    procedure: text('procedure').notNull(),
+    // The client's Idempotency-Key value, as sent.
+    key: text('key').notNull(),
+    // SHA-256 (hex) of the procedure path and the canonical JSON of the input.
+    fingerprint: text('fingerprint').notNull(),
+    // 'started' until a result is stored, then 'completed'.
+    state: text('state', { enum: ['started', 'completed'] }).notNull().default('started'),
+    // For procedures done in phases (one transaction each): the last phase that committed.
+    recoveryPoint: text('recovery_point').notNull().default('started'),
+    // A committed 'started' row is leased to one worker until this time (null: the claim is held
+    // by an open transaction instead, and vanishes if that transaction dies).
+    lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
+    // Fencing token: bumped on every takeover, checked by every write of the holder.
+    leaseToken: integer('lease_token').notNull().default(1),
+    // The stored result: an HTTP status and the JSON the client got. `json`, not `jsonb`: it keeps
+    // the text as written, key order included, so a replay is byte-for-byte the first answer.
+    responseStatus: integer('response_status'),
+    responseBody: json('response_body'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
+    // After this time the key is forgotten: the reaper deletes it, and a request reusing it is new.
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    // The claim: one atomic INSERT ... ON CONFLICT on this index. Also serves every lookup.
+    uniqueIndex('idempotency_keys_scope_procedure_key_idx').on(t.scope, t.procedure, t.key),
+    // The reaper: oldest expiries first, in small batches.
+    index('idempotency_keys_expires_at_idx').on(t.expiresAt),
+    check('idempotency_keys_scope_length', sql`char_length(${t.scope}) between 1 and 128`),
+    check('idempotency_keys_procedure_length', sql`char_length(${t.procedure}) between 1 and 128`),
+    check('idempotency_keys_key_length', sql`char_length(${t.key}) between 1 and 255`),
+    check('idempotency_keys_fingerprint_sha256', sql`${t.fingerprint} ~ '^[0-9a-f]{64}$'`),
+    check('idempotency_keys_recovery_point_length', sql`char_length(${t.recoveryPoint}) between 1 and 64`),
+    check(
+      'idempotency_keys_completed_has_result',
+      sql`(${t.state} = 'completed') = (${t.responseStatus} is not null and ${t.responseBody} is not null)`,
+    ),
   ],
 );
 
@@ -34,8 +87,12 @@ export const orders = pgTable(
     totalCents: integer('total_cents').notNull(),
     currency: text('currency').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    // The key that created this order, if any. Cleared when the reaper deletes the expired key.
+    idempotencyKeyId: uuid('idempotency_key_id').references(() => idempotencyKeys.id, { onDelete: 'set null' }),
   },
   (t) => [
+    // Deleting a key clears this column through the foreign key: the index keeps that cheap.
+    index('orders_idempotency_key_idx').on(t.idempotencyKeyId),
     // The history page: one customer's orders, newest first.
     index('orders_customer_created_idx').on(t.customerId, t.createdAt.desc()),
     check('orders_total_positive', sql`${t.totalCents} > 0`),
@@ -70,5 +127,6 @@ export const orderItemsRelations = relations(orderItems, ({ one }) => ({
 }));
 
 export type Product = typeof products.$inferSelect;
+export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
 export type Order = typeof orders.$inferSelect;
 export type OrderItem = typeof orderItems.$inferSelect;

@@ -26,13 +26,35 @@ const serverSchema = z
     COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
     // Size of the connection pool of one server process.
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
+
+    // Idempotency keys are kept 24 h after creation (Stripe's policy): long enough for any client's
+    // retries, including a customer who comes back to the tab the next morning. After that the same
+    // key is a new request.
+    IDEMPOTENCY_KEY_TTL_HOURS: z.coerce.number().positive().max(24 * 90).default(24),
+    // How long a duplicate waits for the first request with its key before answering 409 with
+    // Retry-After. 10 s covers a slow checkout; 0 is the IETF draft's strict behaviour (409 at once).
+    IDEMPOTENCY_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
+    // The reaper runs inside each server process every 10 minutes (0 turns it off): expired keys
+    // pile up at most ~10 minutes' worth, and each run is small. Several processes share the work.
+    IDEMPOTENCY_REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+
+    // The unprotected checkout: the same work with no key. It exists to prove the tests catch
+    // duplicates and to measure what the keys cost. On in development and tests, off in production.
+    UNPROTECTED_CHECKOUT: flag.optional(),
+    // Test-only request hooks (e.g. the `x-test-delay-ms` header that widens race windows).
+    // Never on unless asked for.
+    ENABLE_TEST_HOOKS: flag.default(false),
   })
   .transform((e, ctx) => {
     if (!e.COOKIE_SECRET && e.NODE_ENV === 'production') {
       ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
       return z.NEVER;
     }
-    return { ...e, COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET };
+    return {
+      ...e,
+      COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
+      UNPROTECTED_CHECKOUT: e.UNPROTECTED_CHECKOUT ?? e.NODE_ENV !== 'production',
+    };
   });
 
 /** Variables the database launcher reads before any server exists. */
@@ -71,4 +93,3 @@ export function getLauncherEnv() {
   return parse(launcherSchema);
 }
 
-export { flag };

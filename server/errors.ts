@@ -15,6 +15,32 @@ export const errorCatalog = {
   UNKNOWN_PRODUCT: { code: 'BAD_REQUEST', message: 'No product with this id is in the catalog.' },
   MIXED_CURRENCIES: { code: 'BAD_REQUEST', message: 'All items of one order must be priced in the same currency.' },
   ORDER_NOT_FOUND: { code: 'NOT_FOUND', message: 'No such order for this customer.' },
+  // A business failure: stored with the idempotency key and replayed, like a success.
+  PRODUCT_SOLD_OUT: { code: 'CONFLICT', message: 'This product is sold out. Remove it from your cart and try again.' },
+  UNPROTECTED_CHECKOUT_DISABLED: {
+    code: 'NOT_FOUND',
+    message: 'The unprotected checkout (a test and teaching switch) is off here. Set UNPROTECTED_CHECKOUT=1 to enable it.',
+  },
+
+  // Idempotency (statuses from the IETF Idempotency-Key draft)
+  IDEMPOTENCY_KEY_REQUIRED: {
+    code: 'BAD_REQUEST',
+    message:
+      'This operation needs an Idempotency-Key header: a new random value (a UUID) for each new request, sent again unchanged with every retry of it.',
+  },
+  IDEMPOTENCY_KEY_INVALID: {
+    code: 'BAD_REQUEST',
+    message: 'The Idempotency-Key header is malformed: use 1 to 255 printable ASCII characters (a UUID is recommended).',
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    code: 'UNPROCESSABLE_CONTENT',
+    message:
+      'This Idempotency-Key was already used for a different request. Use a new key for a new request; send the same key only to retry the exact same request.',
+  },
+  IDEMPOTENCY_KEY_IN_USE: {
+    code: 'CONFLICT',
+    message: 'A request with this Idempotency-Key is still being processed. Retry with the same key after the Retry-After delay.',
+  },
 
   // Customer identity (401)
   CUSTOMER_COOKIE_MISSING: {
@@ -46,6 +72,29 @@ export class AppError extends TRPCError {
     this.errorCode = errorCode;
     this.field = options.field ? { path: options.field, problem } : undefined;
   }
+}
+
+/** An error as stored with an idempotency key, to be replayed exactly. */
+export interface StoredError {
+  code: TRPCCode;
+  errorCode: string | null;
+  message: string;
+}
+
+/** A stored error, thrown again on replay: same tRPC code (so same status), errorCode and message. */
+export class ReplayedError extends TRPCError {
+  readonly errorCode: string | null;
+
+  constructor(stored: StoredError) {
+    super({ code: stored.code, message: stored.message });
+    this.name = 'ReplayedError';
+    this.errorCode = stored.errorCode;
+  }
+}
+
+/** The machine-readable code of any error we threw on purpose, or null. */
+export function errorCodeOf(error: unknown): string | null {
+  return error instanceof AppError || error instanceof ReplayedError ? error.errorCode : null;
 }
 
 /**

@@ -6,20 +6,27 @@
  * - `customerProcedure` `ctx.customerId` is a verified customer. Mutations require a cookie the
  *                       client already had, so a client that drops cookies cannot scatter orders
  *                       over fresh identities.
+ * - `idempotentProcedure` for every mutation with an effect: safe to retry. It requires an
+ *                       `Idempotency-Key` header, and the handler's `ctx.db` is the transaction in
+ *                       which its answer is stored with the key (see server/idempotency/).
+ *                       The handler needs no code of its own for keys.
  */
 import { initTRPC } from '@trpc/server';
 import { ZodError } from 'zod';
 import type { Context } from './context';
-import { AppError, describeZodError } from './errors';
+import { getEnv } from './env.js';
+import { runIdempotent } from './idempotency/middleware';
+import { ensureReaperScheduled } from './idempotency/reaper';
+import { AppError, describeZodError, errorCodeOf } from './errors';
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const zod = error.cause instanceof ZodError ? describeZodError(error.cause) : undefined;
-    const errorCode = error instanceof AppError ? error.errorCode : zod ? 'VALIDATION_FAILED' : undefined;
+    const errorCode = errorCodeOf(error) ?? (zod ? 'VALIDATION_FAILED' : null);
     // An unexpected error's message can hold SQL or internals: the client gets a generic one.
     const message =
       zod?.message ??
-      (error.code === 'INTERNAL_SERVER_ERROR' && !(error instanceof AppError)
+      (error.code === 'INTERNAL_SERVER_ERROR' && errorCode === null
         ? 'Something went wrong on our side. Retrying is safe.'
         : shape.message);
     return {
@@ -27,7 +34,7 @@ const t = initTRPC.context<Context>().create({
       message,
       data: {
         ...shape.data,
-        errorCode: errorCode ?? null,
+        errorCode,
         fieldErrors: zod?.fields ?? (error instanceof AppError && error.field ? { [error.field.path]: error.field.problem } : null),
       },
     };
@@ -43,4 +50,22 @@ export const customerProcedure = t.procedure.use(function requireCustomer({ ctx,
   if (customer.status === 'rejected') throw new AppError('CUSTOMER_COOKIE_INVALID');
   if (customer.status === 'minted' && type === 'mutation') throw new AppError('CUSTOMER_COOKIE_MISSING');
   return next({ ctx: { customerId: customer.id } });
+});
+
+export const idempotentProcedure = customerProcedure.use(async function idempotency(opts) {
+  const { ctx, path, getRawInput, next } = opts;
+  const env = getEnv();
+  ensureReaperScheduled();
+  return runIdempotent({
+    db: ctx.db,
+    scope: ctx.customerId, // keys are per customer: another customer's key is another key
+    procedure: path,
+    rawInput: await getRawInput(),
+    headers: ctx.headers,
+    resHeaders: ctx.resHeaders,
+    options: { ttlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000, waitMs: env.IDEMPOTENCY_WAIT_MS },
+    execute: (tx, keyId) => next({ ctx: { db: tx, idempotencyKeyId: keyId } }),
+    // A replay skips the procedure: the middleware answers itself, in tRPC's result shape.
+    replay: (data) => ({ ok: true as const, data, marker: 'middlewareMarker' as never, ctx: undefined as never }),
+  });
 });

@@ -1,8 +1,36 @@
+import { getEnv } from '../env.js';
+import { AppError } from '../errors';
 import { placeOrder, placeOrderInput } from '../services/orders';
-import { customerProcedure, router } from '../trpc';
+import { testDelay, testFailAfterWrite } from '../test-hooks';
+import { customerProcedure, idempotentProcedure, router } from '../trpc';
 
 export const checkoutRouter = router({
-  placeOrder: customerProcedure
+  /**
+   * Places an order, safe to retry: send an `Idempotency-Key` header (a UUID per checkout attempt)
+   * and the same key with every retry. Note what is not here: any code about keys.
+   */
+  placeOrder: idempotentProcedure.input(placeOrderInput).mutation(async ({ ctx, input }) => {
+    const order = await placeOrder(ctx.db, ctx.customerId, input, { idempotencyKeyId: ctx.idempotencyKeyId });
+    await testDelay(ctx.headers);
+    testFailAfterWrite(ctx.headers);
+    return order;
+  }),
+
+  /**
+   * The same work with no key: every call places an order. The negative control of the tests and
+   * the baseline of the benchmark; never use it from a real client.
+   */
+  placeOrderUnprotected: customerProcedure
+    .use(function unprotectedCheckoutSwitch({ next }) {
+      if (!getEnv().UNPROTECTED_CHECKOUT) throw new AppError('UNPROTECTED_CHECKOUT_DISABLED');
+      return next();
+    })
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => ctx.db.transaction((tx) => placeOrder(tx, ctx.customerId, input))),
+    .mutation(({ ctx, input }) =>
+      ctx.db.transaction(async (tx) => {
+        const order = await placeOrder(tx, ctx.customerId, input);
+        await testDelay(ctx.headers);
+        return order;
+      }),
+    ),
 });

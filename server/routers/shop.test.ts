@@ -5,6 +5,11 @@ import { catalog } from '../../db/seed';
 import { clientMessage } from '../errors';
 import { callerFor, countOrders } from '../testing';
 
+/** Places an order the way a client must: with a fresh Idempotency-Key. */
+function placeOrder(customerId: string, input: unknown) {
+  return callerFor(customerId, { 'idempotency-key': randomUUID() }).caller.checkout.placeOrder(input as never);
+}
+
 /** Runs `fn`, expects it to throw a TRPCError, and returns it. */
 async function rejection(fn: () => Promise<unknown>): Promise<TRPCError> {
   const err = await fn().then(
@@ -29,7 +34,7 @@ describe('catalog.list', () => {
 describe('checkout.placeOrder: prices come from the catalog', () => {
   it('computes line totals and the order total from catalog prices', async () => {
     const { caller, customerId } = callerFor();
-    const order = await caller.checkout.placeOrder({
+    const order = await placeOrder(customerId, {
       items: [
         { productId: 'espresso-beans', quantity: 3 },
         { productId: 'travel-mug', quantity: 1 },
@@ -48,10 +53,8 @@ describe('checkout.placeOrder: prices come from the catalog', () => {
   });
 
   it('refuses a price sent by the client instead of using it', async () => {
-    const { caller, customerId } = callerFor();
-    const err = await rejection(() =>
-      caller.checkout.placeOrder({ items: [{ productId: 'burr-grinder', quantity: 1, priceCents: 1 }] } as never),
-    );
+    const customerId = randomUUID();
+    const err = await rejection(() => placeOrder(customerId, { items: [{ productId: 'burr-grinder', quantity: 1, priceCents: 1 }] }));
     expect(err.code).toBe('BAD_REQUEST');
     expect(clientMessage(err)).toContain('priceCents');
     expect(await countOrders(customerId)).toBe(0);
@@ -69,11 +72,12 @@ describe('checkout.placeOrder: bad input is a 400 naming the field, and writes n
     ['an unknown product', { items: [{ productId: 'travel-mug', quantity: 1 }, { productId: 'tea', quantity: 1 }] }, "items[1].productId: No product with this id is in the catalog. ('tea')"],
     ['the same product twice', { items: [{ productId: 'travel-mug', quantity: 1 }, { productId: 'travel-mug', quantity: 2 }] }, "items[1].productId: 'travel-mug' is listed twice"],
     ['no items field', {}, 'items: must be a list'],
+    ['a sold-out product', { items: [{ productId: 'cold-brew-tower', quantity: 1 }] }, "items[0].productId: This product is sold out"],
   ];
-  it.each(cases)('%s', async (_name, input, message) => {
-    const { caller, customerId } = callerFor();
-    const err = await rejection(() => caller.checkout.placeOrder(input as never));
-    expect(err.code).toBe('BAD_REQUEST');
+  it.each(cases)('%s', async (name, input, message) => {
+    const customerId = randomUUID();
+    const err = await rejection(() => placeOrder(customerId, input));
+    expect(err.code).toBe(name === 'a sold-out product' ? 'CONFLICT' : 'BAD_REQUEST');
     expect(clientMessage(err)).toContain(message);
     expect(await countOrders(customerId)).toBe(0);
   });
@@ -83,9 +87,9 @@ describe('orders: each customer sees only their own', () => {
   it("history lists the customer's orders, newest first, and none of another customer's", async () => {
     const alice = callerFor();
     const bob = callerFor();
-    const first = await alice.caller.checkout.placeOrder({ items: [{ productId: 'travel-mug', quantity: 1 }] });
-    const second = await alice.caller.checkout.placeOrder({ items: [{ productId: 'milk-frother', quantity: 2 }] });
-    const bobs = await bob.caller.checkout.placeOrder({ items: [{ productId: 'burr-grinder', quantity: 1 }] });
+    const first = await placeOrder(alice.customerId, { items: [{ productId: 'travel-mug', quantity: 1 }] });
+    const second = await placeOrder(alice.customerId, { items: [{ productId: 'milk-frother', quantity: 2 }] });
+    const bobs = await placeOrder(bob.customerId, { items: [{ productId: 'burr-grinder', quantity: 1 }] });
 
     expect((await alice.caller.orders.history()).map((o) => o.id)).toEqual([second.id, first.id]);
     expect((await bob.caller.orders.history()).map((o) => o.id)).toEqual([bobs.id]);
@@ -93,8 +97,7 @@ describe('orders: each customer sees only their own', () => {
   });
 
   it("another customer's order id is not found, rather than shown", async () => {
-    const alice = callerFor();
-    const order = await alice.caller.checkout.placeOrder({ items: [{ productId: 'travel-mug', quantity: 1 }] });
+    const order = await placeOrder(randomUUID(), { items: [{ productId: 'travel-mug', quantity: 1 }] });
     const err = await rejection(() => callerFor().caller.orders.byId({ orderId: order.id }));
     expect(err.code).toBe('NOT_FOUND');
   });

@@ -54,7 +54,12 @@ export interface OrderView {
  * Writes one order and its lines. Takes a transaction, not the pool: the caller decides what else
  * commits with it (for the idempotent checkout, the stored result of the key).
  */
-export async function placeOrder(tx: Tx, customerId: string, input: PlaceOrderInput): Promise<OrderView> {
+export async function placeOrder(
+  tx: Tx,
+  customerId: string,
+  input: PlaceOrderInput,
+  options: { idempotencyKeyId?: string } = {},
+): Promise<OrderView> {
   const ids = input.items.map((i) => i.productId);
   const found = await tx.select().from(products).where(inArray(products.id, ids));
   const byId = new Map(found.map((p) => [p.id, p]));
@@ -62,13 +67,17 @@ export async function placeOrder(tx: Tx, customerId: string, input: PlaceOrderIn
   const lines = input.items.map((item, i) => {
     const product = byId.get(item.productId);
     if (!product) throw new AppError('UNKNOWN_PRODUCT', { field: `items[${i}].productId`, detail: `('${item.productId}')` });
+    if (product.soldOut) throw new AppError('PRODUCT_SOLD_OUT', { field: `items[${i}].productId`, detail: `('${product.name}')` });
     return { product, quantity: item.quantity };
   });
   const currency = lines[0]!.product.currency;
   if (lines.some((l) => l.product.currency !== currency)) throw new AppError('MIXED_CURRENCIES', { field: 'items' });
   const totalCents = lines.reduce((sum, l) => sum + l.product.priceCents * l.quantity, 0);
 
-  const [order] = await tx.insert(orders).values({ customerId, totalCents, currency }).returning();
+  const [order] = await tx
+    .insert(orders)
+    .values({ customerId, totalCents, currency, idempotencyKeyId: options.idempotencyKeyId })
+    .returning();
   await tx.insert(orderItems).values(
     lines.map((l) => ({ orderId: order!.id, productId: l.product.id, quantity: l.quantity, unitPriceCents: l.product.priceCents })),
   );

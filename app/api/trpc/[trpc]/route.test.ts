@@ -14,7 +14,7 @@ describe('customer cookie', () => {
     const cookie = cookieOf(first.headers)!;
 
     const placed = await http('POST', 'checkout.placeOrder', {
-      headers: { cookie },
+      headers: { cookie, 'idempotency-key': crypto.randomUUID() },
       body: { items: [{ productId: 'travel-mug', quantity: 2 }] },
     });
     expect(placed.status).toBe(200);
@@ -26,7 +26,7 @@ describe('customer cookie', () => {
   it('a tampered cookie is rejected with 401, replaced, and its customer sees nothing', async () => {
     const victim = crypto.randomUUID();
     const genuine = customerCookie(victim);
-    await http('POST', 'checkout.placeOrder', { headers: { cookie: genuine }, body: { items: [{ productId: 'travel-mug', quantity: 1 }] } });
+    await http('POST', 'checkout.placeOrder', { headers: { cookie: genuine, 'idempotency-key': crypto.randomUUID() }, body: { items: [{ productId: 'travel-mug', quantity: 1 }] } });
 
     // Keep the victim's id, forge the signature.
     const forged = `customer=${victim}.${'A'.repeat(43)}`;
@@ -53,7 +53,7 @@ describe('errors on the wire', () => {
   it('invalid input is a 400 whose message and fieldErrors name the field', async () => {
     const cookie = customerCookie(crypto.randomUUID());
     const res = await http('POST', 'checkout.placeOrder', {
-      headers: { cookie },
+      headers: { cookie, 'idempotency-key': crypto.randomUUID() },
       body: { items: [{ productId: 'travel-mug', quantity: 100 }] },
     });
     expect(res.status).toBe(400);
@@ -63,7 +63,7 @@ describe('errors on the wire', () => {
   });
 
   it('a body that is not JSON is a 400, not a 500', async () => {
-    const res = await http('POST', 'checkout.placeOrder', { headers: { cookie: customerCookie(crypto.randomUUID()) }, rawBody: '{"items": [' });
+    const res = await http('POST', 'checkout.placeOrder', { headers: { cookie: customerCookie(crypto.randomUUID()), 'idempotency-key': crypto.randomUUID() }, rawBody: '{"items": [' });
     expect(res.status).toBe(400);
   });
 });

@@ -1,0 +1,135 @@
+/**
+ * Every SQL statement of the idempotency layer, in one file, each with the reason for its shape.
+ * The table is `idempotency_keys` in db/schema.ts.
+ */
+import { and, eq, gt, lte, sql } from 'drizzle-orm';
+import type { DbOrTx, Tx } from '../../db/client';
+import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
+import type { StoredError } from '../errors';
+
+export interface KeyId {
+  scope: string;
+  procedure: string;
+  key: string;
+}
+
+export type StoredResponse =
+  | { ok: true; data: unknown }
+  | { ok: false; error: StoredError };
+
+const sameKey = (k: KeyId) =>
+  and(eq(idempotencyKeys.scope, k.scope), eq(idempotencyKeys.procedure, k.procedure), eq(idempotencyKeys.key, k.key));
+
+/**
+ * The read-only fast path: the live (unexpired) row for this key, if one is committed. A replay is
+ * answered from this one SELECT, with no transaction and no write.
+ */
+export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey | undefined> {
+  const [row] = await db
+    .select()
+    .from(idempotencyKeys)
+    .where(and(sameKey(k), gt(idempotencyKeys.expiresAt, sql`now()`)))
+    .limit(1);
+  return row;
+}
+
+/**
+ * The claim: one atomic INSERT ... ON CONFLICT DO NOTHING on the unique (scope, procedure, key)
+ * index. There is no check-then-insert window: of any number of concurrent claims, Postgres lets
+ * exactly one insert, and makes the others wait on it until its transaction ends. When it commits,
+ * they see a conflict (and then read its stored result); when it rolls back, one of them inserts.
+ *
+ * That wait is bounded by `lock_timeout`, set for this transaction by the `set_config` in the FROM
+ * clause: evaluating it produces the row to insert, so it always runs before the insert can wait,
+ * and it costs no extra round trip. A wait past the bound fails with SQLSTATE 55P03.
+ *
+ * Returns the new row's id, or undefined when the key already exists.
+ */
+export async function claimKey(
+  tx: Tx,
+  k: KeyId,
+  fingerprint: string,
+  options: { ttlMs: number; waitMs: number },
+): Promise<string | undefined> {
+  // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
+  const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
+  const rows = await tx.execute<{ id: string }>(sql`
+    insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+    select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs => ${options.ttlMs / 1000})
+    from (select set_config('lock_timeout', ${lockTimeout}, true)) as bounded_wait
+    on conflict (scope, procedure, key) do nothing
+    returning id`);
+  return rows[0]?.id;
+}
+
+/**
+ * Deletes this key's row if it has expired (the reaper has not reached it yet), so that a request
+ * reusing an expired key is a new request, as the retention policy says.
+ */
+export async function deleteIfExpired(tx: Tx, k: KeyId): Promise<boolean> {
+  const deleted = await tx
+    .delete(idempotencyKeys)
+    .where(and(sameKey(k), lte(idempotencyKeys.expiresAt, sql`now()`)))
+    .returning({ id: idempotencyKeys.id });
+  return deleted.length > 0;
+}
+
+/** Stores the result on the claimed row, in the transaction that did the work: both commit or neither. */
+export async function completeKey(tx: Tx, id: string, status: number, body: StoredResponse): Promise<void> {
+  await tx
+    .update(idempotencyKeys)
+    .set({ state: 'completed', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
+    .where(eq(idempotencyKeys.id, id));
+}
+
+/**
+ * Stores a deliberate failure (the work was rolled back) as a completed key, in its own transaction.
+ * Undefined when someone claimed the key in between: then their result is the key's result.
+ */
+export async function insertCompletedFailure(
+  db: DbOrTx,
+  k: KeyId,
+  fingerprint: string,
+  status: number,
+  body: StoredResponse,
+  ttlMs: number,
+): Promise<string | undefined> {
+  const rows = await db
+    .insert(idempotencyKeys)
+    .values({
+      ...k,
+      fingerprint,
+      state: 'completed',
+      recoveryPoint: 'finished',
+      responseStatus: status,
+      responseBody: body,
+      completedAt: sql`now()`,
+      expiresAt: sql`now() + make_interval(secs => ${ttlMs / 1000})`,
+    })
+    .onConflictDoNothing()
+    .returning({ id: idempotencyKeys.id });
+  return rows[0]?.id;
+}
+
+/**
+ * Deletes up to `batchSize` expired keys, oldest first. SKIP LOCKED lets several reapers (one per
+ * server process) run at once without waiting on each other or on a key being worked on; a small
+ * batch keeps each transaction, and so each lock, short. Orders that referenced a deleted key keep
+ * existing, their `idempotency_key_id` set to null by the foreign key.
+ *
+ * Only completed keys are reaped: a started one belongs to its holder (or, for phased procedures,
+ * to the completer that finishes it).
+ */
+export async function reapExpiredBatch(db: DbOrTx, batchSize: number): Promise<number> {
+  const rows = await db.execute<{ id: string }>(sql`
+    delete from idempotency_keys
+    where id in (
+      select id from idempotency_keys
+      where expires_at <= now() and state = 'completed'
+      order by expires_at
+      limit ${batchSize}
+      for update skip locked
+    )
+    returning id`);
+  return rows.length;
+}
