@@ -38,6 +38,11 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
 
 const cache = globalThis as unknown as { __checkoutDatabase?: Database };
 
+/** Makes `database` this process's pool (the benchmark installs one that counts statements). */
+export function installDatabase(database: Database): void {
+  cache.__checkoutDatabase = database;
+}
+
 /** The shared pool of this server process, created on first use. */
 export function getDatabase(): Database {
   if (!cache.__checkoutDatabase) {

@@ -53,8 +53,9 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx next build && npx next start -p ${PORT} -H 127.0.0.1`,
-    url: `http://127.0.0.1:${PORT}/api/trpc/catalog.list`,
+    // Builds only when the sources are newer than the last build (the crash test may have built it).
+    command: `npx tsx tools/app-server.ts --port ${PORT}`,
+    url: `http://127.0.0.1:${PORT}/api/trpc/health.ping`,
     timeout: 300_000,
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     reuseExistingServer: false,
@@ -63,6 +64,9 @@ export default defineConfig({
     env: {
       DATABASE_URL: databaseUrl,
       COOKIE_SECRET: 'e2e-cookie-secret-at-least-32-characters-long',
+      ENABLE_TEST_HOOKS: '1', // x-test-delay-ms: a slow server on demand
+      UNPROTECTED_CHECKOUT: '1', // the negative control
+      IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0',
     },
   },
 });

@@ -79,22 +79,36 @@ export interface StoredError {
   code: TRPCCode;
   errorCode: string | null;
   message: string;
+  field?: { path: string; problem: string };
+}
+
+/** Everything a client sees of a deliberate error, so that a replay can send exactly the same. */
+export function toStoredError(error: TRPCError): StoredError {
+  const field = error instanceof AppError || error instanceof ReplayedError ? error.field : undefined;
+  return { code: error.code, errorCode: errorCodeOf(error), message: error.message, ...(field ? { field } : {}) };
 }
 
 /** A stored error, thrown again on replay: same tRPC code (so same status), errorCode and message. */
 export class ReplayedError extends TRPCError {
   readonly errorCode: string | null;
+  readonly field: { path: string; problem: string } | undefined;
 
   constructor(stored: StoredError) {
     super({ code: stored.code, message: stored.message });
     this.name = 'ReplayedError';
     this.errorCode = stored.errorCode;
+    this.field = stored.field;
   }
 }
 
 /** The machine-readable code of any error we threw on purpose, or null. */
 export function errorCodeOf(error: unknown): string | null {
   return error instanceof AppError || error instanceof ReplayedError ? error.errorCode : null;
+}
+
+/** The input field a deliberate error is about, if any. */
+export function fieldOf(error: unknown): { path: string; problem: string } | undefined {
+  return error instanceof AppError || error instanceof ReplayedError ? error.field : undefined;
 }
 
 /**

@@ -17,12 +17,13 @@ import type { Context } from './context';
 import { getEnv } from './env.js';
 import { runIdempotent } from './idempotency/middleware';
 import { ensureReaperScheduled } from './idempotency/reaper';
-import { AppError, describeZodError, errorCodeOf } from './errors';
+import { AppError, describeZodError, errorCodeOf, fieldOf } from './errors';
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const zod = error.cause instanceof ZodError ? describeZodError(error.cause) : undefined;
     const errorCode = errorCodeOf(error) ?? (zod ? 'VALIDATION_FAILED' : null);
+    const field = fieldOf(error);
     // An unexpected error's message can hold SQL or internals: the client gets a generic one.
     const message =
       zod?.message ??
@@ -35,7 +36,7 @@ const t = initTRPC.context<Context>().create({
       data: {
         ...shape.data,
         errorCode,
-        fieldErrors: zod?.fields ?? (error instanceof AppError && error.field ? { [error.field.path]: error.field.problem } : null),
+        fieldErrors: zod?.fields ?? (field ? { [field.path]: field.problem } : null),
       },
     };
   },

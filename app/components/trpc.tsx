@@ -3,14 +3,14 @@
  * The tRPC client for React. Components call `useTRPC()` and pass its `queryOptions()` /
  * `mutationOptions()` to TanStack Query.
  *
- * Links: queries are batched (one request for several queries), mutations never are. A batch shares
- * one set of HTTP headers, so a mutation that carries an `Idempotency-Key` must travel alone.
+ * The links (how calls travel, and where the Idempotency-Key header is set) are in trpc-links.ts.
  */
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { createTRPCClient, httpBatchLink, httpLink, splitLink } from '@trpc/client';
+import { createTRPCClient } from '@trpc/client';
 import { createTRPCContext } from '@trpc/tanstack-react-query';
 import { useState, type ReactNode } from 'react';
 import type { AppRouter } from '@/server/routers/_app';
+import { createLinks } from './trpc-links';
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
@@ -28,15 +28,7 @@ function makeQueryClient() {
 export function TRPCReactProvider({ children }: { children: ReactNode }) {
   const [queryClient] = useState(makeQueryClient);
   const [trpcClient] = useState(() =>
-    createTRPCClient<AppRouter>({
-      links: [
-        splitLink({
-          condition: (op) => op.type === 'mutation',
-          true: httpLink({ url: '/api/trpc' }),
-          false: httpBatchLink({ url: '/api/trpc' }),
-        }),
-      ],
-    }),
+    createTRPCClient<AppRouter>({ links: createLinks({ url: '/api/trpc' }) }),
   );
   return (
     <QueryClientProvider client={queryClient}>

@@ -36,7 +36,7 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPCError } from '@trpc/server';
 import type { DbOrTx, Tx } from '../../db/client';
 import type { IdempotencyKey } from '../../db/schema';
-import { AppError, ReplayedError, errorCodeOf, type StoredError } from '../errors';
+import { AppError, ReplayedError, errorCodeOf, toStoredError } from '../errors';
 import { fingerprint, keyTag, parseIdempotencyKey } from './key';
 import {
   claimKey,
@@ -175,7 +175,7 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
       log('released', { status: getHTTPStatusCodeFromError(error), errorCode: errorCodeOf(error) });
       return rollback.execution as R;
     }
-    const stored: StoredError = { code: error.code, errorCode: errorCodeOf(error), message: error.message };
+    const stored = toStoredError(error);
     const status = getHTTPStatusCodeFromError(error);
     const id = await insertCompletedFailure(call.db, k, fp, status, { ok: false, error: stored }, call.options.ttlMs);
     if (!id) return 'conflict';

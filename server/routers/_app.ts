@@ -2,11 +2,13 @@
 import { createCallerFactory, router } from '../trpc';
 import { catalogRouter } from './catalog';
 import { checkoutRouter } from './checkout';
+import { healthRouter } from './health';
 import { ordersRouter } from './orders';
 
 export const appRouter = router({
   catalog: catalogRouter,
   checkout: checkoutRouter,
+  health: healthRouter,
   orders: ordersRouter,
 });
 

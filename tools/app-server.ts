@@ -1,0 +1,101 @@
+/**
+ * Runs the real app as a separate process: a production build under `next start`. The crash tests
+ * kill it with SIGKILL, the browser tests and the benchmark drive it over HTTP.
+ *
+ *   tsx tools/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer)
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const nextBin = path.join(root, 'node_modules', '.bin', 'next');
+const SOURCES = ['app', 'server', 'db', 'next.config.mjs', 'package-lock.json', 'tsconfig.json'];
+
+function newestSourceMtime(entry: string): number {
+  const full = path.join(root, entry);
+  if (!fs.existsSync(full)) return 0;
+  const stat = fs.statSync(full);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = 0;
+  for (const name of fs.readdirSync(full)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    newest = Math.max(newest, newestSourceMtime(path.join(entry, name)));
+  }
+  return newest;
+}
+
+/** Runs `next build` unless a build newer than every source file already exists. */
+export function ensureProductionBuild(): void {
+  const buildId = path.join(root, '.next', 'BUILD_ID');
+  const built = fs.existsSync(buildId) ? fs.statSync(buildId).mtimeMs : 0;
+  if (built > Math.max(...SOURCES.map(newestSourceMtime))) return;
+  console.log('[app-server] building the app (next build)…');
+  const r = spawnSync(nextBin, ['build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`next build failed (exit ${r.status})`);
+}
+
+export interface AppServer {
+  url: string;
+  process: ChildProcess;
+  /** Kills the server; SIGKILL gives it no chance to clean up, as a crash would. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The environment every app process gets: tests and tools add to it. */
+export function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NODE_ENV: 'production',
+    COOKIE_SECRET: process.env.COOKIE_SECRET ?? 'local-test-cookie-secret-at-least-32-chars',
+    ...extra,
+  };
+}
+
+/** Starts `next start` on the port and resolves once it answers. */
+export async function startAppServer(options: { port: number; env?: Record<string, string> }): Promise<AppServer> {
+  const url = `http://127.0.0.1:${options.port}`;
+  const child = spawn(nextBin, ['start', '-p', String(options.port), '-H', '127.0.0.1'], {
+    cwd: root,
+    env: appEnv(options.env),
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true, // its own process group, so a kill reaches next's worker too
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}): ${stderr}`);
+    try {
+      const res = await fetch(`${url}/api/trpc/health.ping`);
+      if (res.ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`next start did not answer on ${url} within 60 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    process: child,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid!, signal);
+        } catch {}
+      }
+      await exited;
+    },
+  };
+}
+
+// CLI: build if needed, then serve in the foreground (used as Playwright's webServer command).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const port = Number(process.argv[process.argv.indexOf('--port') + 1]);
+  if (!Number.isInteger(port)) throw new Error('usage: tsx tools/app-server.ts --port <port>');
+  ensureProductionBuild();
+  const child = spawn(nextBin, ['start', '-p', String(port), '-H', '127.0.0.1'], { cwd: root, env: appEnv(), stdio: 'inherit' });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code) => process.exit(code ?? 1));
+}
