@@ -22,8 +22,8 @@ export default function ShopPage() {
               <h2>{p.name}</h2>
               <p className="muted">{p.description}</p>
               <p><strong>{formatMoney(p.priceCents, p.currency)}</strong></p>
-              <button type="button" onClick={() => cart.add(p.id)} data-testid={`add-${p.id}`} aria-label={`Add ${p.name} to cart`}>
-                Add to cart
+              <button type="button" onClick={() => cart.add(p.id)} disabled={p.soldOut} data-testid={`add-${p.id}`} aria-label={`Add ${p.name} to cart`}>
+                {p.soldOut ? 'Sold out' : 'Add to cart'}
               </button>
               {inCart > 0 && <span className="muted" data-testid={`in-cart-${p.id}`}> {inCart} in cart</span>}
             </li>

@@ -1,31 +1,68 @@
 'use client';
 import Link from 'next/link';
-import { useRouter } from 'next/navigation';
-import { useMutation, useQuery } from '@tanstack/react-query';
+import { useRouter, useSearchParams } from 'next/navigation';
+import { Suspense, useEffect, useRef } from 'react';
+import { useQuery } from '@tanstack/react-query';
 import { useCart } from '../components/cart';
 import { formatMoney } from '../components/money';
-import { useTRPC } from '../components/trpc';
+import { useTRPC, useTRPCClient } from '../components/trpc';
+import { takeReplayed } from '../components/trpc-links';
+import { useIdempotentMutation, type Classified } from '../components/use-idempotent-mutation';
 
 export default function CheckoutPage() {
+  return (
+    <Suspense>
+      <Checkout />
+    </Suspense>
+  );
+}
+
+/** What the customer reads when an attempt did not go through, and what to do next. */
+function failureText(f: Classified): string {
+  switch (f.kind) {
+    case 'retryable':
+      return "We could not reach the shop, so we don't know yet whether your order went through. Pressing “Try again” is safe: it continues the same attempt and cannot order twice.";
+    case 'reused':
+      return 'This checkout attempt was already used for a different cart. Start a fresh attempt to order what is in your cart now.';
+    case 'final':
+      return `${f.message.replace(/^items\[\d+\]\.productId: /, '')}`;
+  }
+}
+
+function Checkout() {
   const trpc = useTRPC();
+  const client = useTRPCClient();
   const router = useRouter();
+  // The unprotected variant (no key) is a teaching switch: /checkout?unprotected=1
+  const unprotected = useSearchParams().get('unprotected') === '1';
   const cart = useCart();
   const catalog = useQuery(trpc.catalog.list.queryOptions());
-  const placeOrder = useMutation(
-    trpc.checkout.placeOrder.mutationOptions({
-      onSuccess: (order) => {
-        cart.clear();
-        router.push(`/orders/${order.id}`);
-      },
-    }),
-  );
+  const alertRef = useRef<HTMLDivElement>(null);
+
+  const checkout = useIdempotentMutation({
+    name: 'checkout',
+    send: async (input: { items: { productId: string; quantity: number }[] }, key, signal) => {
+      if (unprotected) return { data: await client.checkout.placeOrderUnprotected.mutate(input, { signal }), replayed: false };
+      const data = await client.checkout.placeOrder.mutate(input, { context: { idempotencyKey: key }, signal });
+      return { data, replayed: takeReplayed(key) };
+    },
+    onSuccess: (order, { replayed }) => {
+      cart.clear();
+      router.push(`/orders/${order.id}${replayed ? '?replayed=1' : ''}`);
+    },
+  });
+
+  useEffect(() => {
+    if (checkout.status === 'failed') alertRef.current?.focus(); // the outcome gets the focus
+  }, [checkout.status]);
 
   const products = new Map(catalog.data?.map((p) => [p.id, p]));
   const currency = catalog.data?.[0]?.currency ?? 'USD';
   // Shown to the customer only; the server computes the total it charges from its own prices.
   const estimate = cart.lines.reduce((sum, l) => sum + (products.get(l.productId)?.priceCents ?? 0) * l.quantity, 0);
+  const busy = checkout.status === 'sending' || checkout.status === 'retrying' || checkout.status === 'offline' || checkout.status === 'succeeded';
 
-  if (cart.ready && cart.lines.length === 0) {
+  if (cart.ready && cart.lines.length === 0 && !busy) {
     return (
       <>
         <h1>Checkout</h1>
@@ -37,41 +74,62 @@ export default function CheckoutPage() {
   return (
     <>
       <h1>Checkout</h1>
+      {unprotected && (
+        <p className="notice error" data-testid="unprotected-banner">
+          Unprotected mode: this page sends no idempotency key, so every click places an order.
+        </p>
+      )}
       <table data-testid="cart">
         <thead><tr><th>Product</th><th>Quantity</th><th>Price</th><th /></tr></thead>
         <tbody>
           {cart.lines.map((l) => {
             const p = products.get(l.productId);
+            const name = p?.name ?? l.productId;
             return (
               <tr key={l.productId} data-testid={`cart-line-${l.productId}`}>
-                <td>{p?.name ?? l.productId}</td>
+                <td>{name}{p?.soldOut && <strong> (sold out)</strong>}</td>
                 <td>
                   <label>
-                    <span className="visually-hidden">Quantity of {p?.name ?? l.productId}</span>
+                    <span className="visually-hidden">Quantity of {name}</span>
                     <input
-                      type="number" min={1} max={99} value={l.quantity}
+                      type="number" min={1} max={99} value={l.quantity} disabled={busy}
                       data-testid={`qty-${l.productId}`}
                       onChange={(e) => cart.setQuantity(l.productId, Math.max(1, Math.min(99, Number(e.target.value) || 1)))}
                     />
                   </label>
                 </td>
                 <td>{p ? formatMoney(p.priceCents * l.quantity, p.currency) : '…'}</td>
-                <td><button type="button" className="secondary" onClick={() => cart.remove(l.productId)}>Remove</button></td>
+                <td>
+                  <button type="button" className="secondary" disabled={busy} onClick={() => cart.remove(l.productId)} data-testid={`remove-${l.productId}`}>
+                    Remove<span className="visually-hidden"> {name}</span>
+                  </button>
+                </td>
               </tr>
             );
           })}
         </tbody>
       </table>
       <p>Total: <strong data-testid="cart-total">{formatMoney(estimate, currency)}</strong></p>
-      <button
-        type="button"
-        data-testid="pay"
-        disabled={placeOrder.isPending}
-        onClick={() => placeOrder.mutate({ items: cart.lines })}
-      >
-        {placeOrder.isPending ? 'Placing your order…' : 'Place order'}
+
+      {/* Never disabled while a request runs: a second click sends the same key again, and the server
+          answers it with the first request's order. Correctness lives on the server, not in this button. */}
+      <button type="button" data-testid="pay" disabled={!cart.ready} aria-busy={busy} onClick={() => checkout.submit({ items: cart.lines })} aria-describedby="pay-status">
+        {busy ? 'Placing your order…' : checkout.status === 'failed' && checkout.failure?.kind === 'retryable' ? 'Try again' : 'Place order'}
       </button>
-      {placeOrder.isError && <p role="alert" className="notice error">{placeOrder.error.message}</p>}
+      <p id="pay-status" role="status" aria-live="polite" className="muted" data-testid="pay-status">
+        {checkout.status === 'offline' && 'You are offline. We will send your order as soon as the connection is back.'}
+        {checkout.status === 'retrying' && `The shop did not answer; retrying safely (attempt ${checkout.attempt}).`}
+        {checkout.status === 'sending' && checkout.resumed && 'Picking up the order you were placing before the page reloaded…'}
+      </p>
+
+      {checkout.status === 'failed' && checkout.failure && (
+        <div ref={alertRef} tabIndex={-1} role="alert" className="notice error" data-testid="checkout-error" data-error-code={checkout.failure.errorCode ?? ''}>
+          <p>{failureText(checkout.failure)}</p>
+          {checkout.failure.kind === 'reused' && (
+            <button type="button" onClick={checkout.startFresh} data-testid="start-fresh">Start a fresh attempt</button>
+          )}
+        </div>
+      )}
     </>
   );
 }

@@ -8,19 +8,36 @@
 import { httpBatchLink, httpLink, splitLink, type TRPCLink } from '@trpc/client';
 import type { AppRouter } from '@/server/routers/_app';
 
+// Keys whose last answer came with `Idempotent-Replayed: true`. The tRPC client hands back only the
+// data, so the link notes the header here for the code that sent the key (see takeReplayed).
+const replayedKeys = new Set<string>();
+
+/** Whether the answer for this key was a replay of a stored result; forgets the key. */
+export function takeReplayed(key: string): boolean {
+  const replayed = replayedKeys.has(key);
+  replayedKeys.delete(key);
+  return replayed;
+}
+
 export interface LinkOptions {
   url: string;
   /** For tests: where requests go. Defaults to the global fetch. */
   fetch?: typeof fetch;
 }
 
-export function createLinks({ url, fetch }: LinkOptions): TRPCLink<AppRouter>[] {
+export function createLinks({ url, fetch = globalThis.fetch }: LinkOptions): TRPCLink<AppRouter>[] {
+  const noteReplays: typeof globalThis.fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    const key = new Headers(init?.headers).get('idempotency-key');
+    if (key && res.headers.get('idempotent-replayed') === 'true') replayedKeys.add(key);
+    return res;
+  };
   return [
     splitLink({
       condition: (op) => op.type === 'mutation',
       true: httpLink({
         url,
-        fetch,
+        fetch: noteReplays,
         headers: ({ op }) => {
           const key = op.context.idempotencyKey;
           return typeof key === 'string' ? { 'Idempotency-Key': key } : {};

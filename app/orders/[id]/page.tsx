@@ -1,21 +1,41 @@
 'use client';
 import Link from 'next/link';
-import { use } from 'react';
+import { useSearchParams } from 'next/navigation';
+import { Suspense, use, useEffect, useRef } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { formatMoney } from '../../components/money';
 import { useTRPC } from '../../components/trpc';
 
 export default function OrderConfirmationPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = use(params);
+  return (
+    <Suspense>
+      <Confirmation id={id} />
+    </Suspense>
+  );
+}
+
+function Confirmation({ id }: { id: string }) {
   const trpc = useTRPC();
   const order = useQuery(trpc.orders.byId.queryOptions({ orderId: id }));
+  // Set by the checkout when the server answered from the stored result of an earlier request.
+  const replayed = useSearchParams().get('replayed') === '1';
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (order.isSuccess) heading.current?.focus(); // the outcome gets the focus
+  }, [order.isSuccess]);
 
   if (order.isPending) return <p>Loading your order…</p>;
   if (order.isError) return <p role="alert" className="notice error">{order.error.message}</p>;
   const o = order.data;
   return (
     <>
-      <h1>Thank you!</h1>
+      <h1 ref={heading} tabIndex={-1}>Thank you!</h1>
+      {replayed && (
+        <p className="notice info" data-testid="replay-notice">
+          We found your earlier order; you were not charged twice.
+        </p>
+      )}
       <div className="notice ok" data-testid="confirmation">
         Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}.
       </div>

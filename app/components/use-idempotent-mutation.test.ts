@@ -1,0 +1,47 @@
+/** The retry policy of the checkout client: what is retried, and how long it waits. */
+import { describe, expect, it } from 'vitest';
+import { backoffMs, classifyFailure, sameInput } from './use-idempotent-mutation';
+
+const trpcError = (httpStatus: number, errorCode: string | null, headers: Record<string, string> = {}) => ({
+  message: 'm',
+  data: { httpStatus, errorCode },
+  meta: { response: { headers: new Headers(headers) } },
+});
+
+describe('classifyFailure: retry only what may not have been processed', () => {
+  it.each([
+    ['a network error (no HTTP answer)', { message: 'Failed to fetch' }, 'retryable'],
+    ['a 500', trpcError(500, null), 'retryable'],
+    ['a 503', trpcError(503, null), 'retryable'],
+    ['409 IDEMPOTENCY_KEY_IN_USE', trpcError(409, 'IDEMPOTENCY_KEY_IN_USE'), 'retryable'],
+    ['400 validation', trpcError(400, 'VALIDATION_FAILED'), 'final'],
+    ['409 sold out (a business answer)', trpcError(409, 'PRODUCT_SOLD_OUT'), 'final'],
+    ['401 cookie', trpcError(401, 'CUSTOMER_COOKIE_INVALID'), 'final'],
+    ['422 IDEMPOTENCY_KEY_REUSED', trpcError(422, 'IDEMPOTENCY_KEY_REUSED'), 'reused'],
+  ])('%s: %s', (_name, error, kind) => {
+    expect(classifyFailure(error).kind).toBe(kind);
+  });
+
+  it('honours Retry-After on 409 IN_USE', () => {
+    expect(classifyFailure(trpcError(409, 'IDEMPOTENCY_KEY_IN_USE', { 'retry-after': '2' })).retryAfterMs).toBe(2000);
+  });
+});
+
+describe('backoffMs: exponential with jitter, capped', () => {
+  it('doubles from 250 ms and stays within [half, full] of each step', () => {
+    expect(backoffMs(1, () => 0)).toBe(125);
+    expect(backoffMs(1, () => 1)).toBe(250);
+    expect(backoffMs(3, () => 1)).toBe(1000);
+    expect(backoffMs(3, () => 0)).toBe(500);
+  });
+  it('never exceeds 4 s', () => {
+    expect(backoffMs(20, () => 1)).toBe(4000);
+  });
+});
+
+describe('sameInput: one intent per cart', () => {
+  it('ignores key order, not values', () => {
+    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ quantity: 1, productId: 'a' }] })).toBe(true);
+    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ productId: 'a', quantity: 2 }] })).toBe(false);
+  });
+});

@@ -1,0 +1,232 @@
+'use client';
+/**
+ * One intent, one key: the client half of retry safety, for any keyed mutation.
+ *
+ * An *intent* is one thing the customer means to do once ("buy this cart"). It gets a key
+ * (`crypto.randomUUID()`) when it starts, and that key goes with every request made for it: every
+ * click, every automatic retry, every manual "Try again", and the request a reloaded page resumes.
+ * The intent (key + input) is kept in sessionStorage, so a reload mid-request lands on the same
+ * answer instead of making a second order.
+ *
+ * A new key is made only when there is a new intent: after a success (the next purchase is new),
+ * or when the input changed (a new payload with an old key would be refused with 422).
+ *
+ * Clicks are not de-duplicated here on purpose: correctness comes from the server-side key, and a
+ * double-click simply sends the same key twice.
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+
+// Automatic retries: up to 6 attempts within 45 s, backing off 0.25 s, 0.5 s, 1 s ... capped at 4 s,
+// each with jitter so that many clients retrying after one outage do not arrive in lockstep.
+export const MAX_ATTEMPTS = 6;
+export const MAX_RETRY_WINDOW_MS = 45_000;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_CAP_MS = 4_000;
+// One attempt that has not answered in 15 s is treated as lost and retried with the same key.
+export const ATTEMPT_TIMEOUT_MS = 15_000;
+// Waiting for the network to come back does not use up attempts, but is bounded too.
+const MAX_OFFLINE_WAIT_MS = 5 * 60_000;
+
+export type FailureKind = 'retryable' | 'reused' | 'final';
+
+export interface Classified {
+  kind: FailureKind;
+  /** Server-requested delay (Retry-After), in ms. */
+  retryAfterMs?: number;
+  message: string;
+  errorCode?: string | null;
+}
+
+interface ErrorLike {
+  message?: string;
+  name?: string;
+  data?: { httpStatus?: number; errorCode?: string | null } | null;
+  meta?: { response?: { headers?: { get(name: string): string | null } } };
+  cause?: unknown;
+}
+
+/**
+ * Which failures are safe to retry with the same key: those where the request may not have been
+ * processed or may still be running (network error, timeout, 5xx, 409 IN_USE). Never: bad input
+ * (400), a key reused for other input (422), or a business answer (sold out, declined): retrying
+ * those gives the same answer.
+ */
+export function classifyFailure(error: unknown): Classified {
+  const e = (error ?? {}) as ErrorLike;
+  const status = e.data?.httpStatus;
+  const errorCode = e.data?.errorCode ?? null;
+  const message = e.message ?? 'Unknown error';
+  if (status === undefined) return { kind: 'retryable', message }; // no answer: network, timeout, abort
+  if (status >= 500) return { kind: 'retryable', message, errorCode };
+  if (errorCode === 'IDEMPOTENCY_KEY_IN_USE') {
+    const header = Number(e.meta?.response?.headers?.get('retry-after'));
+    return { kind: 'retryable', message, errorCode, retryAfterMs: Number.isFinite(header) && header > 0 ? header * 1000 : undefined };
+  }
+  if (errorCode === 'IDEMPOTENCY_KEY_REUSED') return { kind: 'reused', message, errorCode };
+  return { kind: 'final', message, errorCode };
+}
+
+/** Exponential backoff with "equal jitter": half fixed, half random. `attempt` starts at 1. */
+export function backoffMs(attempt: number, random: () => number = Math.random): number {
+  const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return exp / 2 + random() * (exp / 2);
+}
+
+/** Canonical JSON (sorted keys): two inputs are the same intent when these strings are equal. */
+export function sameInput(a: unknown, b: unknown): boolean {
+  const canon = (v: unknown): string =>
+    v === null || typeof v !== 'object'
+      ? JSON.stringify(v)
+      : Array.isArray(v)
+        ? `[${v.map(canon).join(',')}]`
+        : `{${Object.keys(v as object)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${canon((v as Record<string, unknown>)[k])}`)
+            .join(',')}}`;
+  return canon(a) === canon(b);
+}
+
+interface StoredIntent<TInput> {
+  key: string;
+  input: TInput;
+  /** 'pending' while a request may be in flight: a reloaded page resumes it. */
+  state: 'pending' | 'failed';
+}
+
+export type Status = 'idle' | 'sending' | 'retrying' | 'offline' | 'failed' | 'succeeded';
+
+export interface SendResult<TOutput> {
+  data: TOutput;
+  /** True when the server answered from a stored result (`Idempotent-Replayed: true`). */
+  replayed: boolean;
+}
+
+export interface IdempotentMutationOptions<TInput, TOutput> {
+  /** Names the sessionStorage slot: one pending intent per name per tab. */
+  name: string;
+  send: (input: TInput, key: string, signal: AbortSignal) => Promise<SendResult<TOutput>>;
+  onSuccess: (data: TOutput, info: { replayed: boolean; key: string }) => void;
+}
+
+export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutationOptions<TInput, TOutput>) {
+  const storageKey = `intent:${options.name}`;
+  const [status, setStatus] = useState<Status>('idle');
+  const [failure, setFailure] = useState<Classified | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  const done = useRef(false); // one outcome per intent, however many requests were sent
+  const succeeded = useRef(false); // after a success this page is finished: a late click must not start a new intent
+  const inFlight = useRef(0);
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
+
+  const read = useCallback((): StoredIntent<TInput> | null => {
+    try {
+      return JSON.parse(sessionStorage.getItem(storageKey) ?? 'null') as StoredIntent<TInput> | null;
+    } catch {
+      return null;
+    }
+  }, [storageKey]);
+  const write = useCallback((intent: StoredIntent<TInput> | null) => {
+    if (intent) sessionStorage.setItem(storageKey, JSON.stringify(intent));
+    else sessionStorage.removeItem(storageKey);
+  }, [storageKey]);
+
+  /** The key for this input: the current intent's if the input is unchanged, else a new intent's. */
+  const intentFor = useCallback(
+    (input: TInput): StoredIntent<TInput> => {
+      const current = read();
+      const intent = current && sameInput(current.input, input) ? current : { key: crypto.randomUUID(), input, state: 'pending' as const };
+      const pending = { ...intent, state: 'pending' as const };
+      write(pending);
+      return pending;
+    },
+    [read, write],
+  );
+
+  const run = useCallback(
+    async (intent: StoredIntent<TInput>) => {
+      done.current = false;
+      inFlight.current += 1;
+      setStatus('sending');
+      setFailure(null);
+      const startedAt = Date.now();
+      let last: Classified | null = null;
+      try {
+        for (let n = 1; n <= MAX_ATTEMPTS && !done.current; n++) {
+          setAttempt(n);
+          if (typeof navigator !== 'undefined' && !navigator.onLine) {
+            setStatus('offline');
+            await waitForOnline(MAX_OFFLINE_WAIT_MS);
+            setStatus('retrying');
+          }
+          try {
+            const result = await optionsRef.current.send(intent.input, intent.key, AbortSignal.timeout(ATTEMPT_TIMEOUT_MS));
+            if (done.current) return;
+            done.current = true;
+            succeeded.current = true;
+            write(null); // success ends the intent: the next purchase gets a new key
+            setStatus('succeeded');
+            optionsRef.current.onSuccess(result.data, { replayed: result.replayed, key: intent.key });
+            return;
+          } catch (err) {
+            if (done.current) return;
+            last = classifyFailure(err);
+            if (last.kind !== 'retryable') break;
+            const delay = Math.max(backoffMs(n), last.retryAfterMs ?? 0);
+            if (n === MAX_ATTEMPTS || Date.now() - startedAt + delay > MAX_RETRY_WINDOW_MS) break;
+            setStatus('retrying');
+            if (typeof navigator !== 'undefined' && !navigator.onLine) continue; // the top of the loop waits for the network
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+        if (done.current || inFlight.current > 1) return; // another click's request may still succeed
+        write({ ...intent, state: 'failed' });
+        setFailure(last);
+        setStatus('failed');
+      } finally {
+        inFlight.current -= 1;
+      }
+    },
+    [write],
+  );
+
+  /** Starts (or, for an unchanged input, continues) the intent. Safe to call on every click. */
+  const submit = useCallback(
+    (input: TInput) => {
+      if (!succeeded.current) void run(intentFor(input));
+    },
+    [intentFor, run],
+  );
+
+  /** Drops the current intent: the next submit gets a new key (after a 422, say). */
+  const startFresh = useCallback(() => {
+    write(null);
+    setFailure(null);
+    setStatus('idle');
+  }, [write]);
+
+  // A page reloaded while a request was in flight picks the intent up again, with the same key.
+  const [resumed, setResumed] = useState(false);
+  useEffect(() => {
+    const intent = read();
+    if (intent?.state === 'pending') {
+      setResumed(true);
+      void run(intent);
+    }
+  }, [read, run]);
+
+  return { status, failure, attempt, resumed, submit, startFresh };
+}
+
+function waitForOnline(maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const finish = () => {
+      window.removeEventListener('online', finish);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(finish, maxMs);
+    window.addEventListener('online', finish);
+    if (navigator.onLine) finish();
+  });
+}
