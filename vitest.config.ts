@@ -16,7 +16,10 @@ export default defineConfig({
     globalSetup: ['db/vitest-setup.ts'],
     env: {
       ENABLE_TEST_HOOKS: '1', // the x-test-* headers that widen race windows
-      IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0', // tests run the reaper themselves
+      IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0', // tests run the reaper, completer and outbox themselves
+      JOBS_INTERVAL_SECONDS: '0',
+      STRIPE_TIMEOUT_MS: '1000', // a provider that hangs is given up on quickly
+      IDEMPOTENCY_LEASE_MS: '2000', // a crashed holder's key is taken over after 2 s
     },
     // Logs (one JSON line per idempotency decision) are shown for failing tests only.
     silent: 'passed-only',

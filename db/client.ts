@@ -31,6 +31,7 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {}, // "relation already exists, skipping" and friends are not news
+    connection: { application_name: 'retry-safe-checkout' }, // names this app's sessions in pg_stat_activity
     ...(onQuery ? { debug: (_conn: number, query: string) => onQuery(query) } : {}),
   });
   return { db: drizzle(sql, { schema }), sql };

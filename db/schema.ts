@@ -50,6 +50,10 @@ export const idempotencyKeys = pgTable(
     lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
     // Fencing token: bumped on every takeover, checked by every write of the holder.
     leaseToken: integer('lease_token').notNull().default(1),
+    // Phased procedures: what each committed phase saved (e.g. the order id), by phase name.
+    progress: json('progress').notNull().default({}),
+    // Phased procedures: the input, so that a job can finish the work if the client never returns.
+    requestInput: json('request_input'),
     // The stored result: an HTTP status and the JSON the client got. `json`, not `jsonb`: it keeps
     // the text as written, key order included, so a replay is byte-for-byte the first answer.
     responseStatus: integer('response_status'),
@@ -83,9 +87,17 @@ export const orders = pgTable(
     // The anonymous customer from the signed cookie. There is no customers table: the identity
     // is the signed id itself, and every order query filters on it.
     customerId: uuid('customer_id').notNull(),
-    status: text('status', { enum: ['placed'] }).notNull().default('placed'),
+    // placed: no payment involved (checkout.placeOrder). The purchase flow goes
+    // pending_payment -> paid | payment_failed | cancelled.
+    status: text('status', { enum: ['placed', 'pending_payment', 'paid', 'payment_failed', 'cancelled'] })
+      .notNull()
+      .default('placed'),
     totalCents: integer('total_cents').notNull(),
     currency: text('currency').notNull(),
+    // The provider's PaymentIntent for this order's one charge (null until a charge was made).
+    paymentIntentId: text('payment_intent_id').unique(),
+    // Sum of succeeded and in-flight refunds; never above the total.
+    refundedCents: integer('refunded_cents').notNull().default(0),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     // The key that created this order, if any. Cleared when the reaper deletes the expired key.
     idempotencyKeyId: uuid('idempotency_key_id').references(() => idempotencyKeys.id, { onDelete: 'set null' }),
@@ -96,6 +108,7 @@ export const orders = pgTable(
     // The history page: one customer's orders, newest first.
     index('orders_customer_created_idx').on(t.customerId, t.createdAt.desc()),
     check('orders_total_positive', sql`${t.totalCents} > 0`),
+    check('orders_refund_within_total', sql`${t.refundedCents} between 0 and ${t.totalCents}`),
   ],
 );
 
@@ -117,6 +130,50 @@ export const orderItems = pgTable(
     check('order_items_quantity_range', sql`${t.quantity} between 1 and 99`),
   ],
 );
+
+/** Refunds of paid orders: reserved (pending) before the provider call, succeeded after. */
+export const refunds = pgTable(
+  'refunds',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    amountCents: integer('amount_cents').notNull(),
+    status: text('status', { enum: ['pending', 'succeeded'] }).notNull().default('pending'),
+    providerRefundId: text('provider_refund_id').unique(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('refunds_order_idx').on(t.orderId), check('refunds_amount_positive', sql`${t.amountCents} > 0`)],
+);
+
+/**
+ * The outbox: side effects that must happen once after a commit (the receipt), written in the
+ * same transaction as the change that causes them, delivered later by a worker, at least once.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    topic: text('topic').notNull(),
+    // One message per fact: staging the same receipt twice is a no-op.
+    dedupeKey: text('dedupe_key').notNull().unique(),
+    payload: json('payload').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true, mode: 'date' }),
+    attempts: integer('attempts').notNull().default(0),
+  },
+  (t) => [index('outbox_undelivered_idx').on(t.createdAt).where(sql`${t.deliveredAt} is null`)],
+);
+
+/** Where receipts are delivered: the stand-in for an email provider, deduplicated by order. */
+export const receipts = pgTable('receipts', {
+  orderId: uuid('order_id')
+    .primaryKey()
+    .references(() => orders.id),
+  body: text('body').notNull(),
+  deliveredAt: timestamp('delivered_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
 
 // Relations let `db.query.orders.findMany({ with: { items: { with: { product: true } } } })` load an
 // order with its lines in one statement.

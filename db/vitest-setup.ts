@@ -1,12 +1,18 @@
 /**
  * Vitest global setup: makes sure the tests have a real, migrated, seeded Postgres.
- * Under `npm test` DATABASE_URL is already set; a bare `npx vitest` gets the embedded test cluster.
+ * Under `npm test` DATABASE_URL and STRIPE_API_BASE are already set; a bare `npx vitest` gets the
+ * embedded test cluster and a payment simulator of its own.
  * Test workers are started after this runs, so they inherit DATABASE_URL.
  */
+import { ensureProductionBuild } from '../tools/app-server';
 import { prepareDatabase } from './with-db';
 
 export default async function setup() {
+  // The crash tests run the production build as a separate process. Built here, once, before the
+  // test files run in parallel (two `next build`s at once would trip over each other).
+  ensureProductionBuild();
   const database = await prepareDatabase({ test: true });
   process.env.DATABASE_URL = database.url;
+  if (database.stripeApiBase) process.env.STRIPE_API_BASE = database.stripeApiBase;
   return () => database.release();
 }

@@ -1,5 +1,6 @@
 /**
- * Brings a database up, migrates and seeds it, then runs a command with DATABASE_URL pointing at it.
+ * Brings a database up, migrates and seeds it, starts the payment simulator, then runs a command
+ * with DATABASE_URL and STRIPE_API_BASE pointing at them.
  *
  *   tsx db/with-db.ts -- next dev            # what `npm run dev` does
  *   tsx db/with-db.ts --test -- "vitest run" # a fresh test database for one run
@@ -8,16 +9,22 @@
  * With DATABASE_URL already set, that database is used as it is (your own Postgres). Otherwise the
  * embedded Postgres is started: the `dev` cluster for the app, the `test` cluster (and a database
  * recreated on every run) for the tests, so running tests never touches the orders you placed by hand.
+ *
+ * The payment simulator (simulator/stripe.ts) runs inside this process, unless you set
+ * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
  */
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { getLauncherEnv } from '../server/env.js';
+import { StripeSimulator } from '../simulator/stripe';
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './embedded';
 import { runMigrations } from './migrate';
 import { seedCatalog } from './seed';
 
 export interface PreparedDatabase {
   url: string;
+  /** The payment simulator's URL, when this process started one. */
+  stripeApiBase?: string;
   /** Stops the embedded cluster if this process owns it; a no-op for your own DATABASE_URL. */
   release(): Promise<void>;
 }
@@ -43,7 +50,30 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
     throw err;
   }
   console.log('[db] migrations applied, catalog seeded');
-  return { url, release: async () => cluster?.stop() };
+
+  let simulator: StripeSimulator | undefined;
+  let stripeApiBase: string | undefined;
+  if (!env.STRIPE_API_BASE && !env.STRIPE_SECRET_KEY) {
+    simulator = new StripeSimulator();
+    try {
+      stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
+      console.log(`[payments] Stripe simulator on ${stripeApiBase}`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      // `npm run dev` is running and owns the simulator: use its ledger (npm run reconcile does).
+      simulator = undefined;
+      stripeApiBase = `http://127.0.0.1:${env.STRIPE_SIM_PORT}`;
+      console.log(`[payments] using the Stripe simulator already running on ${stripeApiBase}`);
+    }
+  }
+  return {
+    url,
+    stripeApiBase,
+    release: async () => {
+      await simulator?.close();
+      await cluster?.stop();
+    },
+  };
 }
 
 async function main(): Promise<number> {
@@ -54,20 +84,21 @@ async function main(): Promise<number> {
 
   const database = await prepareDatabase({ test: flags.includes('--test') });
   try {
-    return command.length > 0 ? await runChild(command, database.url) : 0;
+    return command.length > 0 ? await runChild(command, database) : 0;
   } finally {
     await database.release();
   }
 }
 
 /** Runs the command (a single argument is a shell line) and passes Ctrl-C / SIGTERM on to it. */
-function runChild(command: string[], url: string): Promise<number> {
+function runChild(command: string[], database: PreparedDatabase): Promise<number> {
   const [cmd, ...args] = command as [string, ...string[]];
-  const child = spawn(cmd, args, {
-    stdio: 'inherit',
-    shell: args.length === 0,
-    env: { ...process.env, DATABASE_URL: url },
-  });
+  const env = {
+    ...process.env,
+    DATABASE_URL: database.url,
+    ...(database.stripeApiBase ? { STRIPE_API_BASE: database.stripeApiBase } : {}),
+  };
+  const child = spawn(cmd, args, { stdio: 'inherit', shell: args.length === 0, env });
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   process.on('SIGINT', forward('SIGINT'));
   process.on('SIGTERM', forward('SIGTERM'));

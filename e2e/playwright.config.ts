@@ -63,6 +63,7 @@ export default defineConfig({
     stderr: 'pipe',
     env: {
       DATABASE_URL: databaseUrl,
+      STRIPE_API_BASE: process.env.STRIPE_API_BASE ?? '',
       COOKIE_SECRET: 'e2e-cookie-secret-at-least-32-characters-long',
       ENABLE_TEST_HOOKS: '1', // x-test-delay-ms: a slow server on demand
       UNPROTECTED_CHECKOUT: '1', // the negative control

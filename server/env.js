@@ -38,6 +38,29 @@ const serverSchema = z
     // pile up at most ~10 minutes' worth, and each run is small. Several processes share the work.
     IDEMPOTENCY_REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
 
+    // Phased procedures (those that call the payment provider) hold their key with a lease that
+    // each phase renews. 30 s is several provider timeouts: a live holder never loses it, and a
+    // crashed one blocks its key for at most that long before a retry or the completer takes over.
+    IDEMPOTENCY_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+    // A phased key abandoned mid-way (the client never came back) is finished by the completer
+    // after 5 minutes: long after any client retry would have come, well within the provider's
+    // own 24 h memory of our idempotency keys.
+    COMPLETER_DELAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+    // How often each server runs the completer and the outbox worker (0: never; tests run them).
+    JOBS_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(15),
+
+    // The payment provider. A Stripe secret key; by default a key for the local simulator.
+    STRIPE_SECRET_KEY: z.string().regex(/^sk_(test|live)_\w+$/, 'STRIPE_SECRET_KEY must look like sk_test_...').optional(),
+    // Where the Stripe SDK sends requests: the simulator's URL (set by db/with-db.ts), or unset for
+    // the real Stripe API.
+    STRIPE_API_BASE: z.url().optional(),
+    // One provider call that has not answered in 10 s is abandoned and the key released: the
+    // client retries with the same key, and the provider's idempotency makes the retry safe.
+    STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    // Test-only negative control: send the provider a fresh random key on every call instead of
+    // one derived from our key row. Proves the tests catch double charging. Needs ENABLE_TEST_HOOKS.
+    UNSAFE_RANDOM_PROVIDER_KEYS: flag.default(false),
+
     // The unprotected checkout: the same work with no key. It exists to prove the tests catch
     // duplicates and to measure what the keys cost. On in development and tests, off in production.
     UNPROTECTED_CHECKOUT: flag.optional(),
@@ -50,9 +73,19 @@ const serverSchema = z
       ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
       return z.NEVER;
     }
+    if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
+      ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
+      return z.NEVER;
+    }
+    if (e.UNSAFE_RANDOM_PROVIDER_KEYS && !e.ENABLE_TEST_HOOKS) {
+      ctx.addIssue({ code: 'custom', path: ['UNSAFE_RANDOM_PROVIDER_KEYS'], message: 'is a test-only switch: it needs ENABLE_TEST_HOOKS=1' });
+      return z.NEVER;
+    }
     return {
       ...e,
       COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
+      // The simulator accepts any well-formed test key.
+      STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
       UNPROTECTED_CHECKOUT: e.UNPROTECTED_CHECKOUT ?? e.NODE_ENV !== 'production',
     };
   });
@@ -63,6 +96,11 @@ const launcherSchema = z.object({
   // 5432 is left to any Postgres you already run; the embedded clusters sit beside it.
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
   EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(54330),
+  // Set when you point the app at the real Stripe: then no simulator is started.
+  STRIPE_API_BASE: z.string().optional(),
+  STRIPE_SECRET_KEY: z.string().optional(),
+  // The payment simulator's port for `npm run dev` (the tests pick a free one).
+  STRIPE_SIM_PORT: z.coerce.number().int().min(1024).max(65535).default(12111),
 });
 
 /**

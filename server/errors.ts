@@ -17,6 +17,19 @@ export const errorCatalog = {
   ORDER_NOT_FOUND: { code: 'NOT_FOUND', message: 'No such order for this customer.' },
   // A business failure: stored with the idempotency key and replayed, like a success.
   PRODUCT_SOLD_OUT: { code: 'CONFLICT', message: 'This product is sold out. Remove it from your cart and try again.' },
+  PAYMENT_DECLINED: { code: 'PAYMENT_REQUIRED', message: 'The card was declined. Choose another card and try again.' },
+  CHECKOUT_ABANDONED: {
+    code: 'CONFLICT',
+    message: 'This checkout was abandoned before payment and has been cancelled. Nothing was charged; start a new checkout.',
+  },
+  REFUND_EXCEEDS_PAYMENT: { code: 'BAD_REQUEST', message: 'The refund is larger than what is left to refund on this order.' },
+  ORDER_NOT_REFUNDABLE: { code: 'BAD_REQUEST', message: 'Only a paid order can be refunded.' },
+  // The provider timed out, failed or asked us to slow down: nothing is final yet.
+  PROVIDER_UNAVAILABLE: {
+    code: 'SERVICE_UNAVAILABLE',
+    message:
+      'The payment provider did not answer. Nothing is lost: retry with the same Idempotency-Key and the payment resumes where it stopped, without charging twice.',
+  },
   UNPROTECTED_CHECKOUT_DISABLED: {
     code: 'NOT_FOUND',
     message: 'The unprotected checkout (a test and teaching switch) is off here. Set UNPROTECTED_CHECKOUT=1 to enable it.',

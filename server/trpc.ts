@@ -10,13 +10,18 @@
  *                       `Idempotency-Key` header, and the handler's `ctx.db` is the transaction in
  *                       which its answer is stored with the key (see server/idempotency/).
  *                       The handler needs no code of its own for keys.
+ * - `phasedProcedure`   like `idempotentProcedure`, for work that calls the payment provider:
+ *                       the handler runs as `ctx.steps.step(...)` transactions around the
+ *                       provider calls, and resumes where it stopped (server/idempotency/phases.ts).
  */
 import { initTRPC } from '@trpc/server';
 import { ZodError } from 'zod';
 import type { Context } from './context';
 import { getEnv } from './env.js';
+import type { Db } from '../db/client';
 import { runIdempotent } from './idempotency/middleware';
-import { ensureReaperScheduled } from './idempotency/reaper';
+import { runPhased } from './idempotency/phases';
+import { testStepHooks } from './test-hooks';
 import { AppError, describeZodError, errorCodeOf, fieldOf } from './errors';
 
 const t = initTRPC.context<Context>().create({
@@ -56,7 +61,6 @@ export const customerProcedure = t.procedure.use(function requireCustomer({ ctx,
 export const idempotentProcedure = customerProcedure.use(async function idempotency(opts) {
   const { ctx, path, getRawInput, next } = opts;
   const env = getEnv();
-  ensureReaperScheduled();
   return runIdempotent({
     db: ctx.db,
     scope: ctx.customerId, // keys are per customer: another customer's key is another key
@@ -68,5 +72,26 @@ export const idempotentProcedure = customerProcedure.use(async function idempote
     execute: (tx, keyId) => next({ ctx: { db: tx, idempotencyKeyId: keyId } }),
     // A replay skips the procedure: the middleware answers itself, in tRPC's result shape.
     replay: (data) => ({ ok: true as const, data, marker: 'middlewareMarker' as never, ctx: undefined as never }),
+  });
+});
+
+export const phasedProcedure = customerProcedure.use(async function phasedIdempotency(opts) {
+  const { ctx, path, getRawInput, next } = opts;
+  const env = getEnv();
+  return runPhased({
+    db: ctx.db as Db, // the pool: each step opens its own transaction
+    scope: ctx.customerId,
+    procedure: path,
+    rawInput: await getRawInput(),
+    headers: ctx.headers,
+    resHeaders: ctx.resHeaders,
+    options: {
+      ttlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,
+      waitMs: env.IDEMPOTENCY_WAIT_MS,
+      leaseMs: env.IDEMPOTENCY_LEASE_MS,
+    },
+    execute: (steps) => next({ ctx: { steps } }),
+    replay: (data) => ({ ok: true as const, data, marker: 'middlewareMarker' as never, ctx: undefined as never }),
+    hooks: testStepHooks(ctx.headers),
   });
 });

@@ -4,8 +4,8 @@
  * order was written, before the transaction committed (a test-only delay holds it there).
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureProductionBuild, startAppServer, type AppServer } from '../../tools/app-server';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startAppServer, type AppServer } from '../../tools/app-server';
 import { getDatabase } from '../../db/client';
 import { getEnv } from '../env.js';
 import { countOrders, customerCookie } from '../testing';
@@ -14,7 +14,6 @@ const PORT = 3211;
 const { sql } = getDatabase();
 let server: AppServer | undefined;
 
-beforeAll(() => ensureProductionBuild(), 300_000);
 afterAll(() => server?.kill('SIGKILL'));
 
 function checkout(url: string, customerId: string, key: string, extra: Record<string, string> = {}) {

@@ -68,7 +68,8 @@ export type Decision =
   | 'reused_with_different_input' // 422
   | 'missing' // 400, no key
   | 'invalid' // 400, malformed key
-  | 'expired'; // an expired key was deleted; the request runs as a new one
+  | 'expired' // an expired key was deleted; the request runs as a new one
+  | 'resumed'; // phased: took over a key whose holder was gone, resuming from its recovery point
 
 // Seconds a client should wait before retrying a 409 IN_USE: long enough for a typical checkout
 // (well under a second here) to finish, short enough that the customer barely notices.
@@ -88,6 +89,7 @@ const NOT_STORED_STATUSES = new Set([400, 401, 403, 408, 413, 429, 499]);
  */
 export function isStoredFailure(error: TRPCError): boolean {
   const status = getHTTPStatusCodeFromError(error);
+  if (errorCodeOf(error)?.startsWith('IDEMPOTENCY_')) return false; // about the key, not an answer
   return status > 400 && status < 500 && !NOT_STORED_STATUSES.has(status);
 }
 

@@ -2,11 +2,11 @@
  * The reaper: deletes expired idempotency keys in small batches, so the table holds about one
  * retention period of keys and each delete holds its locks for milliseconds.
  *
- * It runs on a timer inside every server process (started with the first keyed request) and on
- * demand as `npm run db:reap`. Several reapers at once are fine: each batch skips rows another
+ * It runs on a timer inside every server process (server/jobs/schedule.ts) and on demand as
+ * `npm run db:reap`. Several reapers at once are fine: each batch skips rows another
  * reaper has locked.
  */
-import { createDatabase, getDatabase, type DbOrTx } from '../../db/client';
+import { createDatabase, type DbOrTx } from '../../db/client';
 import { getEnv } from '../env.js';
 import { reapExpiredBatch } from './store';
 
@@ -22,24 +22,6 @@ export async function reapExpiredKeys(db: DbOrTx, batchSize = REAP_BATCH_SIZE): 
     total += n;
     if (n < batchSize) return total;
   }
-}
-
-const state = globalThis as unknown as { __idempotencyReaper?: NodeJS.Timeout };
-
-/** Starts this process's reaper timer once (a no-op after the first call, or when turned off). */
-export function ensureReaperScheduled(): void {
-  if (state.__idempotencyReaper) return;
-  const seconds = getEnv().IDEMPOTENCY_REAPER_INTERVAL_SECONDS;
-  if (seconds === 0) return;
-  // Jitter spreads the runs of several server processes started at the same moment.
-  const interval = seconds * 1000 * (0.8 + Math.random() * 0.4);
-  state.__idempotencyReaper = setInterval(() => {
-    reapExpiredKeys(getDatabase().db).then(
-      (n) => n > 0 && console.info(JSON.stringify({ msg: 'idempotency reaper', deleted: n })),
-      (err: unknown) => console.error('[reaper] failed; will try again next interval', err),
-    );
-  }, interval);
-  state.__idempotencyReaper.unref(); // never keeps a process alive on its own
 }
 
 /** `npm run db:reap`: one full pass, then exit. */

@@ -1,12 +1,23 @@
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
 import { placeOrder, placeOrderInput } from '../services/orders';
-import { testDelay, testFailAfterWrite } from '../test-hooks';
-import { customerProcedure, idempotentProcedure, router } from '../trpc';
+import { purchase, purchaseInput } from '../services/purchase';
+import { testDelay, testFailAfterWrite, testProviderFault } from '../test-hooks';
+import { customerProcedure, idempotentProcedure, phasedProcedure, router } from '../trpc';
 
 export const checkoutRouter = router({
   /**
-   * Places an order, safe to retry: send an `Idempotency-Key` header (a UUID per checkout attempt)
+   * The checkout the shop uses: places the order and charges the card, exactly once per key, in
+   * steps around the provider call (server/services/purchase.ts).
+   */
+  purchase: phasedProcedure.input(purchaseInput).mutation(async ({ ctx, input }) => {
+    const order = await purchase(ctx.steps, ctx.customerId, input, { simulatorFault: testProviderFault(ctx.headers) });
+    await testDelay(ctx.headers);
+    return order;
+  }),
+
+  /**
+   * Places an order without payment (all of it one transaction), safe to retry: send an `Idempotency-Key` header (a UUID per checkout attempt)
    * and the same key with every retry. Note what is not here: any code about keys.
    */
   placeOrder: idempotentProcedure.input(placeOrderInput).mutation(async ({ ctx, input }) => {

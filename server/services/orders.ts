@@ -45,6 +45,7 @@ export interface OrderView {
   id: string;
   status: string;
   totalCents: number;
+  refundedCents: number;
   currency: string;
   createdAt: string;
   items: { productId: string; name: string; quantity: number; unitPriceCents: number; lineTotalCents: number }[];
@@ -58,7 +59,7 @@ export async function placeOrder(
   tx: Tx,
   customerId: string,
   input: PlaceOrderInput,
-  options: { idempotencyKeyId?: string } = {},
+  options: { idempotencyKeyId?: string; status?: 'placed' | 'pending_payment' } = {},
 ): Promise<OrderView> {
   const ids = input.items.map((i) => i.productId);
   const found = await tx.select().from(products).where(inArray(products.id, ids));
@@ -76,7 +77,7 @@ export async function placeOrder(
 
   const [order] = await tx
     .insert(orders)
-    .values({ customerId, totalCents, currency, idempotencyKeyId: options.idempotencyKeyId })
+    .values({ customerId, totalCents, currency, idempotencyKeyId: options.idempotencyKeyId, status: options.status ?? 'placed' })
     .returning();
   await tx.insert(orderItems).values(
     lines.map((l) => ({ orderId: order!.id, productId: l.product.id, quantity: l.quantity, unitPriceCents: l.product.priceCents })),
@@ -85,6 +86,7 @@ export async function placeOrder(
     id: order!.id,
     status: order!.status,
     totalCents,
+    refundedCents: 0,
     currency,
     createdAt: order!.createdAt.toISOString(),
     items: lines.map((l) => ({
@@ -128,6 +130,7 @@ function toView(row: OrderRow): OrderView {
     id: row.id,
     status: row.status,
     totalCents: row.totalCents,
+    refundedCents: row.refundedCents,
     currency: row.currency,
     createdAt: row.createdAt.toISOString(),
     items: row.items

@@ -1,9 +1,11 @@
 /** The one HTTP entry point of the API: every tRPC call is a request to /api/trpc/<procedure path>. */
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext } from '@/server/context';
+import { ensureBackgroundJobs } from '@/server/jobs/schedule';
 import { appRouter } from '@/server/routers/_app';
 
 function handler(req: Request) {
+  ensureBackgroundJobs(); // reaper, completer, outbox worker: started once per process
   return fetchRequestHandler({
     endpoint: '/api/trpc',
     req,

@@ -1,0 +1,40 @@
+/**
+ * Background jobs inside each server process, started by the first request it serves: the key
+ * reaper, the completer and the outbox worker. Every job is safe to run in several processes at
+ * once (SKIP LOCKED, leases), so scaling out needs no leader election.
+ */
+import { getDatabase } from '../../db/client';
+import { getEnv } from '../env.js';
+import { reapExpiredKeys } from '../idempotency/reaper';
+import { runCompleter } from './completer';
+import { deliverOutbox } from './outbox';
+
+const state = globalThis as unknown as { __jobs?: NodeJS.Timeout[] };
+
+function every(seconds: number, name: string, job: () => Promise<unknown>): NodeJS.Timeout {
+  let running = false;
+  // Jitter spreads the runs of several processes started at the same moment.
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    job()
+      .catch((err: unknown) => console.error(`[jobs] ${name} failed; will run again`, err))
+      .finally(() => (running = false));
+  }, seconds * 1000 * (0.8 + Math.random() * 0.4));
+  timer.unref(); // never keeps a process alive on its own
+  return timer;
+}
+
+export function ensureBackgroundJobs(): void {
+  if (state.__jobs) return;
+  const env = getEnv();
+  const { db } = getDatabase();
+  state.__jobs = [];
+  if (env.IDEMPOTENCY_REAPER_INTERVAL_SECONDS > 0) {
+    state.__jobs.push(every(env.IDEMPOTENCY_REAPER_INTERVAL_SECONDS, 'reaper', () => reapExpiredKeys(db)));
+  }
+  if (env.JOBS_INTERVAL_SECONDS > 0) {
+    state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'completer', () => runCompleter(db)));
+    state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'outbox', () => deliverOutbox(db)));
+  }
+}

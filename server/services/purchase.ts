@@ -1,0 +1,125 @@
+/**
+ * Buying with a card, and refunding: flows with a call to the payment provider in the middle,
+ * written as steps (server/idempotency/phases.ts). Each database step commits on its own and is
+ * never run twice for one key; the provider calls between them carry keys derived from the key
+ * row, so repeating one after a crash or a timeout returns the first result.
+ *
+ *   purchase: order_created -> charge_attempted -> (provider charge) -> charge_recorded
+ *   refund:   refund_reserved -> (provider refund) -> refund_recorded
+ *
+ * The recovery points tell the completer what is safe: before `charge_attempted` no charge can
+ * exist, so an abandoned checkout is cancelled; after it, the charge may exist, so the flow is
+ * finished with the same provider key (which finds the charge, or makes the one the customer
+ * asked for).
+ */
+import { and, eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Tx } from '../../db/client';
+import { orders, outbox, refunds } from '../../db/schema';
+import { AppError } from '../errors';
+import type { Steps } from '../idempotency/phases';
+import { charge, refund, TEST_CARDS } from './payments';
+import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
+
+export const purchaseInput = z.strictObject({
+  items: placeOrderInput.shape.items,
+  paymentMethod: z.enum(Object.keys(TEST_CARDS) as [keyof typeof TEST_CARDS], {
+    error: `must be one of the test cards: ${Object.keys(TEST_CARDS).join(', ')}`,
+  }),
+});
+export type PurchaseInput = z.infer<typeof purchaseInput>;
+
+export const refundInput = z.strictObject({
+  orderId: z.uuid('must be an order id (a UUID)'),
+  amountCents: z.number({ error: 'must be a number' }).int('must be a whole number of cents').positive('must be more than 0'),
+});
+export type RefundInput = z.infer<typeof refundInput>;
+
+/** Test hooks reach the provider through this (a simulator fault header); null in real use. */
+export interface FlowHooks {
+  simulatorFault?: string | null;
+}
+
+async function reload(tx: Tx, customerId: string, orderId: string): Promise<OrderView> {
+  return getOrder(tx, customerId, orderId);
+}
+
+export async function purchase(steps: Steps, customerId: string, input: PurchaseInput, hooks: FlowHooks = {}): Promise<OrderView> {
+  const order = (await steps.step('order_created', async (tx) =>
+    (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
+  )) as unknown as OrderView;
+
+  // Recorded before the call: from here on a charge may exist, whatever happens next.
+  await steps.step('charge_attempted', async () => true);
+  const result = await charge(
+    { amountCents: order.totalCents, currency: order.currency, paymentMethod: input.paymentMethod, orderId: order.id, customerId, keyId: steps.keyId },
+    { idempotencyKey: steps.providerKey('charge'), simulatorFault: hooks.simulatorFault },
+  );
+
+  if (result.status === 'declined') {
+    await steps.step('charge_recorded', async (tx) => {
+      await tx.update(orders).set({ status: 'payment_failed' }).where(eq(orders.id, order.id));
+      return { declined: result.declineCode };
+    });
+    throw new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` });
+  }
+
+  return (await steps.step('charge_recorded', async (tx) => {
+    await tx.update(orders).set({ status: 'paid', paymentIntentId: result.paymentIntentId }).where(eq(orders.id, order.id));
+    const paid = await reload(tx, customerId, order.id);
+    // The receipt: staged in this transaction, so it exists if and only if the payment is recorded.
+    await tx
+      .insert(outbox)
+      .values({ topic: 'receipt', dedupeKey: `receipt:${order.id}`, payload: paid })
+      .onConflictDoNothing();
+    return paid as never;
+  })) as unknown as OrderView;
+}
+
+/** The completer's way out for a checkout abandoned before any charge: cancel, charge nothing. */
+export async function cancelAbandonedPurchase(steps: Steps): Promise<never> {
+  const created = steps.progress.order_created as { id: string } | undefined;
+  await steps.step('cancelled', async (tx) => {
+    if (created) await tx.update(orders).set({ status: 'cancelled' }).where(and(eq(orders.id, created.id), eq(orders.status, 'pending_payment')));
+    return true;
+  });
+  throw new AppError('CHECKOUT_ABANDONED');
+}
+
+export interface RefundView {
+  refundId: string;
+  orderId: string;
+  amountCents: number;
+  refundedCents: number;
+}
+
+export async function refundOrder(steps: Steps, customerId: string, input: RefundInput, hooks: FlowHooks = {}): Promise<RefundView> {
+  const reserved = (await steps.step('refund_reserved', async (tx) => {
+    const [order] = await tx
+      .select()
+      .from(orders)
+      .where(and(eq(orders.id, input.orderId), eq(orders.customerId, customerId)))
+      .for('update'); // two refunds of one order reserve one after the other
+    if (!order) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
+    if (order.status !== 'paid' || !order.paymentIntentId) throw new AppError('ORDER_NOT_REFUNDABLE', { field: 'orderId', detail: `(it is ${order.status})` });
+    const left = order.totalCents - order.refundedCents;
+    if (input.amountCents > left) throw new AppError('REFUND_EXCEEDS_PAYMENT', { field: 'amountCents', detail: `(at most ${left} cents)` });
+    const [row] = await tx.insert(refunds).values({ orderId: order.id, amountCents: input.amountCents }).returning();
+    await tx
+      .update(orders)
+      .set({ refundedCents: sql`${orders.refundedCents} + ${input.amountCents}` })
+      .where(eq(orders.id, order.id));
+    return { refundId: row!.id, paymentIntentId: order.paymentIntentId };
+  })) as { refundId: string; paymentIntentId: string };
+
+  const { providerRefundId } = await refund(
+    { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId },
+    { idempotencyKey: steps.providerKey('refund'), simulatorFault: hooks.simulatorFault },
+  );
+
+  return (await steps.step('refund_recorded', async (tx) => {
+    await tx.update(refunds).set({ status: 'succeeded', providerRefundId }).where(eq(refunds.id, reserved.refundId));
+    const [order] = await tx.select({ refundedCents: orders.refundedCents }).from(orders).where(eq(orders.id, input.orderId));
+    return { refundId: reserved.refundId, orderId: input.orderId, amountCents: input.amountCents, refundedCents: order!.refundedCents };
+  })) as unknown as RefundView;
+}

@@ -1,0 +1,297 @@
+/**
+ * A local stand-in for Stripe: the subset of its HTTP API this app uses, spoken the way Stripe
+ * speaks it (form-encoded requests, Stripe's error objects), and behaving like Stripe where retry
+ * safety depends on it:
+ *
+ * - `Idempotency-Key`: the same key with the same parameters returns the first answer again, with
+ *   `Idempotent-Replayed: true`; the same key with other parameters is an `idempotency_error`; a
+ *   key whose first request is still running answers 409.
+ * - Test payment methods: `pm_card_visa` succeeds, `pm_card_chargeDeclined` is a generic decline,
+ *   `pm_card_chargeDeclinedInsufficientFunds` declines for insufficient funds.
+ * - Faults, per request (the `Sim-Fault` header) or per run (POST /__sim/config): `latency:<ms>`,
+ *   `error_500` (before anything happens), `rate_limit` (429), `timeout_after_charge` (the charge
+ *   is made and its answer never sent), `reset_after_charge` (made, then the connection is cut).
+ * - `GET /__sim/ledger` lists every payment intent and refund, for tests and reconciliation.
+ *
+ * State is in memory: a restart forgets everything, so run it for as long as the app runs.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+
+type Params = Record<string, unknown>;
+
+interface PaymentIntent {
+  id: string;
+  object: 'payment_intent';
+  amount: number;
+  amount_received: number;
+  currency: string;
+  status: 'succeeded' | 'requires_payment_method';
+  payment_method: string;
+  latest_charge: string | null;
+  metadata: Record<string, string>;
+  created: number;
+  last_payment_error: StripeError | null;
+}
+
+interface Refund {
+  id: string;
+  object: 'refund';
+  amount: number;
+  currency: string;
+  payment_intent: string;
+  status: 'succeeded';
+  metadata: Record<string, string>;
+  created: number;
+}
+
+interface StripeError {
+  type: string;
+  code?: string;
+  decline_code?: string;
+  message: string;
+  payment_intent?: PaymentIntent;
+}
+
+export type FaultMode = 'error_500' | 'rate_limit' | 'timeout_after_charge' | 'reset_after_charge';
+
+export interface SimConfig {
+  /** Probability (0..1) of each fault on any POST, for chaos runs. */
+  faultRates: Partial<Record<FaultMode, number>>;
+  latencyMs: number;
+}
+
+// Test cards, as in Stripe's docs: what a test needs to produce each outcome.
+const DECLINES: Record<string, { decline_code: string; message: string }> = {
+  pm_card_chargeDeclined: { decline_code: 'generic_decline', message: 'Your card was declined.' },
+  pm_card_chargeDeclinedInsufficientFunds: { decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+};
+const SUCCEEDS = new Set(['pm_card_visa', 'pm_card_mastercard']);
+// A hung answer is abandoned after this long, so that a forgotten client cannot pin a socket forever.
+const HANG_MS = 120_000;
+
+const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
+
+/** Stripe's form encoding (`metadata[order_id]=…`, `payment_method_types[0]=card`) into objects. */
+export function decodeForm(body: string): Params {
+  const out: Params = {};
+  for (const [rawKey, value] of new URLSearchParams(body)) {
+    const path = rawKey.replace(/\]/g, '').split('[');
+    let node = out as Record<string, unknown>;
+    path.forEach((part, i) => {
+      if (i === path.length - 1) node[part] = value;
+      else node = (node[part] ??= {}) as Record<string, unknown>;
+    });
+  }
+  return out;
+}
+
+function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  return `{${Object.keys(value as object)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical((value as Params)[k])}`)
+    .join(',')}}`;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+export class StripeSimulator {
+  readonly paymentIntents = new Map<string, PaymentIntent>();
+  readonly refunds = new Map<string, Refund>();
+  private readonly idempotent = new Map<string, { fingerprint: string; answer?: Answer }>();
+  config: SimConfig = { faultRates: {}, latencyMs: 0 };
+  private server?: http.Server;
+
+  async listen(port = 0): Promise<string> {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, '127.0.0.1', resolve);
+    });
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((resolve) => this.server?.close(resolve) ?? resolve(undefined));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const send = (a: Answer, headers: Record<string, string> = {}) => {
+      res.writeHead(a.status, { 'content-type': 'application/json', 'request-id': newId('req'), ...headers });
+      res.end(JSON.stringify(a.body));
+    };
+
+    if (url.pathname.startsWith('/__sim/')) return send(this.control(req.method!, url.pathname, raw));
+    if (!/^Bearer sk_test_\w+/.test(req.headers.authorization ?? '')) {
+      return send({ status: 401, body: { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } } });
+    }
+
+    const faults = new Set(String(req.headers['sim-fault'] ?? '').split(',').map((f) => f.trim()).filter(Boolean));
+    const latency = Math.max(this.config.latencyMs, Number([...faults].find((f) => f.startsWith('latency:'))?.slice(8) ?? 0));
+    if (req.method === 'POST') {
+      for (const [mode, rate] of Object.entries(this.config.faultRates)) if (Math.random() < (rate ?? 0)) faults.add(mode);
+    }
+    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+
+    if (req.method === 'POST' && faults.has('error_500')) {
+      return send({ status: 500, body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } } });
+    }
+    if (req.method === 'POST' && faults.has('rate_limit')) {
+      return send({ status: 429, body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } } });
+    }
+
+    const params = req.method === 'POST' ? decodeForm(raw) : Object.fromEntries(url.searchParams);
+    const key = req.headers['idempotency-key'];
+    let answer: Answer;
+    let replayed = false;
+    if (req.method === 'POST' && typeof key === 'string') {
+      const fingerprint = createHash('sha256').update(`${url.pathname}\n${canonical(params)}`).digest('hex');
+      const seen = this.idempotent.get(key);
+      if (seen && seen.fingerprint !== fingerprint) {
+        answer = {
+          status: 400,
+          body: {
+            error: {
+              type: 'idempotency_error',
+              message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
+            },
+          },
+        };
+      } else if (seen && !seen.answer) {
+        answer = { status: 409, body: { error: { type: 'idempotency_error', message: 'There is currently another in-progress request using this Idempotent Key.' } } };
+      } else if (seen?.answer) {
+        answer = seen.answer;
+        replayed = true;
+      } else {
+        const entry: { fingerprint: string; answer?: Answer } = { fingerprint };
+        this.idempotent.set(key, entry);
+        answer = this.route(req.method, url.pathname, params);
+        // Stripe keeps the answer of every request that ran, errors included, except server errors.
+        if (answer.status < 500) entry.answer = answer;
+        else this.idempotent.delete(key);
+      }
+    } else {
+      answer = this.route(req.method ?? 'GET', url.pathname, params);
+    }
+
+    if (faults.has('timeout_after_charge')) {
+      setTimeout(() => res.destroy(), HANG_MS).unref(); // the work is done; the answer never comes
+      return;
+    }
+    if (faults.has('reset_after_charge')) {
+      res.socket?.destroy();
+      return;
+    }
+    send(answer, replayed ? { 'Idempotent-Replayed': 'true' } : {});
+  }
+
+  private route(method: string, path: string, params: Params): Answer {
+    if (method === 'POST' && path === '/v1/payment_intents') return this.createPaymentIntent(params);
+    if (method === 'POST' && path === '/v1/refunds') return this.createRefund(params);
+    if (method === 'GET' && path === '/v1/payment_intents') return this.list([...this.paymentIntents.values()], params);
+    if (method === 'GET' && path === '/v1/refunds') return this.list([...this.refunds.values()], params);
+    const pi = /^\/v1\/payment_intents\/([\w-]+)$/.exec(path);
+    if (method === 'GET' && pi) {
+      const found = this.paymentIntents.get(pi[1]!);
+      return found ? { status: 200, body: found } : notFound(`No such payment_intent: '${pi[1]}'`);
+    }
+    return notFound(`Unrecognized request URL (${method}: ${path}).`);
+  }
+
+  private createPaymentIntent(p: Params): Answer {
+    const amount = Number(p.amount);
+    if (!Number.isInteger(amount) || amount < 50) return invalid('amount', 'Amount must be at least 50 cents (an integer number of cents).');
+    if (typeof p.currency !== 'string' || !/^[a-z]{3}$/.test(p.currency)) return invalid('currency', 'Invalid currency.');
+    const pm = String(p.payment_method ?? '');
+    if (!SUCCEEDS.has(pm) && !DECLINES[pm]) return invalid('payment_method', `No such PaymentMethod: '${pm}'`);
+    if (p.confirm !== 'true') return invalid('confirm', 'This simulator only supports confirm=true.');
+    const decline = DECLINES[pm];
+    const intent: PaymentIntent = {
+      id: newId('pi'),
+      object: 'payment_intent',
+      amount,
+      amount_received: decline ? 0 : amount,
+      currency: p.currency,
+      status: decline ? 'requires_payment_method' : 'succeeded',
+      payment_method: pm,
+      latest_charge: decline ? null : newId('ch'),
+      metadata: (p.metadata as Record<string, string>) ?? {},
+      created: Math.floor(Date.now() / 1000),
+      last_payment_error: null,
+    };
+    this.paymentIntents.set(intent.id, intent);
+    if (decline) {
+      const error: StripeError = { type: 'card_error', code: 'card_declined', decline_code: decline.decline_code, message: decline.message };
+      intent.last_payment_error = error;
+      return { status: 402, body: { error: { ...error, payment_intent: intent } } };
+    }
+    return { status: 200, body: intent };
+  }
+
+  private createRefund(p: Params): Answer {
+    const intent = this.paymentIntents.get(String(p.payment_intent ?? ''));
+    if (!intent) return invalid('payment_intent', `No such payment_intent: '${String(p.payment_intent)}'`);
+    if (intent.status !== 'succeeded') return invalid('payment_intent', 'This PaymentIntent has no successful charge to refund.');
+    const refunded = [...this.refunds.values()].filter((r) => r.payment_intent === intent.id).reduce((s, r) => s + r.amount, 0);
+    const amount = p.amount === undefined ? intent.amount - refunded : Number(p.amount);
+    if (!Number.isInteger(amount) || amount <= 0) return invalid('amount', 'Amount must be a positive integer.');
+    if (amount > intent.amount - refunded) {
+      return { status: 400, body: { error: { type: 'invalid_request_error', code: 'amount_too_large', param: 'amount', message: `Refund amount (${amount}) is greater than unrefunded amount on charge (${intent.amount - refunded}).` } } };
+    }
+    const refund: Refund = {
+      id: newId('re'),
+      object: 'refund',
+      amount,
+      currency: intent.currency,
+      payment_intent: intent.id,
+      status: 'succeeded',
+      metadata: (p.metadata as Record<string, string>) ?? {},
+      created: Math.floor(Date.now() / 1000),
+    };
+    this.refunds.set(refund.id, refund);
+    return { status: 200, body: refund };
+  }
+
+  /** Stripe's list shape with cursor pagination (`limit`, `starting_after`), oldest first here. */
+  private list<T extends { id: string }>(items: T[], p: Params): Answer {
+    const limit = Math.min(Number(p.limit ?? 10) || 10, 100);
+    const start = p.starting_after ? items.findIndex((i) => i.id === p.starting_after) + 1 : 0;
+    const data = items.slice(start, start + limit);
+    return { status: 200, body: { object: 'list', data, has_more: start + limit < items.length, url: '' } };
+  }
+
+  private control(method: string, path: string, raw: string): Answer {
+    if (path === '/__sim/ledger') {
+      return { status: 200, body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] } };
+    }
+    if (method === 'POST' && path === '/__sim/config') {
+      const next = JSON.parse(raw || '{}') as Partial<SimConfig>;
+      this.config = { faultRates: next.faultRates ?? {}, latencyMs: next.latencyMs ?? 0 };
+      return { status: 200, body: this.config };
+    }
+    return notFound(`No simulator control at ${path}`);
+  }
+}
+
+const notFound = (message: string): Answer => ({ status: 404, body: { error: { type: 'invalid_request_error', message } } });
+const invalid = (param: string, message: string): Answer => ({
+  status: 400,
+  body: { error: { type: 'invalid_request_error', code: 'parameter_invalid', param, message } },
+});
+
+// CLI: `tsx simulator/stripe.ts --port 12111`
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const port = Number(process.argv[process.argv.indexOf('--port') + 1]) || 12111;
+  void new StripeSimulator().listen(port).then((url) => console.log(`[stripe-sim] listening on ${url}`));
+}
