@@ -6,7 +6,7 @@ import { Confirmation } from './pages';
 import { expect, test } from './fixtures';
 
 const MUG = [{ productId: 'travel-mug', quantity: 1 }];
-const PLACE_ORDER = '**/api/trpc/checkout.placeOrder';
+const PLACE_ORDER = '**/api/trpc/checkout.purchase';
 
 test.describe('one intent, one order', () => {
   test('1. a double-click and a triple-click on pay each make one order', async ({ page, context, shop }, testInfo) => {
@@ -53,7 +53,10 @@ test.describe('one intent, one order', () => {
     await page.getByTestId('pay').click();
     const id = await new Confirmation(page).orderId();
     await expect(page.getByTestId('replay-notice')).toHaveText('We found your earlier order; you were not charged twice.');
-    expect(await shop.ordersOf(await shop.customerOf(context))).toEqual([id]);
+    const customer = await shop.customerOf(context);
+    expect(await shop.ordersOf(customer)).toEqual([id]);
+    const charges = await shop.chargesOf(customer); // and the card was charged once
+    expect(charges.map((c) => c.metadata.order_id)).toEqual([id]);
     expect(shop.keys).toHaveLength(2);
     expect(new Set(shop.keys).size).toBe(1);
   });
@@ -139,4 +142,24 @@ test('the checkout works with the keyboard alone, and focus moves to the outcome
   await page.keyboard.press('Enter');
   await new Confirmation(page).orderId();
   await expect(page.getByRole('heading', { name: 'Thank you!' })).toBeFocused();
+});
+
+test('a declined card shows a clear decline; another card pays: one paid order, one charge', async ({ page, context, shop }) => {
+  await shop.checkoutWith(page, MUG);
+  await page.getByTestId('card-pm_card_chargeDeclined').check();
+  await page.getByTestId('pay').click();
+  const error = page.getByTestId('checkout-error');
+  await expect(error).toContainText('The card was declined. Choose another card and try again.');
+  await expect(error).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
+  const customer = await shop.customerOf(context);
+  expect(await shop.chargesOf(customer)).toEqual([]);
+
+  await page.getByTestId('card-pm_card_visa').check();
+  await page.getByTestId('pay').click();
+  const id = await new Confirmation(page).orderId();
+  await expect(page.getByTestId('confirmation')).toContainText('paid by card');
+  const charges = await shop.chargesOf(customer);
+  expect(charges.map((c) => c.metadata.order_id)).toEqual([id]);
+  expect(charges[0]!.amount).toBe(1995);
+  expect(new Set(shop.keys).size).toBe(2); // another card is another intent, with its own key
 });

@@ -5,7 +5,7 @@
 import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
 import postgres from 'postgres';
 
-const CHECKOUT_REQUEST = /\/api\/trpc\/checkout\.placeOrder(Unprotected)?(\?|$)/;
+const CHECKOUT_REQUEST = /\/api\/trpc\/checkout\.(purchase|placeOrderUnprotected)(\?|$)/;
 
 export interface Shop {
   /** Idempotency-Key header of every checkout request the page sent, in order ('(none)' when absent). */
@@ -14,6 +14,8 @@ export interface Shop {
   customerOf(context: BrowserContext): Promise<string>;
   /** Ids of the customer's orders, from the database. */
   ordersOf(customerId: string): Promise<string[]>;
+  /** The customer's successful charges, from the payment provider's ledger (the simulator). */
+  chargesOf(customerId: string): Promise<{ id: string; amount: number; metadata: Record<string, string> }[]>;
   /** Puts these lines in the tab's cart (as if added earlier) and opens the checkout. */
   checkoutWith(page: Page, lines: { productId: string; quantity: number }[], path?: string): Promise<void>;
 }
@@ -52,6 +54,11 @@ export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
       async ordersOf(customerId) {
         const rows = await sql<{ id: string }[]>`select id from orders where customer_id = ${customerId} order by created_at`;
         return rows.map((r) => r.id);
+      },
+      async chargesOf(customerId) {
+        const res = await fetch(`${process.env.STRIPE_API_BASE}/__sim/ledger`);
+        const ledger = (await res.json()) as { payment_intents: { id: string; status: string; amount: number; metadata: Record<string, string> }[] };
+        return ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && pi.metadata.customer_id === customerId);
       },
       async checkoutWith(p, lines, path = '/checkout') {
         await p.goto('/');

@@ -1,7 +1,8 @@
 'use client';
 import Link from 'next/link';
 import { useRouter, useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useRef } from 'react';
+import { Suspense, useEffect, useRef, useState } from 'react';
+import { TEST_CARDS, type TestCard } from '@/server/services/cards';
 import { useQuery } from '@tanstack/react-query';
 import { useCart } from '../components/cart';
 import { formatMoney } from '../components/money';
@@ -38,12 +39,16 @@ function Checkout() {
   const cart = useCart();
   const catalog = useQuery(trpc.catalog.list.queryOptions());
   const alertRef = useRef<HTMLDivElement>(null);
+  const [card, setCard] = useState<TestCard>('pm_card_visa');
 
   const checkout = useIdempotentMutation({
     name: 'checkout',
-    send: async (input: { items: { productId: string; quantity: number }[] }, key, signal) => {
-      if (unprotected) return { data: await client.checkout.placeOrderUnprotected.mutate(input, { signal }), replayed: false };
-      const data = await client.checkout.placeOrder.mutate(input, { context: { idempotencyKey: key }, signal });
+    send: async (input: { items: { productId: string; quantity: number }[]; paymentMethod: TestCard }, key, signal) => {
+      if (unprotected) {
+        // The teaching switch: the same order with no key (and no payment), one order per click.
+        return { data: await client.checkout.placeOrderUnprotected.mutate({ items: input.items }, { signal }), replayed: false };
+      }
+      const data = await client.checkout.purchase.mutate(input, { context: { idempotencyKey: key }, signal });
       return { data, replayed: takeReplayed(key) };
     },
     onSuccess: (order, { replayed }) => {
@@ -111,10 +116,19 @@ function Checkout() {
       </table>
       <p>Total: <strong data-testid="cart-total">{formatMoney(estimate, currency)}</strong></p>
 
+      <fieldset disabled={busy}>
+        <legend>Payment card (test cards: nothing real is charged)</legend>
+        {(Object.entries(TEST_CARDS) as [TestCard, string][]).map(([id, label]) => (
+          <label key={id} style={{ display: 'block' }}>
+            <input type="radio" name="card" value={id} checked={card === id} onChange={() => setCard(id)} data-testid={`card-${id}`} /> {label}
+          </label>
+        ))}
+      </fieldset>
+
       {/* Never disabled while a request runs: a second click sends the same key again, and the server
           answers it with the first request's order. Correctness lives on the server, not in this button. */}
-      <button type="button" data-testid="pay" disabled={!cart.ready} aria-busy={busy} onClick={() => checkout.submit({ items: cart.lines })} aria-describedby="pay-status">
-        {busy ? 'Placing your order…' : checkout.status === 'failed' && checkout.failure?.kind === 'retryable' ? 'Try again' : 'Place order'}
+      <button type="button" data-testid="pay" disabled={!cart.ready} aria-busy={busy} onClick={() => checkout.submit({ items: cart.lines, paymentMethod: card })} aria-describedby="pay-status">
+        {busy ? 'Placing your order…' : checkout.status === 'failed' && checkout.failure?.kind === 'retryable' ? 'Try again' : 'Pay and place order'}
       </button>
       <p id="pay-status" role="status" aria-live="polite" className="muted" data-testid="pay-status">
         {checkout.status === 'offline' && 'You are offline. We will send your order as soon as the connection is back.'}

@@ -11,12 +11,6 @@ import Stripe from 'stripe';
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
 
-export const TEST_CARDS = {
-  pm_card_visa: 'Visa ending 4242 (succeeds)',
-  pm_card_chargeDeclined: 'Visa ending 0002 (declined)',
-  pm_card_chargeDeclinedInsufficientFunds: 'Visa ending 9995 (insufficient funds)',
-} as const;
-export type TestCard = keyof typeof TEST_CARDS;
 
 export type ChargeResult =
   | { status: 'succeeded'; paymentIntentId: string; amountCents: number }

@@ -18,7 +18,8 @@ import type { Tx } from '../../db/client';
 import { orders, outbox, refunds } from '../../db/schema';
 import { AppError } from '../errors';
 import type { Steps } from '../idempotency/phases';
-import { charge, refund, TEST_CARDS } from './payments';
+import { TEST_CARDS } from './cards';
+import { charge, refund } from './payments';
 import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
 
 export const purchaseInput = z.strictObject({

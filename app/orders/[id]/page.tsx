@@ -37,7 +37,8 @@ function Confirmation({ id }: { id: string }) {
         </p>
       )}
       <div className="notice ok" data-testid="confirmation">
-        Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}.
+        Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}
+        {o.status === 'paid' ? ', paid by card' : ''}.
       </div>
       <table>
         <tbody>
