@@ -14,6 +14,7 @@
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
@@ -54,7 +55,8 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
   let simulator: StripeSimulator | undefined;
   let stripeApiBase: string | undefined;
   if (!env.STRIPE_API_BASE && !env.STRIPE_SECRET_KEY) {
-    simulator = new StripeSimulator();
+    // The dev simulator keeps its ledger next to the dev database; the tests' starts empty.
+    simulator = new StripeSimulator(options.test ? undefined : path.resolve('.data/stripe-simulator.json'));
     try {
       stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
       console.log(`[payments] Stripe simulator on ${stripeApiBase}`);

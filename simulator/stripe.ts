@@ -13,9 +13,11 @@
  *   is made and its answer never sent), `reset_after_charge` (made, then the connection is cut).
  * - `GET /__sim/ledger` lists every payment intent and refund, for tests and reconciliation.
  *
- * State is in memory: a restart forgets everything, so run it for as long as the app runs.
+ * State is in memory, and with `stateFile` (as `npm run dev` uses) also saved to disk after every
+ * change, so that the ledger outlives a restart as the orders in Postgres do.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -108,6 +110,26 @@ export class StripeSimulator {
   config: SimConfig = { faultRates: {}, latencyMs: 0 };
   private server?: http.Server;
 
+  constructor(private readonly stateFile?: string) {
+    if (stateFile && fs.existsSync(stateFile)) {
+      const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as {
+        paymentIntents: PaymentIntent[];
+        refunds: Refund[];
+        idempotent: [string, { fingerprint: string; answer?: Answer }][];
+      };
+      for (const pi of saved.paymentIntents) this.paymentIntents.set(pi.id, pi);
+      for (const r of saved.refunds) this.refunds.set(r.id, r);
+      for (const [k, v] of saved.idempotent) if (v.answer) this.idempotent.set(k, v);
+    }
+  }
+
+  private save(): void {
+    if (!this.stateFile) return;
+    const state = { paymentIntents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()], idempotent: [...this.idempotent] };
+    fs.writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(state));
+    fs.renameSync(`${this.stateFile}.tmp`, this.stateFile); // never a half-written file
+  }
+
   async listen(port = 0): Promise<string> {
     this.server = http.createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
@@ -184,6 +206,7 @@ export class StripeSimulator {
     } else {
       answer = this.route(req.method ?? 'GET', url.pathname, params);
     }
+    if (req.method === 'POST') this.save();
 
     if (faults.has('timeout_after_charge')) {
       setTimeout(() => res.destroy(), HANG_MS).unref(); // the work is done; the answer never comes
