@@ -172,3 +172,18 @@ export async function ensureDatabase(adminUrl: string, name: string, fresh = fal
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+/**
+ * Restarts the embedded cluster `name` if it serves `port` (the chaos run restarts Postgres once).
+ * Returns false when that port is not an embedded cluster of this checkout (your own Postgres).
+ */
+export async function restartEmbeddedPostgres(name: string, port: number): Promise<boolean> {
+  const dataDir = dataDirFor(name);
+  if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) return false;
+  const listening = fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[3];
+  if (Number(listening) !== port) return false;
+  // -l as at start: without it the new server would hold this process's output pipes open.
+  const r = run(await pgCtlPath(), ['restart', '-D', dataDir, '-l', path.join(dataDir, 'server.log'), '-m', 'fast', '-w', '-t', '60']);
+  if (!r.ok) throw new Error(`pg_ctl restart failed: ${r.output}`);
+  return true;
+}

@@ -56,6 +56,12 @@ export function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 /** Starts `next start` on the port and resolves once it answers. */
 export async function startAppServer(options: { port: number; env?: Record<string, string> }): Promise<AppServer> {
   const url = `http://127.0.0.1:${options.port}`;
+  // A server left over from an interrupted run would answer in our place: refuse to start instead.
+  const occupied = await fetch(`${url}/api/trpc/health.ping`).then(
+    () => true,
+    () => false,
+  );
+  if (occupied) throw new Error(`port ${options.port} is already serving (a server left over from an earlier run?)`);
   const child = spawn(nextBin, ['start', '-p', String(options.port), '-H', '127.0.0.1'], {
     cwd: root,
     env: appEnv(options.env),

@@ -11,9 +11,12 @@ import type { DbOrTx } from '../../db/client';
 import { orders, refunds } from '../../db/schema';
 import { listProviderLedger } from './payments';
 
-export async function reconcile(db: DbOrTx, options: { customerId?: string } = {}): Promise<string[]> {
+/** `customerIds` limits the check to those customers (tests share one provider ledger). */
+export async function reconcile(db: DbOrTx, options: { customerId?: string; customerIds?: string[] } = {}): Promise<string[]> {
   const { intents, refunds: providerRefunds } = await listProviderLedger();
-  const mine = (metadata: Record<string, string> | null | undefined) => !options.customerId || metadata?.customer_id === options.customerId;
+  const scope = options.customerIds ?? (options.customerId ? [options.customerId] : undefined);
+  const wanted = scope ? new Set(scope) : undefined;
+  const mine = (metadata: Record<string, string> | null | undefined) => !wanted || wanted.has(metadata?.customer_id ?? '');
   const charged = intents.filter((pi) => pi.status === 'succeeded' && mine(pi.metadata));
   const problems: string[] = [];
 
@@ -21,13 +24,9 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string } = {
   for (const pi of charged) byOrder.set(pi.metadata.order_id ?? '?', [...(byOrder.get(pi.metadata.order_id ?? '?') ?? []), pi.id]);
   for (const [orderId, ids] of byOrder) if (ids.length > 1) problems.push(`order ${orderId} was charged ${ids.length} times (${ids.join(', ')})`);
 
-  const ourOrders = await db
-    .select()
-    .from(orders)
-    .where(and(isNotNull(orders.paymentIntentId), options.customerId ? eq(orders.customerId, options.customerId) : undefined));
-  const paidOrders = options.customerId
-    ? await db.select().from(orders).where(and(eq(orders.customerId, options.customerId), eq(orders.status, 'paid')))
-    : await db.select().from(orders).where(eq(orders.status, 'paid'));
+  const inScope = scope ? inArray(orders.customerId, scope) : undefined;
+  const ourOrders = await db.select().from(orders).where(and(isNotNull(orders.paymentIntentId), inScope));
+  const paidOrders = await db.select().from(orders).where(and(eq(orders.status, 'paid'), inScope));
   const byIntent = new Map(ourOrders.map((o) => [o.paymentIntentId!, o]));
 
   for (const pi of charged) {

@@ -1,0 +1,255 @@
+/**
+ * `npm run chaos`: many clients checking out at once against a cluster that keeps breaking, then
+ * a checker over everything they saw and everything that was stored.
+ *
+ *   npm run chaos                                # 10,000 intents, 30% duplicated, concurrency 50
+ *   npm run chaos -- --intents 1000              # the short run that `npm test` includes
+ *
+ * Clients behave like the real one: one key per intent, the same key on every retry (network
+ * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
+ * 30% of intents sent twice at once (a double-click, a second tab). Every attempt is recorded.
+ * Meanwhile: app instances are SIGKILLed and restarted, Postgres is restarted once, and the
+ * payment simulator fails 2% of calls with a 500 and times out 2% after charging.
+ *
+ * Then the completer finishes whatever clients gave up on, and the checker requires: at most one
+ * order and one charge per key; identical answers for a key; every successful answer's order
+ * exists and is paid; a clean reconcile. Loopback only, bounded in count and time.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createDatabase } from '../db/client';
+import { restartEmbeddedPostgres } from '../db/embedded';
+import { signCustomerId } from '../server/customer';
+import { runCompleter } from '../server/jobs/completer';
+import { reconcile } from '../server/services/reconcile';
+import { startCluster } from './cluster';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const INTENTS = arg('intents', 10_000);
+const DUPLICATE_RATE = arg('duplicates', 0.3);
+const CONCURRENCY = arg('concurrency', 50);
+const DEADLINE_MS = arg('minutes', 10) * 60_000;
+const CUSTOMERS = 100;
+const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
+const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];
+
+const databaseUrl = process.env.DATABASE_URL!;
+const sim = process.env.STRIPE_API_BASE!;
+if (!databaseUrl || !sim) throw new Error('run through `npm run chaos` (it provides the database and the simulator)');
+const COOKIE_SECRET = randomBytes(32).toString('hex');
+// The app reads these through server/env.js when this process runs the completer and reconcile.
+process.env.COOKIE_SECRET = COOKIE_SECRET;
+process.env.IDEMPOTENCY_LEASE_MS = '3000';
+process.env.STRIPE_TIMEOUT_MS = '2000';
+
+interface Attempt {
+  key: string;
+  customer: string;
+  payload: string;
+  target: string;
+  start: number;
+  end: number;
+  status: number; // 0: no answer (connection lost, timeout)
+  replayed: boolean;
+  body: string;
+}
+
+const history: Attempt[] = [];
+const stats = { instanceKills: 0, postgresRestarts: 0, gaveUp: 0 };
+const rand = (n: number) => Math.floor(Math.random() * n);
+
+async function main() {
+  const started = Date.now();
+  const cluster = await startCluster({
+    instances: 2,
+    basePort: 3401,
+    lbPort: 8481,
+    env: {
+      DATABASE_URL: databaseUrl,
+      STRIPE_API_BASE: sim,
+      COOKIE_SECRET,
+      STRIPE_TIMEOUT_MS: '2000',
+      IDEMPOTENCY_LEASE_MS: '3000',
+      IDEMPOTENCY_WAIT_MS: '5000',
+      JOBS_INTERVAL_SECONDS: '0', // the completer runs at the end, here, where the checker sees it
+    },
+  });
+  const targets = [cluster.url, ...cluster.ports.map((p) => `http://127.0.0.1:${p}`)];
+  const customers: string[] = Array.from({ length: CUSTOMERS }, () => randomUUID());
+  await setProviderFaults(PROVIDER_FAULTS);
+
+  let done = 0;
+  let stopFaults = false;
+  const faults = (async () => {
+    let restarted = false;
+    while (!stopFaults) {
+      await sleep(3000 + rand(4000));
+      if (stopFaults) break;
+      if (!restarted && done > INTENTS * 0.4) {
+        restarted = true;
+        const port = Number(new URL(databaseUrl).port);
+        console.log('[chaos] restarting Postgres');
+        if (await restartEmbeddedPostgres('test', port)) {
+          stats.postgresRestarts++;
+          console.log('[chaos] Postgres is back');
+        } else console.log('[chaos] DATABASE_URL is not the embedded test cluster: Postgres restart skipped');
+        continue;
+      }
+      const victim = rand(cluster.instances.length);
+      await cluster.crash(victim, 300 + rand(700));
+      stats.instanceKills++;
+      console.log(`[chaos] killed and restarted instance ${victim}`);
+    }
+  })();
+
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < INTENTS && Date.now() - started < DEADLINE_MS) {
+        next++;
+        await intent(targets, customers[rand(CUSTOMERS)]!, started);
+        done++;
+        if (done % Math.max(100, INTENTS / 10) === 0) console.log(`[chaos] ${done}/${INTENTS} intents, ${history.length} attempts`);
+      }
+    }),
+  );
+  stopFaults = true;
+  await faults;
+  await setProviderFaults({});
+  await cluster.stop();
+
+  // Finish what clients gave up on, as the completer would after its delay.
+  const { db, sql } = createDatabase(databaseUrl, { max: 4 });
+  for (let round = 0; round < 30; round++) {
+    const [{ n }] = (await sql`select count(*)::int as n from idempotency_keys where state = 'started' and scope in ${sql(customers)}`) as unknown as [{ n: number }];
+    if (n === 0) break;
+    await runCompleter(db, { delaySeconds: 0 });
+    await sleep(1000); // leases of killed holders lapse after 3 s
+  }
+
+  const violations = await check(db, sql, customers);
+  const [{ orders, paid }] = (await sql`
+    select count(*)::int as orders, count(*) filter (where status = 'paid')::int as paid
+    from orders where customer_id in ${sql(customers)}`) as unknown as [{ orders: number; paid: number }];
+  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as { payment_intents: { status: string; metadata: Record<string, string> }[] };
+  const mine = new Set(customers);
+  const charges = ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? '')).length;
+  await sql.end();
+
+  const keys = new Set(history.map((a) => a.key)).size;
+  const summary: [string, string | number][] = [
+    ['intents', keys],
+    ['attempts', history.length],
+    ['replays (Idempotent-Replayed)', history.filter((a) => a.replayed).length],
+    ['409 IN_USE (waited past the bound)', history.filter((a) => a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE')).length],
+    ['503 provider unavailable', history.filter((a) => a.status === 503).length],
+    ['no answer (connection lost)', history.filter((a) => a.status === 0).length],
+    ['intents a client gave up on', stats.gaveUp],
+    ['faults: instances killed', stats.instanceKills],
+    ['faults: Postgres restarts', stats.postgresRestarts],
+    ['faults: provider rates', `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`],
+    ['orders', orders],
+    ['paid orders', paid],
+    ['charges', charges],
+    ['violations', violations.length],
+    ['seconds', ((Date.now() - started) / 1000).toFixed(0)],
+  ];
+  console.log('\n| chaos run | |\n| --- | ---: |');
+  for (const [k, v] of summary) console.log(`| ${k} | ${v} |`);
+  for (const v of violations.slice(0, 50)) console.log(`VIOLATION ${v}`);
+  const out = path.resolve('.data/chaos');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'history.jsonl'), history.map((a) => JSON.stringify(a)).join('\n'));
+  console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}`);
+  process.exit(violations.length === 0 ? 0 : 1);
+}
+
+/** One checkout intent: one key; sometimes a second client sends it at the same time. */
+async function intent(targets: string[], customer: string, started: number) {
+  const key = randomUUID();
+  const items = [...PRODUCTS].sort(() => Math.random() - 0.5).slice(0, 1 + rand(3)).map((productId) => ({ productId, quantity: 1 + rand(3) }));
+  const payload = JSON.stringify({ items, paymentMethod: Math.random() < 0.05 ? 'pm_card_chargeDeclined' : 'pm_card_visa' });
+  const clients = [client(targets, customer, key, payload, started)];
+  if (Math.random() < DUPLICATE_RATE) clients.push(sleep(rand(200)).then(() => client(targets, customer, key, payload, started)));
+  await Promise.all(clients);
+}
+
+/** A client's retry loop, like app/components/use-idempotent-mutation.ts. */
+async function client(targets: string[], customer: string, key: string, payload: string, started: number) {
+  const cookie = `customer=${signCustomerId(customer, COOKIE_SECRET)}`;
+  let target = targets[0]!;
+  for (let attempt = 1; attempt <= 12; attempt++) {
+    const a: Attempt = { key, customer, payload, target, start: Date.now(), end: 0, status: 0, replayed: false, body: '' };
+    let retryAfterMs = 0;
+    try {
+      const res = await fetch(`${target}/api/trpc/checkout.purchase`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie, 'idempotency-key': key },
+        body: payload,
+        signal: AbortSignal.timeout(15_000),
+      });
+      a.status = res.status;
+      a.replayed = res.headers.get('idempotent-replayed') === 'true';
+      a.body = await res.text();
+      retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
+    } catch {
+      a.status = 0;
+    }
+    a.end = Date.now();
+    history.push(a);
+    const retryable = a.status === 0 || a.status >= 500 || (a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'));
+    if (!retryable) return;
+    if (Date.now() - started > DEADLINE_MS) break;
+    if (Math.random() < 0.5) target = targets[rand(targets.length)]!; // some retries go to another instance
+    await sleep(Math.max(retryAfterMs, Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+  }
+  stats.gaveUp++;
+}
+
+async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnType<typeof createDatabase>['sql'], customers: string[]): Promise<string[]> {
+  const violations: string[] = [];
+  const dupOrders = await sql`
+    select idempotency_key_id, count(*)::int as n from orders
+    where customer_id in ${sql(customers)} and idempotency_key_id is not null
+    group by 1 having count(*) > 1`;
+  for (const d of dupOrders) violations.push(`key row ${d.idempotency_key_id} has ${d.n} orders`);
+
+  const byKey = new Map<string, Attempt[]>();
+  for (const a of history) byKey.set(a.key, [...(byKey.get(a.key) ?? []), a]);
+  const paidIds = new Set(
+    (await sql`select id from orders where customer_id in ${sql(customers)} and status = 'paid'`).map((r) => r.id as string),
+  );
+  for (const [key, attempts] of byKey) {
+    const answers = attempts.filter((a) => a.status === 200 || a.status === 402);
+    if (new Set(answers.map((a) => `${a.status} ${a.body.replace(/,"stack":"[^"]*"/, '')}`)).size > 1) violations.push(`key ${key}: different answers`);
+    for (const a of attempts) {
+      if (a.status >= 400 && a.status < 500 && a.status !== 402 && !(a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'))) {
+        violations.push(`key ${key}: unexpected ${a.status} ${a.body.slice(0, 160)}`);
+      }
+    }
+    const ok = answers.find((a) => a.status === 200);
+    if (ok) {
+      const id = (JSON.parse(ok.body) as { result: { data: { id: string } } }).result.data.id;
+      if (!paidIds.has(id)) violations.push(`key ${key}: answered with order ${id}, which is not a paid order`);
+    }
+  }
+  for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
+  return violations;
+}
+
+async function setProviderFaults(faultRates: Record<string, number>) {
+  await fetch(`${sim}/__sim/config`, { method: 'POST', body: JSON.stringify({ faultRates }) });
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
