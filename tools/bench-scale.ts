@@ -65,7 +65,7 @@ async function fill(sql: ReturnType<typeof createDatabase>['sql'], from: number,
     insert into idempotency_keys (scope, procedure, key, fingerprint, state, recovery_point, response_status, response_body, completed_at, expires_at)
     select 'bench', 'checkout.placeOrder', 'bench-' || i, md5(i::text) || md5((i + 1)::text), 'completed', 'finished', 200,
            '{"ok":true,"data":{"id":"bench"}}'::json, now(), now() + interval '1 day'
-    from generate_series(${from}, ${to}) as i`;
+    from generate_series(${from}::int, ${to}::int) as i`;
   await sql`vacuum analyze idempotency_keys`;
 }
 

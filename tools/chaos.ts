@@ -4,6 +4,8 @@
  *
  *   npm run chaos                                # 10,000 intents, 30% duplicated, concurrency 50
  *   npm run chaos -- --intents 1000              # the short run that `npm test` includes
+ *   npm run chaos -- --intents 1000 --unsafe     # negative control: provider keys not derived, so
+ *                                                # the checker must find double charges and fail
  *
  * Clients behave like the real one: one key per intent, the same key on every retry (network
  * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
@@ -33,6 +35,7 @@ const INTENTS = arg('intents', 10_000);
 const DUPLICATE_RATE = arg('duplicates', 0.3);
 const CONCURRENCY = arg('concurrency', 50);
 const DEADLINE_MS = arg('minutes', 10) * 60_000;
+const UNSAFE = process.argv.includes('--unsafe');
 const CUSTOMERS = 100;
 const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
 const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];
@@ -76,6 +79,7 @@ async function main() {
       IDEMPOTENCY_LEASE_MS: '3000',
       IDEMPOTENCY_WAIT_MS: '5000',
       JOBS_INTERVAL_SECONDS: '0', // the completer runs at the end, here, where the checker sees it
+      ...(UNSAFE ? { ENABLE_TEST_HOOKS: '1', UNSAFE_RANDOM_PROVIDER_KEYS: '1' } : {}),
     },
   });
   const targets = [cluster.url, ...cluster.ports.map((p) => `http://127.0.0.1:${p}`)];
