@@ -120,10 +120,14 @@ export interface IdempotentCall<R extends Execution> {
   replay: (data: unknown) => R;
 }
 
-export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>): Promise<R> {
+/**
+ * Step 1, shared by both kinds of keyed procedure: reads and checks the key (logging and throwing
+ * the 400s), fingerprints the request, and returns a logger that tags every line with the key.
+ */
+export function keyedRequest(call: { headers: Headers; scope: string; procedure: string; rawInput: unknown }, tags: Record<string, unknown> = {}) {
   const started = Date.now();
   const parsed = parseIdempotencyKey(call.headers);
-  const base = { procedure: call.procedure, scope: call.scope };
+  const base = { procedure: call.procedure, scope: call.scope, ...tags };
   if (!parsed.ok) {
     logDecision(parsed.reason, { ...base, problem: parsed.problem });
     throw new AppError(parsed.reason === 'missing' ? 'IDEMPOTENCY_KEY_REQUIRED' : 'IDEMPOTENCY_KEY_INVALID', {
@@ -134,6 +138,11 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
   const fp = fingerprint(call.procedure, call.rawInput);
   const log = (decision: Decision, extra: Record<string, unknown> = {}) =>
     logDecision(decision, { ...base, keyTag: keyTag(parsed.key), ms: Date.now() - started, ...extra });
+  return { started, k, fp, log };
+}
+
+export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>): Promise<R> {
+  const { started, k, fp, log } = keyedRequest(call);
   const deadline = started + call.options.waitMs;
   let sawInFlight = false;
 

@@ -25,9 +25,8 @@ import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client';
 import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
 import { AppError, ReplayedError, errorCodeOf, toStoredError } from '../errors';
-import { fingerprint, keyTag, parseIdempotencyKey } from './key';
-import { isStoredFailure, logDecision, RETRY_AFTER_SECONDS, type Decision, type Execution } from './middleware';
-import { findLiveKey, type KeyId, type StoredResponse } from './store';
+import { isStoredFailure, keyedRequest, RETRY_AFTER_SECONDS, type Decision, type Execution } from './middleware';
+import { findLiveKey, type StoredResponse } from './store';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -197,19 +196,7 @@ export interface PhasedCall<R extends Execution> {
 }
 
 export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promise<R> {
-  const started = Date.now();
-  const parsed = parseIdempotencyKey(call.headers);
-  const base = { procedure: call.procedure, scope: call.scope, phased: true };
-  if (!parsed.ok) {
-    logDecision(parsed.reason, { ...base, problem: parsed.problem });
-    throw new AppError(parsed.reason === 'missing' ? 'IDEMPOTENCY_KEY_REQUIRED' : 'IDEMPOTENCY_KEY_INVALID', {
-      detail: parsed.reason === 'invalid' ? `(${parsed.problem})` : undefined,
-    });
-  }
-  const k: KeyId = { scope: call.scope, procedure: call.procedure, key: parsed.key };
-  const fp = fingerprint(call.procedure, call.rawInput);
-  const log = (decision: Decision, extra: Record<string, unknown> = {}) =>
-    logDecision(decision, { ...base, keyTag: keyTag(parsed.key), ms: Date.now() - started, ...extra });
+  const { started, k, fp, log } = keyedRequest(call, { phased: true });
   const deadline = started + call.options.waitMs;
   let waited = false;
   let delay = POLL_START_MS;
