@@ -26,7 +26,7 @@ import type { Db, Tx } from '../../db/client';
 import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
 import { AppError, ReplayedError, errorCodeOf, toStoredError } from '../errors';
 import { isStoredFailure, keyedRequest, RETRY_AFTER_SECONDS, type Decision, type Execution } from './middleware';
-import { findLiveKey, type StoredResponse } from './store';
+import { deleteIfExpired, findLiveKey, type StoredResponse } from './store';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -200,15 +200,15 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
   const deadline = started + call.options.waitMs;
   let waited = false;
   let delay = POLL_START_MS;
+  const inUse = (): never => {
+    call.resHeaders.set('Retry-After', String(RETRY_AFTER_SECONDS));
+    log('in_use');
+    throw new AppError('IDEMPOTENCY_KEY_IN_USE');
+  };
 
   for (;;) {
     const row = await findLiveKey(call.db, k);
     if (!row) {
-      const expired = await call.db
-        .delete(idempotencyKeys)
-        .where(and(eq(idempotencyKeys.scope, k.scope), eq(idempotencyKeys.procedure, k.procedure), eq(idempotencyKeys.key, k.key), lt(idempotencyKeys.expiresAt, sql`now()`), eq(idempotencyKeys.state, 'completed')))
-        .returning({ id: idempotencyKeys.id });
-      if (expired.length > 0) log('expired');
       const [claimed] = await call.db
         .insert(idempotencyKeys)
         .values({
@@ -221,8 +221,19 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
         .onConflictDoNothing()
         .returning();
       if (claimed) return drive(call.db, { row: claimed, token: claimed.leaseToken }, call.options, call.execute, log, call.hooks);
+      // The key exists but was not live a moment ago: expired and not yet reaped (then it goes, and
+      // this request is a new one), or just claimed by someone else (their row decides, next round).
+      if (await deleteIfExpired(call.db, k)) {
+        log('expired');
+        continue;
+      }
       waited = true;
-      continue; // someone claimed it first: their row decides
+      // An expired row still `started` (abandoned, waiting for the completer) never becomes live:
+      // poll it like an in-flight one, so this loop waits within the bound instead of spinning.
+      if (Date.now() + delay > deadline) inUse();
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+      continue;
     }
 
     if (row.fingerprint !== fp) {
@@ -242,11 +253,7 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
       log('resumed', { recoveryPoint: taken.recoveryPoint });
       return drive(call.db, { row: taken, token: taken.leaseToken }, call.options, call.execute, log, call.hooks);
     }
-    if (Date.now() + delay > deadline) {
-      call.resHeaders.set('Retry-After', String(RETRY_AFTER_SECONDS));
-      log('in_use');
-      throw new AppError('IDEMPOTENCY_KEY_IN_USE');
-    }
+    if (Date.now() + delay > deadline) inUse();
     waited = true;
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, POLL_MAX_MS);

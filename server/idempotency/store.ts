@@ -64,12 +64,13 @@ export async function claimKey(
 
 /**
  * Deletes this key's row if it has expired (the reaper has not reached it yet), so that a request
- * reusing an expired key is a new request, as the retention policy says.
+ * reusing an expired key is a new request, as the retention policy says. Like the reaper, it
+ * leaves a `started` row alone: that belongs to its holder or to the completer.
  */
-export async function deleteIfExpired(tx: Tx, k: KeyId): Promise<boolean> {
-  const deleted = await tx
+export async function deleteIfExpired(db: DbOrTx, k: KeyId): Promise<boolean> {
+  const deleted = await db
     .delete(idempotencyKeys)
-    .where(and(sameKey(k), lte(idempotencyKeys.expiresAt, sql`now()`)))
+    .where(and(sameKey(k), lte(idempotencyKeys.expiresAt, sql`now()`), eq(idempotencyKeys.state, 'completed')))
     .returning({ id: idempotencyKeys.id });
   return deleted.length > 0;
 }
