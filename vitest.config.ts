@@ -1,5 +1,5 @@
 // Unit and integration tests: `*.test.ts` beside the code they test. They talk to a real Postgres:
-// DATABASE_URL when set (npm test sets it), otherwise the embedded test cluster (see db/vitest-setup.ts).
+// DATABASE_URL when set (npm test sets it), otherwise the embedded test cluster (see dev/vitest-setup.ts).
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
@@ -12,8 +12,8 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['{server,db,app}/**/*.test.ts'],
-    globalSetup: ['db/vitest-setup.ts'],
+    include: ['{server,db,app,dev}/**/*.test.ts'],
+    globalSetup: ['dev/vitest-setup.ts'],
     env: {
       ENABLE_TEST_HOOKS: '1', // the x-test-* headers that widen race windows
       IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0', // tests run the reaper, completer and outbox themselves

@@ -101,6 +101,10 @@ const launcherSchema = z.object({
   STRIPE_SECRET_KEY: z.string().optional(),
   // The payment simulator's port for `npm run dev` (the tests pick a free one).
   STRIPE_SIM_PORT: z.coerce.number().int().min(1024).max(65535).default(12111),
+  // Set by dev/with-db.ts for the command it runs, when it started the embedded cluster: where its
+  // data and binaries are (the chaos run restarts Postgres through them).
+  EMBEDDED_PG_DATA: z.string().optional(),
+  EMBEDDED_PG_BIN: z.string().optional(),
 });
 
 /**

@@ -20,7 +20,8 @@ function newestSourceMtime(entry: string): number {
   if (!stat.isDirectory()) return stat.mtimeMs;
   let newest = 0;
   for (const name of fs.readdirSync(full)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
+    // Tests are not part of the build: adding or editing one never forces a rebuild.
+    if (name === 'node_modules' || name.startsWith('.') || /\.(test|spec)\.tsx?$/.test(name)) continue;
     newest = Math.max(newest, newestSourceMtime(path.join(entry, name)));
   }
   return newest;

@@ -21,7 +21,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createDatabase } from '../db/client';
-import { restartEmbeddedPostgres } from '../db/embedded';
+import { restartEmbeddedPostgres } from '../dev/postgres';
+import { statePath } from '../dev/state';
+import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
 import { runCompleter } from '../server/jobs/completer';
 import { reconcile } from '../server/services/reconcile';
@@ -95,9 +97,10 @@ async function main() {
       if (stopFaults) break;
       if (!restarted && done > INTENTS * 0.4) {
         restarted = true;
-        const port = Number(new URL(databaseUrl).port);
-        console.log('[chaos] restarting Postgres');
-        if (await restartEmbeddedPostgres('test', port)) {
+        const { EMBEDDED_PG_DATA, EMBEDDED_PG_BIN } = getLauncherEnv();
+        if (EMBEDDED_PG_DATA && EMBEDDED_PG_BIN) {
+          console.log('[chaos] restarting Postgres');
+          restartEmbeddedPostgres({ dataDir: EMBEDDED_PG_DATA, binDir: EMBEDDED_PG_BIN });
           stats.postgresRestarts++;
           console.log('[chaos] Postgres is back');
         } else console.log('[chaos] DATABASE_URL is not the embedded test cluster: Postgres restart skipped');
@@ -165,7 +168,7 @@ async function main() {
   console.log('\n| chaos run | |\n| --- | ---: |');
   for (const [k, v] of summary) console.log(`| ${k} | ${v} |`);
   for (const v of violations.slice(0, 50)) console.log(`VIOLATION ${v}`);
-  const out = path.resolve('.data/chaos');
+  const out = statePath('chaos');
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'history.jsonl'), history.map((a) => JSON.stringify(a)).join('\n'));
   console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}`);

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { statePath } from '../dev/state';
 import { ensureProductionBuild, startAppServer, type AppServer } from './app-server';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
@@ -71,7 +72,7 @@ export async function startCluster(options: { instances: number; basePort: numbe
   let nginx: ChildProcess | undefined;
   let url = instances[0]!.url;
   if (NGINX) {
-    const dir = path.resolve('.data/cluster');
+    const dir = statePath('cluster');
     fs.mkdirSync(dir, { recursive: true });
     const conf = path.join(dir, 'nginx.conf');
     fs.writeFileSync(conf, nginxConfig(dir, options.lbPort, ports));
@@ -106,7 +107,7 @@ export async function startCluster(options: { instances: number; basePort: numbe
   };
 }
 
-// CLI: `npm run cluster` (through db/with-db.ts, which provides the database and the simulator).
+// CLI: `npm run cluster` (through dev/with-db.ts, which provides the database and the simulator).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const count = Number(process.env.CLUSTER_INSTANCES ?? 2);
   const cluster = await startCluster({

@@ -1,32 +1,36 @@
 /**
  * Brings a database up, migrates and seeds it, starts the payment simulator, then runs a command
- * with DATABASE_URL and STRIPE_API_BASE pointing at them.
+ * with DATABASE_URL and STRIPE_API_BASE pointing at them. Every npm script that needs a database
+ * runs through it:
  *
- *   tsx db/with-db.ts -- next dev            # what `npm run dev` does
- *   tsx db/with-db.ts --test -- "vitest run" # a fresh test database for one run
- *   tsx db/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
+ *   tsx dev/with-db.ts -- next dev            # what `npm run dev` does
+ *   tsx dev/with-db.ts --test -- "vitest run" # a fresh test database for one run
+ *   tsx dev/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
  *
  * With DATABASE_URL already set, that database is used as it is (your own Postgres). Otherwise the
- * embedded Postgres is started: the `dev` cluster for the app, the `test` cluster (and a database
- * recreated on every run) for the tests, so running tests never touches the orders you placed by hand.
+ * embedded Postgres (dev/postgres.ts) is started: the `dev` cluster for the app, the `test` cluster
+ * (and a database recreated on every run) for the tests, so running tests never touches the orders
+ * you placed by hand. Ctrl-C stops the command, then the Postgres this process started.
  *
  * The payment simulator (simulator/stripe.ts) runs inside this process, unless you set
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
  */
 import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { runMigrations } from '../db/migrate';
+import { seedCatalog } from '../db/seed';
 import { getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
-import { ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './embedded';
-import { runMigrations } from './migrate';
-import { seedCatalog } from './seed';
+import { DatabaseStartError, ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
+import { statePath } from './state';
 
 export interface PreparedDatabase {
   url: string;
+  /** The embedded cluster, when this process started or adopted one (not with your own DATABASE_URL). */
+  cluster?: EmbeddedCluster;
   /** The payment simulator's URL, when this process started one. */
   stripeApiBase?: string;
-  /** Stops the embedded cluster if this process owns it; a no-op for your own DATABASE_URL. */
+  /** Stops what this process started: the simulator, and the embedded cluster if it owns it. */
   release(): Promise<void>;
 }
 
@@ -38,10 +42,11 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
   if (url) {
     console.log(`[db] using DATABASE_URL (${new URL(url).host}${new URL(url).pathname})`);
   } else {
+    const name = options.test ? 'test' : 'dev';
     const port = options.test ? env.EMBEDDED_PG_TEST_PORT : env.EMBEDDED_PG_PORT;
-    cluster = await startEmbeddedPostgres({ name: options.test ? 'test' : 'dev', port });
+    cluster = await startEmbeddedPostgres({ name, port, dataDir: statePath(`postgres-${name}`) });
     url = await ensureDatabase(cluster.adminUrl, options.test ? 'checkout_test' : 'checkout', options.test);
-    console.log(`[db] embedded Postgres ready on 127.0.0.1:${port}`);
+    console.log(`[db] embedded Postgres ready on 127.0.0.1:${port} (data in ${cluster.dataDir})`);
   }
   try {
     await runMigrations(url);
@@ -56,7 +61,7 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
   let stripeApiBase: string | undefined;
   if (!env.STRIPE_API_BASE && !env.STRIPE_SECRET_KEY) {
     // The dev simulator keeps its ledger next to the dev database; the tests' starts empty.
-    simulator = new StripeSimulator(options.test ? undefined : path.resolve('.data/stripe-simulator.json'));
+    simulator = new StripeSimulator(options.test ? undefined : statePath('stripe-simulator.json'));
     try {
       stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
       console.log(`[payments] Stripe simulator on ${stripeApiBase}`);
@@ -70,6 +75,7 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
   }
   return {
     url,
+    cluster,
     stripeApiBase,
     release: async () => {
       await simulator?.close();
@@ -83,6 +89,8 @@ async function main(): Promise<number> {
   const dash = argv.indexOf('--');
   const flags = dash === -1 ? argv : argv.slice(0, dash);
   const command = dash === -1 ? [] : argv.slice(dash + 1);
+  const unknown = flags.filter((f) => f !== '--test');
+  if (unknown.length) throw new Error(`unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [-- command])`);
 
   const database = await prepareDatabase({ test: flags.includes('--test') });
   try {
@@ -92,18 +100,21 @@ async function main(): Promise<number> {
   }
 }
 
-/** Runs the command (a single argument is a shell line) and passes Ctrl-C / SIGTERM on to it. */
+/** Runs the command (a single argument is a shell line) and passes Ctrl-C / SIGTERM / SIGHUP on to it. */
 function runChild(command: string[], database: PreparedDatabase): Promise<number> {
   const [cmd, ...args] = command as [string, ...string[]];
   const env = {
     ...process.env,
     DATABASE_URL: database.url,
     ...(database.stripeApiBase ? { STRIPE_API_BASE: database.stripeApiBase } : {}),
+    // The chaos run restarts the embedded Postgres; it needs to know where it lives.
+    ...(database.cluster ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir } : {}),
   };
   const child = spawn(cmd, args, { stdio: 'inherit', shell: args.length === 0, env });
-  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-  process.on('SIGINT', forward('SIGINT'));
-  process.on('SIGTERM', forward('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    // Ctrl-C reaches the whole terminal group; the command stops first, then `finally` stops Postgres.
+    process.on(signal, () => child.kill(signal));
+  }
   return new Promise((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
@@ -113,7 +124,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error('[db]', err instanceof Error ? err.message : err);
+      // One message, never a stack trace: a failed start says what is wrong and what to do.
+      const message = err instanceof DatabaseStartError ? err.message : err instanceof Error ? err.message : String(err);
+      console.error(`[db] ${message}`);
       process.exit(1);
     },
   );

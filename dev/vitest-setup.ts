@@ -3,15 +3,21 @@
  * Under `npm test` DATABASE_URL and STRIPE_API_BASE are already set; a bare `npx vitest` gets the
  * embedded test cluster and a payment simulator of its own.
  * Test workers are started after this runs, so they inherit DATABASE_URL.
+ *
+ * Nothing here may touch the process's exit status: vitest sets it from the test results.
  */
 import { ensureProductionBuild } from '../tools/app-server';
+import { DatabaseStartError } from './postgres';
 import { prepareDatabase } from './with-db';
 
 export default async function setup() {
   // The crash tests run the production build as a separate process. Built here, once, before the
   // test files run in parallel (two `next build`s at once would trip over each other).
   ensureProductionBuild();
-  const database = await prepareDatabase({ test: true });
+  const database = await prepareDatabase({ test: true }).catch((err: unknown) => {
+    if (err instanceof DatabaseStartError) err.stack = err.message; // the message is the whole story
+    throw err;
+  });
   process.env.DATABASE_URL = database.url;
   if (database.stripeApiBase) process.env.STRIPE_API_BASE = database.stripeApiBase;
   return () => database.release();
