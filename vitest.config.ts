@@ -15,7 +15,7 @@ export default defineConfig({
     include: ['{server,db,app,dev}/**/*.test.ts'],
     globalSetup: ['dev/vitest-setup.ts'],
     env: {
-      ENABLE_TEST_HOOKS: '1', // the x-test-* headers that widen race windows
+      ENABLE_TEST_HOOKS: '1', // servers started by the tests accept planned faults (server/idempotency/faults.ts)
       IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0', // tests run the reaper, completer and outbox themselves
       JOBS_INTERVAL_SECONDS: '0',
       STRIPE_TIMEOUT_MS: '1000', // a provider that hangs is given up on quickly

@@ -1,12 +1,10 @@
 /**
- * The database handle: postgres.js (the one driver) wrapped by Drizzle.
- *
- * `getDb()` gives the process-wide pool. In development it is cached on `globalThis`, so hot reload
- * re-imports this module without opening a new pool each time.
+ * The database handle: postgres.js (the one driver) wrapped by Drizzle. This module only knows how
+ * to open a pool for a URL; which URL, and the pool a server process shares, are the server's
+ * business (server/db.ts).
  */
 import postgres from 'postgres';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
-import { getEnv } from '../server/env.js';
 import * as schema from './schema';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -22,6 +20,8 @@ export interface Database {
 
 export interface CreateDatabaseOptions {
   max?: number;
+  /** Session settings sent when each connection opens (e.g. timeouts). */
+  connection?: Record<string, string | number>;
   /** Called once per statement sent to Postgres: the benchmark counts statements with it. */
   onQuery?: (query: string) => void;
 }
@@ -31,24 +31,9 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {}, // "relation already exists, skipping" and friends are not news
-    connection: { application_name: 'retry-safe-checkout' }, // names this app's sessions in pg_stat_activity
+    // names this app's sessions in pg_stat_activity
+    connection: { application_name: 'retry-safe-checkout', ...options.connection },
     ...(onQuery ? { debug: (_conn: number, query: string) => onQuery(query) } : {}),
   });
   return { db: drizzle(sql, { schema }), sql };
-}
-
-const cache = globalThis as unknown as { __checkoutDatabase?: Database };
-
-/** Makes `database` this process's pool (the benchmark installs one that counts statements). */
-export function installDatabase(database: Database): void {
-  cache.__checkoutDatabase = database;
-}
-
-/** The shared pool of this server process, created on first use. */
-export function getDatabase(): Database {
-  if (!cache.__checkoutDatabase) {
-    const env = getEnv();
-    cache.__checkoutDatabase = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE });
-  }
-  return cache.__checkoutDatabase;
 }

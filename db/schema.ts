@@ -5,6 +5,7 @@
  * Money is integer cents plus an ISO currency code: never floats.
  */
 import { relations, sql } from 'drizzle-orm';
+import { MAX_QUANTITY } from '../shared/shop-rules';
 import { boolean, check, index, integer, json, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const products = pgTable(
@@ -127,7 +128,7 @@ export const orderItems = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.orderId, t.productId] }),
-    check('order_items_quantity_range', sql`${t.quantity} between 1 and 99`),
+    check('order_items_quantity_range', sql`${t.quantity} between 1 and ${sql.raw(String(MAX_QUANTITY))}`),
   ],
 );
 
@@ -150,6 +151,8 @@ export const refunds = pgTable(
 /**
  * The outbox: side effects that must happen once after a commit (the receipt), written in the
  * same transaction as the change that causes them, delivered later by a worker, at least once.
+ * A message that fails is retried later with a growing delay, and set aside (`dead_at`) after too
+ * many failures, so that it never blocks the messages behind it.
  */
 export const outbox = pgTable(
   'outbox',
@@ -162,8 +165,13 @@ export const outbox = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     deliveredAt: timestamp('delivered_at', { withTimezone: true, mode: 'date' }),
     attempts: integer('attempts').notNull().default(0),
+    // Not before this time: the next delivery of a message that failed waits here.
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    lastError: text('last_error'),
+    // Set aside after too many failures: listed by `npm run reconcile`, never tried again by itself.
+    deadAt: timestamp('dead_at', { withTimezone: true, mode: 'date' }),
   },
-  (t) => [index('outbox_undelivered_idx').on(t.createdAt).where(sql`${t.deliveredAt} is null`)],
+  (t) => [index('outbox_due_idx').on(t.nextAttemptAt).where(sql`${t.deliveredAt} is null and ${t.deadAt} is null`)],
 );
 
 /** Where receipts are delivered: the stand-in for an email provider, deduplicated by order. */
@@ -185,5 +193,3 @@ export const orderItemsRelations = relations(orderItems, ({ one }) => ({
 
 export type Product = typeof products.$inferSelect;
 export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
-export type Order = typeof orders.$inferSelect;
-export type OrderItem = typeof orderItems.$inferSelect;

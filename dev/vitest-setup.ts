@@ -6,7 +6,7 @@
  *
  * Nothing here may touch the process's exit status: vitest sets it from the test results.
  */
-import { ensureProductionBuild } from '../tools/app-server';
+import { ensureProductionBuild } from './app-server';
 import { DatabaseStartError } from './postgres';
 import { prepareDatabase } from './with-db';
 

@@ -30,8 +30,8 @@ test.describe('one intent, one order', () => {
   });
 
   test('2. a second click while the server is slow waits for the first and shows its order', async ({ page, context, shop }) => {
-    await page.route(PLACE_ORDER, (route) => route.continue({ headers: { ...route.request().headers(), 'x-test-delay-ms': '1500' } }));
     await shop.checkoutWith(page, MUG);
+    await shop.slowDown(page, 1500);
     await page.getByTestId('pay').click();
     await expect(page.getByTestId('pay')).toHaveText('Placing your order…');
     await page.getByTestId('pay').click();
@@ -80,8 +80,8 @@ test.describe('one intent, one order', () => {
   });
 
   test('5. a reload during an in-flight request resumes the intent and shows the one order', async ({ page, context, shop }) => {
-    await page.route(PLACE_ORDER, (route) => route.continue({ headers: { ...route.request().headers(), 'x-test-delay-ms': '2000' } }));
     await shop.checkoutWith(page, MUG);
+    await shop.slowDown(page, 2000);
     const sent = page.waitForRequest(PLACE_ORDER);
     await page.getByTestId('pay').click();
     await sent;

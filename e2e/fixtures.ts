@@ -18,6 +18,11 @@ export interface Shop {
   chargesOf(customerId: string): Promise<{ id: string; amount: number; metadata: Record<string, string> }[]>;
   /** Puts these lines in the tab's cart (as if added earlier) and opens the checkout. */
   checkoutWith(page: Page, lines: { productId: string; quantity: number }[], path?: string): Promise<void>;
+  /**
+   * Makes the server slow for this page's customer: its next purchase holds its key for `ms` after
+   * the charge is recorded, before answering (a planned fault, server/idempotency/faults.ts).
+   */
+  slowDown(page: Page, ms: number): Promise<void>;
 }
 
 export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
@@ -59,6 +64,14 @@ export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
         const res = await fetch(`${process.env.STRIPE_API_BASE}/__sim/ledger`);
         const ledger = (await res.json()) as { payment_intents: { id: string; status: string; amount: number; metadata: Record<string, string> }[] };
         return ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && pi.metadata.customer_id === customerId);
+      },
+      async slowDown(p, ms) {
+        const scope = (await p.context().cookies()).find((c) => c.name === 'customer')?.value.split('.')[0];
+        expect(scope, 'the customer cookie').toBeDefined();
+        const res = await p.request.post('/api/test/faults', {
+          data: { scope, procedure: 'checkout.purchase', boundary: 'after:charge_recorded', action: 'delay', ms },
+        });
+        expect(res.ok()).toBe(true);
       },
       async checkoutWith(p, lines, path = '/checkout') {
         await p.goto('/');

@@ -54,7 +54,7 @@ export default defineConfig({
   },
   webServer: {
     // Builds only when the sources are newer than the last build (the crash test may have built it).
-    command: `npx tsx tools/app-server.ts --port ${PORT}`,
+    command: `npx tsx dev/app-server.ts --port ${PORT}`,
     url: `http://127.0.0.1:${PORT}/api/trpc/health.ping`,
     timeout: 300_000,
     cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -65,7 +65,7 @@ export default defineConfig({
       DATABASE_URL: databaseUrl,
       STRIPE_API_BASE: process.env.STRIPE_API_BASE ?? '',
       COOKIE_SECRET: 'e2e-cookie-secret-at-least-32-characters-long',
-      ENABLE_TEST_HOOKS: '1', // x-test-delay-ms: a slow server on demand
+      ENABLE_TEST_HOOKS: '1', // planned faults (a slow server on demand): server/idempotency/faults.ts
       UNPROTECTED_CHECKOUT: '1', // the negative control
       IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0',
     },

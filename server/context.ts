@@ -4,7 +4,8 @@
  * It carries the database handle, so a middleware can swap in a transaction for the procedure
  * (that is how `idempotentProcedure` makes the order and its stored result commit together).
  */
-import { getDatabase, type DbOrTx } from '../db/client';
+import type { DbOrTx } from '../db/client';
+import { getDatabase } from './db';
 import { getEnv } from './env.js';
 import { resolveCustomer, type CustomerIdentity } from './customer';
 

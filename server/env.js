@@ -130,6 +130,19 @@ export function getEnv() {
   return cached;
 }
 
+/**
+ * The idempotency layer's settings, in the units it uses (milliseconds): the one place where the
+ * variables above are turned into them.
+ */
+export function idempotencyOptions() {
+  const env = getEnv();
+  return {
+    ttlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,
+    waitMs: env.IDEMPOTENCY_WAIT_MS,
+    leaseMs: env.IDEMPOTENCY_LEASE_MS,
+  };
+}
+
 /** The launcher's environment (read fresh: the launcher sets DATABASE_URL itself). */
 export function getLauncherEnv() {
   return parse(launcherSchema);

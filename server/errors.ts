@@ -1,8 +1,10 @@
 /**
- * Every error this API throws on purpose, in one table: its machine-readable `errorCode` (sent in
+ * Every error the shop throws on purpose, in one table: its machine-readable `errorCode` (sent in
  * the tRPC error's `data.errorCode`), the tRPC code that sets the HTTP status, and the message a
  * person reads. Clients branch on `errorCode`, never on message text or on the status alone:
- * a 400 can be bad input or a missing key, and those need different handling.
+ * a 400 can be bad input or a missing key, and those need different handling. The errors about
+ * idempotency keys are the layer's own (server/idempotency/errors.ts); both reach the client the
+ * same way, through the error formatter in server/trpc.ts.
  */
 import { TRPCError } from '@trpc/server';
 import type { ZodError } from 'zod';
@@ -35,26 +37,6 @@ export const errorCatalog = {
     message: 'The unprotected checkout (a test and teaching switch) is off here. Set UNPROTECTED_CHECKOUT=1 to enable it.',
   },
 
-  // Idempotency (statuses from the IETF Idempotency-Key draft)
-  IDEMPOTENCY_KEY_REQUIRED: {
-    code: 'BAD_REQUEST',
-    message:
-      'This operation needs an Idempotency-Key header: a new random value (a UUID) for each new request, sent again unchanged with every retry of it.',
-  },
-  IDEMPOTENCY_KEY_INVALID: {
-    code: 'BAD_REQUEST',
-    message: 'The Idempotency-Key header is malformed: use 1 to 255 printable ASCII characters (a UUID is recommended).',
-  },
-  IDEMPOTENCY_KEY_REUSED: {
-    code: 'UNPROCESSABLE_CONTENT',
-    message:
-      'This Idempotency-Key was already used for a different request. Use a new key for a new request; send the same key only to retry the exact same request.',
-  },
-  IDEMPOTENCY_KEY_IN_USE: {
-    code: 'CONFLICT',
-    message: 'A request with this Idempotency-Key is still being processed. Retry with the same key after the Retry-After delay.',
-  },
-
   // Customer identity (401)
   CUSTOMER_COOKIE_MISSING: {
     code: 'UNAUTHORIZED',
@@ -85,43 +67,6 @@ export class AppError extends TRPCError {
     this.errorCode = errorCode;
     this.field = options.field ? { path: options.field, problem } : undefined;
   }
-}
-
-/** An error as stored with an idempotency key, to be replayed exactly. */
-export interface StoredError {
-  code: TRPCCode;
-  errorCode: string | null;
-  message: string;
-  field?: { path: string; problem: string };
-}
-
-/** Everything a client sees of a deliberate error, so that a replay can send exactly the same. */
-export function toStoredError(error: TRPCError): StoredError {
-  const field = error instanceof AppError || error instanceof ReplayedError ? error.field : undefined;
-  return { code: error.code, errorCode: errorCodeOf(error), message: error.message, ...(field ? { field } : {}) };
-}
-
-/** A stored error, thrown again on replay: same tRPC code (so same status), errorCode and message. */
-export class ReplayedError extends TRPCError {
-  readonly errorCode: string | null;
-  readonly field: { path: string; problem: string } | undefined;
-
-  constructor(stored: StoredError) {
-    super({ code: stored.code, message: stored.message });
-    this.name = 'ReplayedError';
-    this.errorCode = stored.errorCode;
-    this.field = stored.field;
-  }
-}
-
-/** The machine-readable code of any error we threw on purpose, or null. */
-export function errorCodeOf(error: unknown): string | null {
-  return error instanceof AppError || error instanceof ReplayedError ? error.errorCode : null;
-}
-
-/** The input field a deliberate error is about, if any. */
-export function fieldOf(error: unknown): { path: string; problem: string } | undefined {
-  return error instanceof AppError || error instanceof ReplayedError ? error.field : undefined;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { getDatabase } from '../db/client';
+import { getDatabase } from './db';
 import { customerCookie, http } from './testing';
 
 const { sql } = getDatabase();

@@ -1,7 +1,7 @@
 /** Security properties of the keys, the cookie, what is stored and what is logged. */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { getDatabase } from '../db/client';
+import { getDatabase } from './db';
 import { getEnv } from './env.js';
 import { customerCookie, http } from './testing';
 

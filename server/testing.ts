@@ -1,12 +1,14 @@
 /**
- * Helpers for the tests (imported by `*.test.ts` only): procedure callers for a given customer, and
- * requests through the real HTTP route handler, all against the real database from DATABASE_URL.
+ * Helpers for the tests (imported by `*.test.ts` only): procedure callers for a given customer,
+ * requests through the real HTTP handler, and faults planned in a server or at the payment
+ * simulator; all against the real database from DATABASE_URL.
  */
 import { randomUUID } from 'node:crypto';
-import { GET, POST } from '@/app/api/trpc/[trpc]/route';
-import { getDatabase } from '../db/client';
+import { getDatabase } from './db';
 import { signCustomerId } from './customer';
 import { getEnv } from './env.js';
+import type { FaultPlan } from './idempotency/faults';
+import { handleApiRequest } from './http';
 import { createCaller } from './routers/_app';
 
 /** A caller for one customer (a fresh one unless given), as if its cookie had been presented. */
@@ -45,7 +47,7 @@ export async function http(
     headers,
     body: method === 'POST' ? (options.rawBody ?? JSON.stringify(options.body ?? {})) : undefined,
   });
-  const res = await (method === 'GET' ? GET : POST)(req);
+  const res = await handleApiRequest(req);
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -59,4 +61,22 @@ export async function countOrders(customerId: string): Promise<number> {
   const { sql } = getDatabase();
   const [row] = await sql<{ n: number }[]>`select count(*)::int as n from orders where customer_id = ${customerId}`;
   return row!.n;
+}
+
+/** Plans a fault in a server process started for a test (its /api/test/faults, ENABLE_TEST_HOOKS=1). */
+export async function planServerFault(baseUrl: string, plan: FaultPlan): Promise<void> {
+  const res = await fetch(`${baseUrl}/api/test/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(plan) });
+  if (!res.ok) throw new Error(`planning a fault failed: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Scripts a fault at the payment simulator for this customer's next provider call(s): `error_500`,
+ * `rate_limit`, `timeout_after_charge` (charged, answer never sent), `reset_after_charge`.
+ */
+export async function scriptProviderFault(customerId: string, fault: string, options: { path?: string; times?: number } = {}): Promise<void> {
+  const res = await fetch(`${getEnv().STRIPE_API_BASE}/__sim/faults`, {
+    method: 'POST',
+    body: JSON.stringify({ metadata: { customer_id: customerId }, fault, ...options }),
+  });
+  if (!res.ok) throw new Error(`scripting a provider fault failed: ${res.status} ${await res.text()}`);
 }

@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { canonicalJson } from '../shared/canonical-json';
 
 type Params = Record<string, unknown>;
 
@@ -59,6 +60,14 @@ interface StripeError {
 
 export type FaultMode = 'error_500' | 'rate_limit' | 'timeout_after_charge' | 'reset_after_charge';
 
+/** A fault for the next `times` POSTs whose metadata include `metadata` (and whose path is `path`). */
+export interface ScriptedFault {
+  metadata: Record<string, string>;
+  path?: string;
+  fault: FaultMode | `latency:${number}`;
+  times: number;
+}
+
 export interface SimConfig {
   /** Probability (0..1) of each fault on any POST, for chaos runs. */
   faultRates: Partial<Record<FaultMode, number>>;
@@ -90,14 +99,6 @@ export function decodeForm(body: string): Params {
   return out;
 }
 
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  return `{${Object.keys(value as object)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical((value as Params)[k])}`)
-    .join(',')}}`;
-}
-
 interface Answer {
   status: number;
   body: unknown;
@@ -108,6 +109,8 @@ export class StripeSimulator {
   readonly refunds = new Map<string, Refund>();
   private readonly idempotent = new Map<string, { fingerprint: string; answer?: Answer }>();
   config: SimConfig = { faultRates: {}, latencyMs: 0 };
+  /** Faults scripted for the next requests whose metadata match (POST /__sim/faults). */
+  private scripted: ScriptedFault[] = [];
   private server?: http.Server;
 
   constructor(private readonly stateFile?: string) {
@@ -159,12 +162,13 @@ export class StripeSimulator {
       return send({ status: 401, body: { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } } });
     }
 
-    const faults = new Set(String(req.headers['sim-fault'] ?? '').split(',').map((f) => f.trim()).filter(Boolean));
+    const params = req.method === 'POST' ? decodeForm(raw) : Object.fromEntries(url.searchParams);
+    const faults = this.faultsFor(req, url.pathname, params);
     const latency = Math.max(this.config.latencyMs, Number([...faults].find((f) => f.startsWith('latency:'))?.slice(8) ?? 0));
-    if (req.method === 'POST') {
-      for (const [mode, rate] of Object.entries(this.config.faultRates)) if (Math.random() < (rate ?? 0)) faults.add(mode);
-    }
-    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+    const work = async (): Promise<Answer> => {
+      if (latency > 0) await new Promise((r) => setTimeout(r, latency)); // the time the work takes
+      return this.route(req.method ?? 'GET', url.pathname, params);
+    };
 
     if (req.method === 'POST' && faults.has('error_500')) {
       return send({ status: 500, body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } } });
@@ -173,12 +177,11 @@ export class StripeSimulator {
       return send({ status: 429, body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } } });
     }
 
-    const params = req.method === 'POST' ? decodeForm(raw) : Object.fromEntries(url.searchParams);
     const key = req.headers['idempotency-key'];
     let answer: Answer;
     let replayed = false;
     if (req.method === 'POST' && typeof key === 'string') {
-      const fingerprint = createHash('sha256').update(`${url.pathname}\n${canonical(params)}`).digest('hex');
+      const fingerprint = createHash('sha256').update(`${url.pathname}\n${canonicalJson(params)}`).digest('hex');
       const seen = this.idempotent.get(key);
       if (seen && seen.fingerprint !== fingerprint) {
         answer = {
@@ -191,6 +194,7 @@ export class StripeSimulator {
           },
         };
       } else if (seen && !seen.answer) {
+        // The first request with this key is still being worked on (its latency has not passed).
         answer = { status: 409, body: { error: { type: 'idempotency_error', message: 'There is currently another in-progress request using this Idempotent Key.' } } };
       } else if (seen?.answer) {
         answer = seen.answer;
@@ -198,13 +202,13 @@ export class StripeSimulator {
       } else {
         const entry: { fingerprint: string; answer?: Answer } = { fingerprint };
         this.idempotent.set(key, entry);
-        answer = this.route(req.method, url.pathname, params);
+        answer = await work();
         // Stripe keeps the answer of every request that ran, errors included, except server errors.
         if (answer.status < 500) entry.answer = answer;
         else this.idempotent.delete(key);
       }
     } else {
-      answer = this.route(req.method ?? 'GET', url.pathname, params);
+      answer = await work();
     }
     if (req.method === 'POST') this.save();
 
@@ -217,6 +221,26 @@ export class StripeSimulator {
       return;
     }
     send(answer, replayed ? { 'Idempotent-Replayed': 'true' } : {});
+  }
+
+  /**
+   * The faults for this request: its `Sim-Fault` header (per request), the configured rates (per
+   * run), and the first scripted fault whose match fits (per payment, by its metadata).
+   */
+  private faultsFor(req: http.IncomingMessage, path: string, params: Params): Set<string> {
+    const faults = new Set(String(req.headers['sim-fault'] ?? '').split(',').map((f) => f.trim()).filter(Boolean));
+    if (req.method !== 'POST') return faults;
+    for (const [mode, rate] of Object.entries(this.config.faultRates)) if (Math.random() < (rate ?? 0)) faults.add(mode);
+    const metadata = (params.metadata ?? {}) as Record<string, string>;
+    const i = this.scripted.findIndex(
+      (f) => (!f.path || f.path === path) && Object.entries(f.metadata).every(([k, v]) => metadata[k] === v),
+    );
+    if (i >= 0) {
+      const f = this.scripted[i]!;
+      faults.add(f.fault);
+      if (--f.times <= 0) this.scripted.splice(i, 1);
+    }
+    return faults;
   }
 
   private route(method: string, path: string, params: Params): Answer {
@@ -297,6 +321,16 @@ export class StripeSimulator {
   private control(method: string, path: string, raw: string): Answer {
     if (path === '/__sim/ledger') {
       return { status: 200, body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] } };
+    }
+    if (method === 'POST' && path === '/__sim/faults') {
+      const f = JSON.parse(raw || '{}') as Partial<ScriptedFault>;
+      if (!f.fault || typeof f.metadata !== 'object') return invalid('fault', 'Send {"metadata": {...}, "fault": "...", "times": n}.');
+      this.scripted.push({ metadata: f.metadata, path: f.path, fault: f.fault, times: f.times ?? 1 });
+      return { status: 200, body: { scripted: this.scripted } };
+    }
+    if (method === 'DELETE' && path === '/__sim/faults') {
+      this.scripted = [];
+      return { status: 200, body: { scripted: [] } };
     }
     if (method === 'POST' && path === '/__sim/config') {
       const next = JSON.parse(raw || '{}') as Partial<SimConfig>;

@@ -16,8 +16,9 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import { createDatabase, installDatabase } from '../db/client';
-import { appEnv, ensureProductionBuild, startAppServer } from './app-server';
+import { createDatabase } from '../db/client';
+import { installDatabase } from '../server/db';
+import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server';
 import { scaleSections } from './bench-scale';
 
 const PORT = 3300;
@@ -90,13 +91,13 @@ async function storm(base: string, cookie: string, sameKey: boolean): Promise<nu
 async function countStatements(cookie: string): Promise<Record<string, { statements: number; writes: number }>> {
   const log: string[] = [];
   installDatabase(createDatabase(databaseUrl!, { max: 1, onQuery: (q) => log.push(q.trim()) }));
-  const { GET, POST } = await import('../app/api/trpc/[trpc]/route');
+  const { handleApiRequest } = await import('../server/http');
   const call = async (path: string, key?: string) => {
     const headers = new Headers({ 'content-type': 'application/json', cookie });
     if (key) headers.set('idempotency-key', key);
     const method = path === 'health.ping' ? 'GET' : 'POST';
     const req = new Request(`http://localhost/api/trpc/${path}`, { method, headers, body: method === 'POST' ? BODY : undefined });
-    const res = await (method === 'GET' ? GET : POST)(req);
+    const res = await handleApiRequest(req);
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   };
   await call('checkout.placeOrderUnprotected'); // warm: connection setup queries are not a request's

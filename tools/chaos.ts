@@ -27,17 +27,21 @@ import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
 import { runCompleter } from '../server/jobs/completer';
 import { reconcile } from '../server/services/reconcile';
+import { parseFlags } from './args';
 import { startCluster } from './cluster';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const INTENTS = arg('intents', 10_000);
-const DUPLICATE_RATE = arg('duplicates', 0.3);
-const CONCURRENCY = arg('concurrency', 50);
-const DEADLINE_MS = arg('minutes', 10) * 60_000;
-const UNSAFE = process.argv.includes('--unsafe');
+const flags = parseFlags('npm run chaos --', {
+  intents: { type: 'number', default: 10_000, min: 1, max: 1_000_000, help: 'checkout intents to run' },
+  duplicates: { type: 'number', default: 0.3, min: 0, max: 1, help: 'share of intents sent twice at once' },
+  concurrency: { type: 'number', default: 50, min: 1, max: 500, help: 'clients at once' },
+  minutes: { type: 'number', default: 10, min: 0.1, max: 120, help: 'stop starting intents after this long' },
+  unsafe: { type: 'boolean', help: 'negative control: provider keys not derived; the checker must fail' },
+});
+const INTENTS = flags.intents;
+const DUPLICATE_RATE = flags.duplicates;
+const CONCURRENCY = flags.concurrency;
+const DEADLINE_MS = flags.minutes * 60_000;
+const UNSAFE = flags.unsafe;
 const CUSTOMERS = 100;
 const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
 const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];

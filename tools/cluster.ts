@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { statePath } from '../dev/state';
-import { ensureProductionBuild, startAppServer, type AppServer } from './app-server';
+import { ensureProductionBuild, startAppServer, type AppServer } from '../dev/app-server';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
 

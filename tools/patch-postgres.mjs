@@ -8,7 +8,9 @@
 // The guard: when the socket is gone, drop the buffered bytes and fail the waiting queries with
 // CONNECTION_CLOSED (catchable, so the transaction rolls back and the key is released); and let
 // the teardown paths forget their timer, so a later write can be scheduled again.
-// Idempotent: running it twice changes nothing. Remove it when postgres.js ships the fix.
+// Idempotent: running it twice changes nothing. If the code it patches has changed (a new
+// postgres.js), the install fails with a message instead of going on unguarded.
+// Remove it when postgres.js ships the fix.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -40,8 +42,13 @@ for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
   if (text.includes('// patched')) continue;
   for (const [from, to] of edits) {
     if (!text.includes(from)) {
-      console.warn(`[patch-postgres] postgres ${version}: ${file} no longer matches; the patch was not applied (check whether upstream fixed it)`);
-      process.exit(0);
+      // Loud on purpose: without the guard, a dropped connection mid-transaction can kill the server.
+      console.error(
+        `[patch-postgres] postgres ${version}: ${file} no longer contains the code this guard patches.\n` +
+          '  Check whether upstream fixed porsager/postgres#1154; if it did, delete tools/patch-postgres.mjs and its\n' +
+          '  postinstall line in package.json; if not, update the guard to the new code.',
+      );
+      process.exit(1);
     }
     text = text.replace(from, to);
   }

@@ -2,7 +2,7 @@
  * `npm run reconcile`: compares the payment provider's charges and refunds with the orders.
  * Prints every mismatch and exits 1 if there is one; prints a one-line all-clear otherwise.
  */
-import { getDatabase } from '../db/client';
+import { getDatabase } from '../server/db';
 import { reconcile } from '../server/services/reconcile';
 
 const { db, sql } = getDatabase();

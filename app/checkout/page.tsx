@@ -2,7 +2,7 @@
 import Link from 'next/link';
 import { useRouter, useSearchParams } from 'next/navigation';
 import { Suspense, useEffect, useRef, useState } from 'react';
-import { TEST_CARDS, type TestCard } from '@/server/services/cards';
+import { MAX_QUANTITY, TEST_CARDS, type TestCard } from '@/shared/shop-rules';
 import { useQuery } from '@tanstack/react-query';
 import { useCart } from '../components/cart';
 import { formatMoney } from '../components/money';
@@ -97,9 +97,9 @@ function Checkout() {
                   <label>
                     <span className="visually-hidden">Quantity of {name}</span>
                     <input
-                      type="number" min={1} max={99} value={l.quantity} disabled={busy}
+                      type="number" min={1} max={MAX_QUANTITY} value={l.quantity} disabled={busy}
                       data-testid={`qty-${l.productId}`}
-                      onChange={(e) => cart.setQuantity(l.productId, Math.max(1, Math.min(99, Number(e.target.value) || 1)))}
+                      onChange={(e) => cart.setQuantity(l.productId, Math.max(1, Math.min(MAX_QUANTITY, Number(e.target.value) || 1)))}
                     />
                   </label>
                 </td>

@@ -2,7 +2,7 @@
 import { createTRPCClient } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
 import type { AppRouter } from '@/server/routers/_app';
-import { POST, GET } from '@/app/api/trpc/[trpc]/route';
+import { handleApiRequest } from '@/server/http';
 import { customerCookie } from '@/server/testing';
 import { createLinks } from './trpc-links';
 
@@ -17,7 +17,7 @@ describe('tRPC client links', () => {
           const req = new Request(input as string, init);
           req.headers.set('cookie', cookie);
           sent.push({ url: req.url, key: req.headers.get('idempotency-key') });
-          return (req.method === 'GET' ? GET : POST)(req);
+          return handleApiRequest(req);
         },
       }),
     });

@@ -15,6 +15,7 @@
  * double-click simply sends the same key twice.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { canonicalJson } from '@/shared/canonical-json';
 
 // Automatic retries: up to 6 attempts within 45 s, backing off 0.25 s, 0.5 s, 1 s ... capped at 4 s,
 // each with jitter so that many clients retrying after one outage do not arrive in lockstep.
@@ -72,18 +73,9 @@ export function backoffMs(attempt: number, random: () => number = Math.random): 
   return exp / 2 + random() * (exp / 2);
 }
 
-/** Canonical JSON (sorted keys): two inputs are the same intent when these strings are equal. */
+/** Two inputs are the same intent when their canonical JSON (sorted keys) is the same. */
 export function sameInput(a: unknown, b: unknown): boolean {
-  const canon = (v: unknown): string =>
-    v === null || typeof v !== 'object'
-      ? JSON.stringify(v)
-      : Array.isArray(v)
-        ? `[${v.map(canon).join(',')}]`
-        : `{${Object.keys(v as object)
-            .sort()
-            .map((k) => `${JSON.stringify(k)}:${canon((v as Record<string, unknown>)[k])}`)
-            .join(',')}}`;
-  return canon(a) === canon(b);
+  return canonicalJson(a) === canonicalJson(b);
 }
 
 interface StoredIntent<TInput> {

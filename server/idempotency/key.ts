@@ -6,6 +6,7 @@
  * bare (`8e03978e-...`). Both are accepted and mean the same key.
  */
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../shared/canonical-json';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 // Stripe's limit, and what the `key` column's CHECK allows. A UUID (36) is the recommended key.
@@ -36,16 +37,6 @@ export function parseIdempotencyKey(headers: Headers): ParsedKey {
   if (key.length > MAX_KEY_LENGTH) return { ok: false, reason: 'invalid', problem: `the key is longer than ${MAX_KEY_LENGTH} characters` };
   if (!PRINTABLE_ASCII.test(key)) return { ok: false, reason: 'invalid', problem: 'the key must be printable ASCII (a UUID is recommended)' };
   return { ok: true, key };
-}
-
-/** JSON with object keys sorted at every depth, so `{a,b}` and `{b,a}` fingerprint the same. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
 /** SHA-256 over the procedure path and the canonical input: what "the same request" means. */

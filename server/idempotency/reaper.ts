@@ -3,11 +3,10 @@
  * retention period of keys and each delete holds its locks for milliseconds.
  *
  * It runs on a timer inside every server process (server/jobs/schedule.ts) and on demand as
- * `npm run db:reap`. Several reapers at once are fine: each batch skips rows another
+ * `npm run db:reap` (tools/reap.ts). Several reapers at once are fine: each batch skips rows another
  * reaper has locked.
  */
-import { createDatabase, type DbOrTx } from '../../db/client';
-import { getEnv } from '../env.js';
+import type { DbOrTx } from '../../db/client';
 import { reapExpiredBatch } from './store';
 
 // 1,000 rows per transaction: a batch deletes in a few milliseconds, so checkouts touching the
@@ -21,17 +20,5 @@ export async function reapExpiredKeys(db: DbOrTx, batchSize = REAP_BATCH_SIZE): 
     const n = await reapExpiredBatch(db, batchSize);
     total += n;
     if (n < batchSize) return total;
-  }
-}
-
-/** `npm run db:reap`: one full pass, then exit. */
-export async function main(): Promise<void> {
-  const { db, sql } = createDatabase(getEnv().DATABASE_URL, { max: 1 });
-  const started = Date.now();
-  try {
-    const n = await reapExpiredKeys(db);
-    console.log(`[reaper] deleted ${n} expired idempotency key(s) in ${Date.now() - started} ms`);
-  } finally {
-    await sql.end();
   }
 }

@@ -1,11 +1,11 @@
 /**
- * Every SQL statement of the idempotency layer, in one file, each with the reason for its shape.
- * The table is `idempotency_keys` in db/schema.ts.
+ * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
+ * The table is `idempotency_keys` in db/schema.ts. Nothing outside this folder writes to it.
  */
-import { and, eq, gt, lte, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
-import type { StoredError } from '../errors';
+import type { StoredError } from './errors';
 
 export interface KeyId {
   scope: string;
@@ -110,6 +110,121 @@ export async function insertCompletedFailure(
     .onConflictDoNothing()
     .returning({ id: idempotencyKeys.id });
   return rows[0]?.id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phased procedures: the claim commits at once, with a lease and a fencing token (see README.md).
+
+const leaseFromNow = (leaseMs: number) => sql`now() + make_interval(secs => ${leaseMs / 1000})`;
+const heldBy = (id: string, token: number) => and(eq(idempotencyKeys.id, id), eq(idempotencyKeys.leaseToken, token));
+
+/**
+ * The phased claim: the same atomic INSERT ... ON CONFLICT DO NOTHING, committed on its own, with
+ * a lease (`locked_until`) and the request's input (so the completer can finish it without its
+ * client). Returns the new row, or undefined when the key already exists.
+ */
+export async function claimPhased(
+  db: DbOrTx,
+  k: KeyId,
+  fingerprint: string,
+  requestInput: unknown,
+  options: { ttlMs: number; leaseMs: number },
+): Promise<IdempotencyKey | undefined> {
+  const [row] = await db
+    .insert(idempotencyKeys)
+    .values({
+      ...k,
+      fingerprint,
+      requestInput: requestInput ?? null,
+      lockedUntil: leaseFromNow(options.leaseMs),
+      expiresAt: sql`now() + make_interval(secs => ${options.ttlMs / 1000})`,
+    })
+    .onConflictDoNothing()
+    .returning();
+  return row;
+}
+
+/**
+ * Takes over a started key whose lease expired or was released, bumping the fencing token: from
+ * now on, every write of the previous holder matches no row. Undefined if someone holds it.
+ */
+export async function takeOver(db: DbOrTx, id: string, leaseMs: number): Promise<IdempotencyKey | undefined> {
+  const [row] = await db
+    .update(idempotencyKeys)
+    .set({ leaseToken: sql`${idempotencyKeys.leaseToken} + 1`, lockedUntil: leaseFromNow(leaseMs) })
+    .where(
+      and(
+        eq(idempotencyKeys.id, id),
+        eq(idempotencyKeys.state, 'started'),
+        or(isNull(idempotencyKeys.lockedUntil), lt(idempotencyKeys.lockedUntil, sql`now()`)),
+      ),
+    )
+    .returning();
+  return row;
+}
+
+/**
+ * Records a step's result and recovery point and renews the lease, in the step's own transaction,
+ * fenced by the token. False when the lease was taken over: the caller rolls the step back.
+ */
+export async function recordStep(tx: Tx, id: string, token: number, name: string, value: unknown, leaseMs: number): Promise<boolean> {
+  const fenced = await tx
+    .update(idempotencyKeys)
+    .set({
+      progress: sql`(${idempotencyKeys.progress}::jsonb || ${JSON.stringify({ [name]: value ?? null })}::jsonb)::json`,
+      recoveryPoint: name,
+      lockedUntil: leaseFromNow(leaseMs),
+    })
+    .where(heldBy(id, token))
+    .returning({ id: idempotencyKeys.id });
+  return fenced.length > 0;
+}
+
+/** Stores the final answer of a phased key, fenced like every step. False when the lease was lost. */
+export async function finishPhased(db: DbOrTx, id: string, token: number, status: number, body: StoredResponse): Promise<boolean> {
+  const done = await db
+    .update(idempotencyKeys)
+    .set({ state: 'completed', recoveryPoint: 'finished', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
+    .where(heldBy(id, token))
+    .returning({ id: idempotencyKeys.id });
+  return done.length > 0;
+}
+
+/**
+ * Gives a phased key back without an answer. `forget`: nothing was done yet (the input was refused
+ * before any step), so the row goes and the key is free; otherwise the lease ends now and the next
+ * retry (or the completer) takes over at once, resuming from the recovery point.
+ */
+export async function releasePhased(db: DbOrTx, id: string, token: number, { forget }: { forget: boolean }): Promise<void> {
+  if (forget) {
+    await db.delete(idempotencyKeys).where(and(heldBy(id, token), eq(idempotencyKeys.recoveryPoint, 'started')));
+  } else {
+    await db.update(idempotencyKeys).set({ lockedUntil: sql`now()` }).where(heldBy(id, token));
+  }
+}
+
+/**
+ * Phased keys whose client never came back: still started, lease lapsed, older than `olderThanSeconds`.
+ * The completer takes each over (takeOver) and drives it to an end.
+ */
+export async function findAbandoned(
+  db: DbOrTx,
+  options: { procedures: string[]; olderThanSeconds: number; limit: number; scope?: string },
+): Promise<string[]> {
+  const rows = await db
+    .select({ id: idempotencyKeys.id })
+    .from(idempotencyKeys)
+    .where(
+      and(
+        eq(idempotencyKeys.state, 'started'),
+        inArray(idempotencyKeys.procedure, options.procedures),
+        or(isNull(idempotencyKeys.lockedUntil), lt(idempotencyKeys.lockedUntil, sql`now()`)),
+        lt(idempotencyKeys.createdAt, sql`now() - make_interval(secs => ${options.olderThanSeconds})`),
+        options.scope ? eq(idempotencyKeys.scope, options.scope) : undefined,
+      ),
+    )
+    .limit(options.limit);
+  return rows.map((r) => r.id);
 }
 
 /**

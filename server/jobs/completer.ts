@@ -12,13 +12,14 @@
  * an order, never a paid order without a charge.
  */
 import { getTRPCErrorFromUnknown } from '@trpc/server';
-import { and, inArray, isNull, lt, or, sql, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
-import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
-import { getEnv } from '../env.js';
+import { idempotencyOptions, getEnv } from '../env.js';
+import { reportDecision, type Decision } from '../idempotency/hooks';
 import { keyTag } from '../idempotency/key';
-import { logDecision, type Execution } from '../idempotency/middleware';
-import { drive, takeOver, type Steps } from '../idempotency/phases';
+import { drive, type Steps } from '../idempotency/phased';
+import type { Execution } from '../idempotency/request';
+import { findAbandoned, takeOver } from '../idempotency/store';
+import type { IdempotencyKey } from '../../db/schema';
 import { cancelAbandonedPurchase, purchase, refundOrder, type PurchaseInput, type RefundInput } from '../services/purchase';
 
 /** How each phased procedure is finished without its client. */
@@ -34,29 +35,16 @@ const flows: Record<string, (steps: Steps, row: IdempotencyKey) => Promise<unkno
 const BATCH = 50;
 
 export async function runCompleter(db: Db, options: { delaySeconds?: number; customerId?: string } = {}) {
-  const env = getEnv();
-  const delay = options.delaySeconds ?? env.COMPLETER_DELAY_SECONDS;
-  const stuck = await db
-    .select({ id: idempotencyKeys.id })
-    .from(idempotencyKeys)
-    .where(
-      and(
-        eq(idempotencyKeys.state, 'started'),
-        inArray(idempotencyKeys.procedure, Object.keys(flows)),
-        or(isNull(idempotencyKeys.lockedUntil), lt(idempotencyKeys.lockedUntil, sql`now()`)),
-        lt(idempotencyKeys.createdAt, sql`now() - make_interval(secs => ${delay})`),
-        options.customerId ? eq(idempotencyKeys.scope, options.customerId) : undefined,
-      ),
-    )
-    .limit(BATCH);
+  const delay = options.delaySeconds ?? getEnv().COMPLETER_DELAY_SECONDS;
+  const phaseOptions = { ...idempotencyOptions(), waitMs: 0 };
+  const stuck = await findAbandoned(db, { procedures: Object.keys(flows), olderThanSeconds: delay, limit: BATCH, scope: options.customerId });
 
   const outcome = { finished: 0, failed: 0, released: 0 };
-  const phaseOptions = { ttlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000, waitMs: 0, leaseMs: env.IDEMPOTENCY_LEASE_MS };
-  for (const { id } of stuck) {
-    const row = await takeOver(db, id, env.IDEMPOTENCY_LEASE_MS);
+  for (const id of stuck) {
+    const row = await takeOver(db, id, phaseOptions.leaseMs);
     if (!row) continue; // a client retry took it first
-    const log = (decision: Parameters<typeof logDecision>[0], extra: Record<string, unknown> = {}) =>
-      logDecision(decision, { procedure: row.procedure, scope: row.scope, keyTag: keyTag(row.key), by: 'completer', ...extra });
+    const log = (decision: Decision, extra: Record<string, unknown> = {}) =>
+      reportDecision({ decision, procedure: row.procedure, scope: row.scope, keyTag: keyTag(row.key), by: 'completer', ...extra });
     log('resumed', { recoveryPoint: row.recoveryPoint });
     const result = await drive<Execution>(
       db,

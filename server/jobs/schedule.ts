@@ -1,9 +1,10 @@
 /**
- * Background jobs inside each server process, started by the first request it serves: the key
- * reaper, the completer and the outbox worker. Every job is safe to run in several processes at
- * once (SKIP LOCKED, leases), so scaling out needs no leader election.
+ * Background jobs inside each server process, started with the process (server/start.ts): the key
+ * reaper, the completer and the outbox worker. A restarted instance that receives no traffic still
+ * finishes abandoned checkouts. Every job is safe to run in several processes at once (SKIP
+ * LOCKED, leases), so scaling out needs no leader election.
  */
-import { getDatabase } from '../../db/client';
+import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import { reapExpiredKeys } from '../idempotency/reaper';
 import { runCompleter } from './completer';
@@ -25,7 +26,7 @@ function every(seconds: number, name: string, job: () => Promise<unknown>): Node
   return timer;
 }
 
-export function ensureBackgroundJobs(): void {
+export function startBackgroundJobs(): void {
   if (state.__jobs) return;
   const env = getEnv();
   const { db } = getDatabase();

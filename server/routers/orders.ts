@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { getOrder, listOrders } from '../services/orders';
 import { refundInput, refundOrder } from '../services/purchase';
-import { testProviderFault } from '../test-hooks';
 import { customerProcedure, phasedProcedure, router } from '../trpc';
 
 export const ordersRouter = router({
@@ -11,7 +10,5 @@ export const ordersRouter = router({
     .input(z.strictObject({ orderId: z.uuid('must be an order id (a UUID)') }))
     .query(({ ctx, input }) => getOrder(ctx.db, ctx.customerId, input.orderId)),
   /** Refunds part or all of a paid order through the provider, exactly once per key. */
-  refund: phasedProcedure
-    .input(refundInput)
-    .mutation(({ ctx, input }) => refundOrder(ctx.steps, ctx.customerId, input, { simulatorFault: testProviderFault(ctx.headers) })),
+  refund: phasedProcedure.input(refundInput).mutation(({ ctx, input }) => refundOrder(ctx.steps, ctx.customerId, input)),
 });

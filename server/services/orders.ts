@@ -9,11 +9,9 @@ import { and, desc, eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import type { DbOrTx, Tx } from '../../db/client';
 import { orderItems, orders, products } from '../../db/schema';
+import { MAX_LINES, MAX_QUANTITY } from '../../shared/shop-rules';
 import { AppError } from '../errors';
 
-export const MAX_QUANTITY = 99;
-// A cart with more distinct products than the catalog could ever hold is not a real cart.
-export const MAX_LINES = 50;
 
 export const cartItemSchema = z.strictObject({
   productId: z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters'),

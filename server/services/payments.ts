@@ -32,18 +32,13 @@ function stripe(): Stripe {
   return cache.__stripe;
 }
 
-/** What the caller may pass through to the simulator in tests (a `Sim-Fault` header). */
 export interface CallOptions {
+  /** Derived from our key row: the same on every retry of one step. */
   idempotencyKey: string;
-  simulatorFault?: string | null;
 }
 
 function requestOptions(o: CallOptions): Stripe.RequestOptions {
-  const env = getEnv();
-  return {
-    idempotencyKey: env.UNSAFE_RANDOM_PROVIDER_KEYS ? crypto.randomUUID() : o.idempotencyKey,
-    ...(env.ENABLE_TEST_HOOKS && o.simulatorFault ? { headers: { 'Sim-Fault': o.simulatorFault } } : {}),
-  };
+  return { idempotencyKey: getEnv().UNSAFE_RANDOM_PROVIDER_KEYS ? crypto.randomUUID() : o.idempotencyKey };
 }
 
 /**
@@ -90,12 +85,12 @@ export async function charge(
 }
 
 export async function refund(
-  input: { paymentIntentId: string; amountCents: number; refundId: string },
+  input: { paymentIntentId: string; amountCents: number; refundId: string; orderId: string; customerId: string },
   options: CallOptions,
 ): Promise<{ providerRefundId: string }> {
   try {
     const r = await stripe().refunds.create(
-      { payment_intent: input.paymentIntentId, amount: input.amountCents, metadata: { refund_id: input.refundId } },
+      { payment_intent: input.paymentIntentId, amount: input.amountCents, metadata: { refund_id: input.refundId, order_id: input.orderId, customer_id: input.customerId } },
       requestOptions(options),
     );
     return { providerRefundId: r.id };

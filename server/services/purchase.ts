@@ -14,11 +14,10 @@
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Tx } from '../../db/client';
 import { orders, outbox, refunds } from '../../db/schema';
 import { AppError } from '../errors';
-import type { Steps } from '../idempotency/phases';
-import { TEST_CARDS } from './cards';
+import { TEST_CARDS } from '../../shared/shop-rules';
+import type { Steps } from '../idempotency/phased';
 import { charge, refund } from './payments';
 import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
 
@@ -36,16 +35,7 @@ export const refundInput = z.strictObject({
 });
 export type RefundInput = z.infer<typeof refundInput>;
 
-/** Test hooks reach the provider through this (a simulator fault header); null in real use. */
-export interface FlowHooks {
-  simulatorFault?: string | null;
-}
-
-async function reload(tx: Tx, customerId: string, orderId: string): Promise<OrderView> {
-  return getOrder(tx, customerId, orderId);
-}
-
-export async function purchase(steps: Steps, customerId: string, input: PurchaseInput, hooks: FlowHooks = {}): Promise<OrderView> {
+export async function purchase(steps: Steps, customerId: string, input: PurchaseInput): Promise<OrderView> {
   const order = (await steps.step('order_created', async (tx) =>
     (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
   )) as unknown as OrderView;
@@ -54,7 +44,7 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
   await steps.step('charge_attempted', async () => true);
   const result = await charge(
     { amountCents: order.totalCents, currency: order.currency, paymentMethod: input.paymentMethod, orderId: order.id, customerId, keyId: steps.keyId },
-    { idempotencyKey: steps.providerKey('charge'), simulatorFault: hooks.simulatorFault },
+    { idempotencyKey: steps.providerKey('charge') },
   );
 
   if (result.status === 'declined') {
@@ -67,7 +57,7 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
 
   return (await steps.step('charge_recorded', async (tx) => {
     await tx.update(orders).set({ status: 'paid', paymentIntentId: result.paymentIntentId }).where(eq(orders.id, order.id));
-    const paid = await reload(tx, customerId, order.id);
+    const paid = await getOrder(tx, customerId, order.id);
     // The receipt: staged in this transaction, so it exists if and only if the payment is recorded.
     await tx
       .insert(outbox)
@@ -94,7 +84,7 @@ export interface RefundView {
   refundedCents: number;
 }
 
-export async function refundOrder(steps: Steps, customerId: string, input: RefundInput, hooks: FlowHooks = {}): Promise<RefundView> {
+export async function refundOrder(steps: Steps, customerId: string, input: RefundInput): Promise<RefundView> {
   const reserved = (await steps.step('refund_reserved', async (tx) => {
     const [order] = await tx
       .select()
@@ -114,8 +104,8 @@ export async function refundOrder(steps: Steps, customerId: string, input: Refun
   })) as { refundId: string; paymentIntentId: string };
 
   const { providerRefundId } = await refund(
-    { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId },
-    { idempotencyKey: steps.providerKey('refund'), simulatorFault: hooks.simulatorFault },
+    { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId, orderId: input.orderId, customerId },
+    { idempotencyKey: steps.providerKey('refund') },
   );
 
   return (await steps.step('refund_recorded', async (tx) => {

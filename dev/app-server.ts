@@ -2,7 +2,7 @@
  * Runs the real app as a separate process: a production build under `next start`. The crash tests
  * kill it with SIGKILL, the browser tests and the benchmark drive it over HTTP.
  *
- *   tsx tools/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer)
+ *   tsx dev/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const nextBin = path.join(root, 'node_modules', '.bin', 'next');
-const SOURCES = ['app', 'server', 'db', 'next.config.mjs', 'package-lock.json', 'tsconfig.json'];
+const SOURCES = ['app', 'server', 'db', 'shared', 'instrumentation.ts', 'next.config.mjs', 'package-lock.json', 'tsconfig.json'];
 
 function newestSourceMtime(entry: string): number {
   const full = path.join(root, entry);
@@ -100,7 +100,7 @@ export async function startAppServer(options: { port: number; env?: Record<strin
 // CLI: build if needed, then serve in the foreground (used as Playwright's webServer command).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(process.argv[process.argv.indexOf('--port') + 1]);
-  if (!Number.isInteger(port)) throw new Error('usage: tsx tools/app-server.ts --port <port>');
+  if (!Number.isInteger(port)) throw new Error('usage: tsx dev/app-server.ts --port <port>');
   ensureProductionBuild();
   const child = spawn(nextBin, ['start', '-p', String(port), '-H', '127.0.0.1'], { cwd: root, env: appEnv(), stdio: 'inherit' });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));

@@ -1,6 +1,6 @@
 /** The HTTP surface, through the real Next route handler: statuses, cookies, error bodies. */
 import { describe, expect, it } from 'vitest';
-import { countOrders, customerCookie, http } from '@/server/testing';
+import { countOrders, customerCookie, http } from './testing';
 
 const cookieOf = (headers: Headers) => headers.get('set-cookie')?.split(';')[0];
 const idOf = (cookie: string) => cookie.slice('customer='.length).split('.')[0]!;

@@ -1,0 +1,103 @@
+/**
+ * The import layers, kept true: each folder may import only from the folders below it, so that the
+ * data layer knows nothing of the server, the server nothing of the pages, the idempotency folder
+ * nothing of the shop, and the browser no runtime code of the server.
+ *
+ *   shared                      pure rules and helpers, browser-safe
+ *   db                          schema, client, migrations, seed            -> shared
+ *   server/idempotency          the liftable layer                          -> db, shared
+ *   server                      the API                                     -> server/idempotency, db, shared
+ *   simulator                   the payment provider stand-in               -> shared
+ *   app (pages, components)     the browser                                 -> shared, and types only from server
+ *   app/api, instrumentation.ts server entry points                         -> server, shared
+ *   dev                         launchers and harness                       -> all of the above
+ *   tools, e2e                  commands and browser tests                  -> anything
+ * A test (`*.test.ts`) may also use the dev harness; a browser test may call the real server.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from './state';
+
+type Layer = 'shared' | 'db' | 'idempotency' | 'server' | 'simulator' | 'browser' | 'entry' | 'dev' | 'tools' | 'e2e';
+
+const ALLOWED: Record<Layer, Layer[]> = {
+  shared: [],
+  db: ['shared'],
+  idempotency: ['db', 'shared'],
+  server: ['idempotency', 'db', 'shared'],
+  simulator: ['shared'],
+  browser: ['shared'],
+  entry: ['server', 'idempotency', 'db', 'shared'],
+  dev: ['server', 'idempotency', 'db', 'shared', 'simulator'],
+  tools: ['dev', 'server', 'idempotency', 'db', 'shared', 'simulator', 'browser', 'entry'],
+  e2e: ['dev', 'server', 'idempotency', 'db', 'shared', 'simulator', 'browser', 'entry', 'tools'],
+};
+
+function layerOf(file: string): Layer | undefined {
+  const rel = path.relative(PROJECT_ROOT, file).split(path.sep).join('/');
+  if (rel.startsWith('shared/')) return 'shared';
+  if (rel.startsWith('db/')) return 'db';
+  if (rel.startsWith('server/idempotency/')) return 'idempotency';
+  if (rel.startsWith('server/')) return 'server';
+  if (rel.startsWith('simulator/')) return 'simulator';
+  if (rel.startsWith('app/api/') || rel === 'instrumentation.ts') return 'entry';
+  if (rel.startsWith('app/')) return 'browser';
+  if (rel.startsWith('dev/')) return 'dev';
+  if (rel.startsWith('tools/')) return 'tools';
+  if (rel.startsWith('e2e/')) return 'e2e';
+  return undefined;
+}
+
+function sources(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const full = path.join(dir, d.name);
+    if (d.isDirectory()) return d.name === 'node_modules' || d.name.startsWith('.') ? [] : sources(full);
+    return /\.(ts|tsx|js|mjs)$/.test(d.name) && !d.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+/** Every project import of a file: its target file and whether it is `import type` only. */
+function importsOf(file: string): { target: string; typeOnly: boolean; line: string }[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const found: { target: string; typeOnly: boolean; line: string }[] = [];
+  const re = /^(import|export)\s+(type\s+)?[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  for (const m of text.matchAll(re)) {
+    const spec = m[3] ?? m[4]!;
+    let target: string | undefined;
+    if (spec.startsWith('@/')) target = path.join(PROJECT_ROOT, spec.slice(2));
+    else if (spec.startsWith('.')) target = path.resolve(path.dirname(file), spec);
+    if (!target) continue; // a package
+    found.push({ target, typeOnly: Boolean(m[2]), line: m[0] });
+  }
+  return found;
+}
+
+describe('import layers', () => {
+  const roots = ['shared', 'db', 'server', 'simulator', 'app', 'dev', 'tools', 'e2e'].map((d) => path.join(PROJECT_ROOT, d));
+  const files = [...roots.flatMap(sources), path.join(PROJECT_ROOT, 'instrumentation.ts')];
+
+  it('finds the project files it checks', () => {
+    expect(files.length).toBeGreaterThan(50);
+    expect(files.some((f) => f.endsWith('server/idempotency/one-transaction.ts'))).toBe(true);
+  });
+
+  it('no import runs from a lower layer up to a higher one, and the browser takes only types from the server', () => {
+    const violations: string[] = [];
+    for (const file of files) {
+      const from = layerOf(file)!;
+      const isTest = /\.(test|spec)\.tsx?$/.test(file);
+      for (const imp of importsOf(file)) {
+        const to = layerOf(imp.target);
+        if (!to || to === from) continue;
+        const allowed =
+          ALLOWED[from].includes(to) ||
+          (isTest && to === 'dev') ||
+          (isTest && from === 'browser' && to === 'server') ||
+          (from === 'browser' && imp.typeOnly && (to === 'server' || to === 'idempotency'));
+        if (!allowed) violations.push(`${path.relative(PROJECT_ROOT, file)} (${from}) -> ${path.relative(PROJECT_ROOT, imp.target)} (${to}): ${imp.line}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+});

@@ -1,0 +1,20 @@
+/**
+ * The API over HTTP: every tRPC call is a request to /api/trpc/<procedure path>, handled here.
+ * app/api/trpc/[trpc]/route.ts hands its requests to this function; tests call it directly.
+ */
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { createContext } from './context';
+import { appRouter } from './routers/_app';
+
+export function handleApiRequest(req: Request): Promise<Response> {
+  return fetchRequestHandler({
+    endpoint: '/api/trpc',
+    req,
+    router: appRouter,
+    createContext: ({ req, resHeaders }) => createContext({ req, resHeaders }),
+    onError({ error, path }) {
+      // Deliberate errors are answers, not incidents; only unexpected ones are logged with their cause.
+      if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[trpc] ${path ?? '?'} failed:`, error.cause ?? error);
+    },
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * What the layer tells the world, and the one place where the world may step in.
+ *
+ * - Decisions: every keyed request ends in one decision (`executed`, `replayed`, ...), reported to
+ *   the decision listeners (the log line, metrics). Never the key itself: a one-way tag of it.
+ * - Boundaries: both runners call `reached()` at named points of a request's life ('claimed',
+ *   'executed', 'inside:<step>', 'after:<step>', 'stored'). In production nobody listens and it
+ *   costs nothing; tests and the lab install one observer there to delay, fail, crash or cut a
+ *   request at exactly that point (server/idempotency/faults.ts). Product code never mentions it.
+ *
+ * Both are kept on `globalThis`: Next may evaluate this module more than once in one process
+ * (instrumentation and route bundles), and they must all see the same listeners.
+ */
+import type { Tx } from '../../db/client';
+
+export type Decision =
+  | 'executed' // ran the procedure and stored its answer
+  | 'failure_stored' // ran it; a deliberate business failure was stored
+  | 'released' // ran it; bad input or an unexpected error: nothing stored, key free
+  | 'replayed' // answered from the stored result
+  | 'waited_then_replayed' // the first request was in flight; waited, then answered with its result
+  | 'in_use' // waited past the bound: 409
+  | 'reused_with_different_input' // 422
+  | 'missing' // 400, no key
+  | 'invalid' // 400, malformed key
+  | 'expired' // an expired key was deleted; the request runs as a new one
+  | 'resumed'; // phased: took over a key whose holder was gone, resuming from its recovery point
+
+export const DECISIONS: readonly Decision[] = [
+  'executed',
+  'failure_stored',
+  'released',
+  'replayed',
+  'waited_then_replayed',
+  'in_use',
+  'reused_with_different_input',
+  'missing',
+  'invalid',
+  'expired',
+  'resumed',
+];
+
+export interface DecisionEvent {
+  decision: Decision;
+  procedure: string;
+  scope: string;
+  /** A short one-way tag of the key: enough to correlate lines, useless to replay a request. */
+  keyTag?: string;
+  /** Milliseconds from the request's arrival to this decision. */
+  ms?: number;
+  [extra: string]: unknown;
+}
+
+export interface BoundaryEvent {
+  procedure: string;
+  scope: string;
+  keyId?: string;
+  /** 'claimed', 'executed', 'stored', or 'inside:<step>' / 'after:<step>' for phased procedures. */
+  boundary: string;
+  /** The open transaction at this point, if there is one. */
+  tx?: Tx;
+}
+
+export type DecisionListener = (event: DecisionEvent) => void;
+export type BoundaryObserver = (event: BoundaryEvent) => Promise<void> | void;
+
+const registry = globalThis as unknown as { __idempotencyHooks?: { decisions: Set<DecisionListener>; observer?: BoundaryObserver } };
+const hooks = (registry.__idempotencyHooks ??= { decisions: new Set() });
+
+/** The default listener: one JSON line per decision on stdout. */
+export const logDecisionLine: DecisionListener = (event) => console.info(JSON.stringify({ msg: 'idempotency', ...event }));
+if (hooks.decisions.size === 0) hooks.decisions.add(logDecisionLine);
+
+/** Adds a decision listener; returns a function that removes it. */
+export function onDecision(listener: DecisionListener): () => void {
+  hooks.decisions.add(listener);
+  return () => hooks.decisions.delete(listener);
+}
+
+/** Replaces every decision listener (the server installs its logger and metrics here). */
+export function setDecisionListeners(listeners: DecisionListener[]): void {
+  hooks.decisions.clear();
+  for (const l of listeners) hooks.decisions.add(l);
+}
+
+export function reportDecision(event: DecisionEvent): void {
+  for (const listener of hooks.decisions) listener(event);
+}
+
+/** Installs the boundary observer (test-only and lab code does this; production never). */
+export function observeBoundaries(observer: BoundaryObserver | undefined): void {
+  hooks.observer = observer;
+}
+
+/** Called by the runners at each named boundary. A no-op unless an observer is installed. */
+export async function reached(event: BoundaryEvent): Promise<void> {
+  if (hooks.observer) await hooks.observer(event);
+}

@@ -1,0 +1,154 @@
+/**
+ * Keyed procedures with an effect outside the database (a card charge), which no transaction can
+ * roll back: the claim commits at once with a lease and a fencing token, and the work runs as named
+ * steps, each its own transaction. See README.md in this folder for the states and the rules.
+ */
+import type { Db, Tx } from '../../db/client';
+import type { IdempotencyKey } from '../../db/schema';
+import { IdempotencyError, toStoredError } from './errors';
+import { reached, type Decision } from './hooks';
+import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall } from './request';
+import { claimPhased, deleteIfExpired, findLiveKey, finishPhased, recordStep, releasePhased, takeOver } from './store';
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** What a phased procedure gets as `ctx.steps`. */
+export interface Steps {
+  /** The key row's id: stable across retries and takeovers. */
+  readonly keyId: string;
+  /** When the key was first claimed: a resume may come much later (see the provider's key retention). */
+  readonly claimedAt: Date;
+  /** The results of steps that committed, by name. */
+  readonly progress: Readonly<Record<string, Json>>;
+  /** An idempotency key for an outside call, derived from our key row, the same on every retry. */
+  providerKey(step: string): string;
+  /**
+   * Runs `fn` in its own transaction and records its result as step `name`, fenced by the lease.
+   * A step that already committed (before a crash or a timeout) is not run again: its saved
+   * result is returned.
+   */
+  step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T>;
+}
+
+export class LeaseLost extends Error {
+  constructor() {
+    super('the lease on this idempotency key was taken over');
+    this.name = 'LeaseLost';
+  }
+}
+
+export interface PhaseOptions {
+  ttlMs: number;
+  waitMs: number;
+  leaseMs: number;
+}
+
+/** Steps bound to one holding of one key row. */
+export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: number): Steps {
+  const progress: Record<string, Json> = { ...(row.progress as Record<string, Json>) };
+  const at = (boundary: string, tx?: Tx) => reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary, tx });
+  return {
+    keyId: row.id,
+    claimedAt: row.createdAt,
+    progress,
+    providerKey: (step) => `${row.id}:${step}`,
+    async step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+      if (name in progress) return progress[name] as T;
+      const result = await db.transaction(async (tx) => {
+        const value = await fn(tx);
+        await at(`inside:${name}`, tx);
+        if (!(await recordStep(tx, row.id, token, name, value, leaseMs))) throw new LeaseLost(); // rolls this step back
+        return value;
+      });
+      progress[name] = result;
+      await at(`after:${name}`);
+      return result;
+    },
+  };
+}
+
+export type Holding = { row: IdempotencyKey; token: number };
+
+/**
+ * Runs a holding of a key to its end: the procedure, then the stored answer or a release.
+ * Shared by the request path and the completer.
+ */
+export async function drive<R extends Execution>(
+  db: Db,
+  holding: Holding,
+  options: PhaseOptions,
+  execute: (steps: Steps) => Promise<R>,
+  log: (decision: Decision, extra?: Record<string, unknown>) => void,
+): Promise<R> {
+  const { row, token } = holding;
+  const lost = () => {
+    log('in_use', { reason: 'lease taken over' });
+    return new IdempotencyError('IDEMPOTENCY_KEY_IN_USE');
+  };
+  const execution = await execute(stepsFor(db, row, token, options.leaseMs));
+  if (execution.ok) {
+    const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
+    if (!(await finishPhased(db, row.id, token, 200, { ok: true, data }))) throw lost();
+    log('executed', { resumedFrom: row.recoveryPoint });
+    await reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary: 'stored' });
+    return { ...execution, data };
+  }
+  const { error } = execution;
+  if (error.cause instanceof LeaseLost) throw lost();
+  if (isStoredFailure(error)) {
+    const described = KeyedRequest.describe(error);
+    if (!(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))) throw lost();
+    log('failure_stored', described);
+    return execution;
+  }
+  const refusedInput = error.code === 'BAD_REQUEST' || error.code === 'PARSE_ERROR';
+  await releasePhased(db, row.id, token, { forget: refusedInput });
+  log('released', KeyedRequest.describe(error));
+  return execution;
+}
+
+export interface PhasedCall<R extends Execution> extends KeyedCall {
+  db: Db;
+  options: PhaseOptions;
+  execute: (steps: Steps) => Promise<R>;
+  replay: (data: unknown) => R;
+}
+
+export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promise<R> {
+  const request = new KeyedRequest(call, call.options.waitMs, { phased: true });
+  const { k, fp } = request;
+  const log = (decision: Decision, extra?: Record<string, unknown>) => request.log(decision, extra);
+  const run = async (holding: Holding) => {
+    await reached({ procedure: k.procedure, scope: k.scope, keyId: holding.row.id, boundary: 'claimed' });
+    return drive(call.db, holding, call.options, call.execute, log);
+  };
+
+  for (;;) {
+    const row = await findLiveKey(call.db, k);
+    if (!row) {
+      const claimed = await claimPhased(call.db, k, fp, call.rawInput, call.options);
+      if (claimed) return run({ row: claimed, token: claimed.leaseToken });
+      // The key exists but was not live a moment ago: expired and not yet reaped (then it goes, and
+      // this request is a new one), or just claimed by someone else (their row decides, next round).
+      if (await deleteIfExpired(call.db, k)) {
+        request.log('expired');
+        continue;
+      }
+      // An expired row still `started` (abandoned, waiting for the completer) never becomes live:
+      // poll it like an in-flight one, so this loop waits within the bound instead of spinning.
+      await request.pause();
+      continue;
+    }
+
+    request.refuseOtherInput(row);
+    if (row.state === 'completed') return request.answerFrom(row, call.replay);
+    // Started: take it over if its holder is gone, else wait for it.
+    const taken = await takeOver(call.db, row.id, call.options.leaseMs);
+    if (taken) {
+      request.log('resumed', { recoveryPoint: taken.recoveryPoint });
+      return run({ row: taken, token: taken.leaseToken });
+    }
+    await request.pause();
+  }
+}
+

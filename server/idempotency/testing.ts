@@ -1,0 +1,124 @@
+/**
+ * Test support for this folder (imported by its `*.test.ts` only): a tiny tRPC app of its own, so
+ * the layer's tests need nothing of the shop. The scope of a request is its `x-scope` header.
+ *
+ * - `notes.add` (one transaction): writes a note row that references its key row. Its `outcome`
+ *   input picks a business failure (409, stored) or an unexpected error (nothing stored).
+ * - `calls.make` (phased): reserves a note, makes a call to a fake outside service with the key
+ *   derived from the key row, records the call. The fake service, like a payment provider,
+ *   answers a repeated key with its first answer, and counts every call it receives.
+ */
+import { randomUUID } from 'node:crypto';
+import { initTRPC, TRPCError } from '@trpc/server';
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db, DbOrTx } from '../../db/client';
+import { errorCodeOf } from './errors';
+import { oneTransactionIdempotency, phasedIdempotency, type KeyedContext } from './trpc';
+
+export async function createNotesTable(db: DbOrTx): Promise<void> {
+  await db.execute(sql`
+    create table if not exists idempotency_test_notes (
+      id uuid primary key default gen_random_uuid(),
+      scope text not null,
+      key_id uuid,
+      text text not null,
+      created_at timestamptz not null default now()
+    )`);
+}
+
+export async function countNotes(db: DbOrTx, scope: string): Promise<number> {
+  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from idempotency_test_notes where scope = ${scope}`);
+  return row!.n;
+}
+
+/** A fake outside service (think: a payment provider) that honours idempotency keys. */
+export class FakeService {
+  readonly calls: { key: string; amount: number }[] = [];
+  private readonly answers = new Map<string, string>();
+  /** The next call fails before doing anything (a 500) or after doing it (a timeout). */
+  failNext: 'before' | 'after' | null = null;
+
+  async call(key: string, amount: number): Promise<string> {
+    this.calls.push({ key, amount });
+    const fail = this.failNext;
+    this.failNext = null;
+    if (fail === 'before') throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the service failed' });
+    const id = this.answers.get(key) ?? `call_${randomUUID()}`;
+    this.answers.set(key, id);
+    if (fail === 'after') throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the service timed out' });
+    return id;
+  }
+
+  /** Distinct effects made (one per distinct key). */
+  get effects(): number {
+    return this.answers.size;
+  }
+}
+
+export interface TinyOptions {
+  ttlMs?: number;
+  waitMs?: number;
+  leaseMs?: number;
+}
+
+export function tinyApp(db: Db, options: TinyOptions = {}) {
+  const settings = { ttlMs: options.ttlMs ?? 3_600_000, waitMs: options.waitMs ?? 5_000, leaseMs: options.leaseMs ?? 2_000 };
+  const service = new FakeService();
+  const t = initTRPC.context<KeyedContext>().create({
+    errorFormatter: ({ shape, error }) => ({ ...shape, data: { ...shape.data, errorCode: errorCodeOf(error) } }),
+  });
+  const keyed = t.procedure.use(oneTransactionIdempotency(() => settings));
+  const phased = t.procedure.use(phasedIdempotency(() => settings));
+
+  const router = t.router({
+    notes: t.router({
+      add: keyed
+        .input(z.strictObject({ text: z.string().min(1).max(100), outcome: z.enum(['ok', 'conflict', 'crash']).optional() }))
+        .mutation(async ({ ctx, input }) => {
+          const [note] = await ctx.db.execute<{ id: string }>(
+            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope}, ${ctx.idempotencyKeyId}, ${input.text}) returning id`,
+          );
+          if (input.outcome === 'conflict') throw Object.assign(new TRPCError({ code: 'CONFLICT', message: 'No more notes today.' }), { errorCode: 'NOTES_SOLD_OUT' });
+          if (input.outcome === 'crash') throw new Error('the handler crashed');
+          return { noteId: note!.id, text: input.text };
+        }),
+    }),
+    calls: t.router({
+      make: phased.input(z.strictObject({ amount: z.number().int().positive() })).mutation(async ({ ctx, input }) => {
+        const { steps } = ctx;
+        const reserved = await steps.step('reserved', async (tx) => {
+          const [note] = await tx.execute<{ id: string }>(
+            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope}, ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
+          );
+          return note!.id;
+        });
+        const callId = await service.call(steps.providerKey('call'), input.amount);
+        return steps.step('recorded', async () => ({ noteId: reserved, callId }));
+      }),
+    }),
+  });
+
+  /** Sends one HTTP request through the tRPC fetch adapter, as a client would over the wire. */
+  async function http(
+    path: string,
+    request: { scope: string; key?: string | null; body?: unknown; rawBody?: string; headers?: [string, string][] },
+  ): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const headers = new Headers(request.headers);
+    headers.set('content-type', 'application/json');
+    headers.set('x-scope', request.scope);
+    if (request.key != null) headers.set('idempotency-key', request.key);
+    const req = new Request(`http://tiny/trpc/${path}`, { method: 'POST', headers, body: request.rawBody ?? JSON.stringify(request.body ?? {}) });
+    const res = await fetchRequestHandler({
+      endpoint: '/trpc',
+      req,
+      router,
+      createContext: ({ req: r, resHeaders }) => ({ db, headers: r.headers, resHeaders, idempotencyScope: r.headers.get('x-scope') ?? 'nobody' }),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: JSON.parse(text) };
+  }
+
+  return { router, http, service, settings };
+}

@@ -1,0 +1,60 @@
+/**
+ * The tRPC side of the layer: two middlewares that make a procedure keyed. The app's tRPC init
+ * (server/trpc.ts) puts them into builders, so a procedure needs no code of its own for keys.
+ *
+ * Both read the key from `ctx.headers`, answer replays and refusals themselves, and set the
+ * response headers (`Idempotent-Replayed`, `Retry-After`) on `ctx.resHeaders`.
+ */
+import { experimental_standaloneMiddleware } from '@trpc/server';
+import type { Db, DbOrTx } from '../../db/client';
+import { runIdempotent, type OneTransactionOptions } from './one-transaction';
+import { runPhased, type PhaseOptions } from './phased';
+
+/** What the app's context must hold before a keyed procedure runs. */
+export interface KeyedContext {
+  db: DbOrTx;
+  headers: Headers;
+  resHeaders: Headers;
+  /** Whose keys these are (the customer, the tenant): the same key from another scope is another key. */
+  idempotencyScope: string;
+}
+
+/** A replay skips the procedure: the middleware answers itself, in tRPC's result shape. */
+const replayResult = (data: unknown) => ({ ok: true as const, data, marker: 'middlewareMarker' as never, ctx: undefined as never });
+
+/**
+ * One transaction: the procedure's `ctx.db` becomes the transaction that claims the key and stores
+ * the answer, and `ctx.idempotencyKeyId` the claimed key row.
+ */
+export function oneTransactionIdempotency(options: () => OneTransactionOptions) {
+  return experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function idempotency({ ctx, path, getRawInput, next }) {
+    return runIdempotent({
+      db: ctx.db,
+      scope: ctx.idempotencyScope,
+      procedure: path,
+      rawInput: await getRawInput(),
+      headers: ctx.headers,
+      resHeaders: ctx.resHeaders,
+      options: options(),
+      execute: (tx, keyId) => next({ ctx: { db: tx, idempotencyKeyId: keyId } }),
+      replay: replayResult,
+    });
+  });
+}
+
+/** Phased: the procedure gets `ctx.steps` (see phased.ts) and runs its steps on the pool. */
+export function phasedIdempotency(options: () => PhaseOptions) {
+  return experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function phasedIdempotency({ ctx, path, getRawInput, next }) {
+    return runPhased({
+      db: ctx.db as Db, // the pool: each step opens its own transaction
+      scope: ctx.idempotencyScope,
+      procedure: path,
+      rawInput: await getRawInput(),
+      headers: ctx.headers,
+      resHeaders: ctx.resHeaders,
+      options: options(),
+      execute: (steps) => next({ ctx: { steps } }),
+      replay: replayResult,
+    });
+  });
+}

@@ -1,0 +1,19 @@
+/**
+ * What a server process does once when it starts (called from instrumentation.ts, which Next runs
+ * once per server process): check the environment, then start the background jobs, and the fault
+ * injection when a test asked for it. A reload of server code in development does not run it again.
+ */
+import { getEnv } from './env.js';
+import { installFaultInjection } from './idempotency/faults';
+import { startBackgroundJobs } from './jobs/schedule';
+
+const state = globalThis as unknown as { __serverStarted?: boolean };
+
+export function startServerProcess(): void {
+  if (state.__serverStarted) return;
+  state.__serverStarted = true;
+  const env = getEnv();
+  // A test server may be killed on purpose by a planned fault; `next dev` and production never.
+  if (env.ENABLE_TEST_HOOKS) installFaultInjection({ allowKill: env.NODE_ENV !== 'development' });
+  startBackgroundJobs();
+}
