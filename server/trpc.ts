@@ -14,7 +14,7 @@
  * The keyed builders come from server/idempotency/; a handler built from them has no key code.
  */
 import { initTRPC } from '@trpc/server';
-import { ZodError } from 'zod';
+import { ZodError, type ZodType } from 'zod';
 import type { Context } from './context';
 import { idempotencyOptions } from './env.js';
 import { AppError, describeZodError } from './errors';
@@ -56,6 +56,15 @@ export const customerProcedure = t.procedure.use(function requireCustomer({ ctx,
   return next({ ctx: { customerId: customer.id, idempotencyScope: customer.id } });
 });
 
-export const idempotentProcedure = customerProcedure.use(oneTransactionIdempotency(idempotencyOptions));
+const oneTransaction = oneTransactionIdempotency(idempotencyOptions);
+const phased = phasedIdempotency(idempotencyOptions);
 
-export const phasedProcedure = customerProcedure.use(phasedIdempotency(idempotencyOptions));
+// The input is validated before the key is looked at: invalid input is a 400 whatever the key's
+// state (never a 422 or a replay), and nothing about the key is stored for it.
+export const idempotentProcedure = {
+  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).use(oneTransaction),
+};
+
+export const phasedProcedure = {
+  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).use(phased),
+};

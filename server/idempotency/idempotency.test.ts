@@ -106,9 +106,14 @@ describe('rule 4: same key, different input is 422 IDEMPOTENCY_KEY_REUSED', () =
     expect(noteId(reordered)).toBe(noteId(first));
   });
 
-  it('ordinary invalid input stays a 400 VALIDATION_FAILED, never a 422', async () => {
-    const res = await add(randomUUID(), randomUUID(), { text: '' });
+  it('invalid input sent with a completed key is a 400 about the input, never a 422', async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    expect((await add(scope, key)).status).toBe(200);
+    const res = await add(scope, key, { text: '' }); // completed key, other and invalid input
     expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/text/);
+    expect(errorCode(res)).not.toBe('IDEMPOTENCY_KEY_REUSED');
   });
 });
 
@@ -244,6 +249,21 @@ describe('rule 7: a duplicate of an in-flight request waits for it, within a bou
     await holder;
   });
 
+  it('the bound covers the claim only: with a bound of 0, the procedure may still wait on an ordinary lock', async () => {
+    const strict = tinyApp(db, { waitMs: 0 });
+    const scope = randomUUID();
+    // Another transaction holds a lock the procedure's insert needs, for 300 ms; nobody holds the key.
+    const holder = sql.begin(async (tx) => {
+      await tx`lock table idempotency_test_notes in exclusive mode`;
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const res = await strict.http('notes.add', { scope, key: randomUUID(), body: NOTE });
+    await holder;
+    expect(res.status).toBe(200); // not 409 IDEMPOTENCY_KEY_IN_USE
+    expect(await countNotes(db, scope)).toBe(1);
+  });
+
   it('strict mode (bound 0): 409 at once, as the IETF draft says', async () => {
     const scope = randomUUID();
     const key = randomUUID();
@@ -309,6 +329,26 @@ describe('rule 10: keys expire, and a reaper deletes them', () => {
     expect(again.status).toBe(200);
     expect(again.headers.get('idempotent-replayed')).toBeNull();
     expect(await countNotes(db, scope)).toBe(2);
+  });
+
+  it('an expired key reused with input that fails for a business reason gets that failure, executed once', async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    await add(scope, key);
+    await sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope}`;
+    const seen: DecisionEvent[] = [];
+    const stop = onDecision((e) => e.scope === scope && seen.push(e));
+    try {
+      const res = await add(scope, key, { text: 'again', outcome: 'conflict' });
+      expect(res.status).toBe(409);
+      expect(errorCode(res)).toBe('NOTES_SOLD_OUT'); // the business answer, not IDEMPOTENCY_KEY_IN_USE
+      expect(seen.map((e) => e.decision)).toEqual(['expired', 'failure_stored']);
+      const replay = await add(scope, key, { text: 'again', outcome: 'conflict' });
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(errorCode(replay)).toBe('NOTES_SOLD_OUT');
+    } finally {
+      stop();
+    }
   });
 
   it('the reaper deletes expired keys in batches, keeps live ones, and keeps the notes', async () => {

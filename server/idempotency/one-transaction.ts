@@ -48,7 +48,11 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
 
     const attempt = await claimAndExecute();
     if (attempt !== 'conflict') return attempt;
-    request.waited = true; // someone else held the key while we tried: their answer is ours
+    // The key exists but was not live a moment ago: expired and not yet reaped, or just claimed by
+    // someone else. An expired row goes, in its own committed statement (so a failure of the work
+    // that follows cannot bring it back), and this request is a new one; otherwise their answer is ours.
+    if (await deleteIfExpired(call.db, k)) request.log('expired');
+    else request.waited = true;
   }
   return request.inUse();
 
@@ -57,11 +61,7 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
     let keyId: string | undefined;
     try {
       const result = await call.db.transaction(async (tx) => {
-        let id = await claimKey(tx, k, fp, call.options);
-        if (!id && (await deleteIfExpired(tx, k))) {
-          request.log('expired');
-          id = await claimKey(tx, k, fp, call.options);
-        }
+        const id = await claimKey(tx, k, fp, call.options);
         if (!id) return 'conflict' as const;
         keyId = id;
         await at('claimed', tx, id);

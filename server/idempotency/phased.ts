@@ -79,25 +79,26 @@ export async function drive<R extends Execution>(
   options: PhaseOptions,
   execute: (steps: Steps) => Promise<R>,
   log: (decision: Decision, extra?: Record<string, unknown>) => void,
+  /** What losing the lease to a takeover answers: 409 IN_USE (with Retry-After, on the request path). */
+  lost: () => never = () => {
+    log('in_use', { reason: 'lease taken over' });
+    throw new IdempotencyError('IDEMPOTENCY_KEY_IN_USE');
+  },
 ): Promise<R> {
   const { row, token } = holding;
-  const lost = () => {
-    log('in_use', { reason: 'lease taken over' });
-    return new IdempotencyError('IDEMPOTENCY_KEY_IN_USE');
-  };
   const execution = await execute(stepsFor(db, row, token, options.leaseMs));
   if (execution.ok) {
     const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
-    if (!(await finishPhased(db, row.id, token, 200, { ok: true, data }))) throw lost();
+    if (!(await finishPhased(db, row.id, token, 200, { ok: true, data }))) lost();
     log('executed', { resumedFrom: row.recoveryPoint });
     await reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary: 'stored' });
     return { ...execution, data };
   }
   const { error } = execution;
-  if (error.cause instanceof LeaseLost) throw lost();
+  if (error.cause instanceof LeaseLost) lost();
   if (isStoredFailure(error)) {
     const described = KeyedRequest.describe(error);
-    if (!(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))) throw lost();
+    if (!(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))) lost();
     log('failure_stored', described);
     return execution;
   }
@@ -120,7 +121,7 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
   const log = (decision: Decision, extra?: Record<string, unknown>) => request.log(decision, extra);
   const run = async (holding: Holding) => {
     await reached({ procedure: k.procedure, scope: k.scope, keyId: holding.row.id, boundary: 'claimed' });
-    return drive(call.db, holding, call.options, call.execute, log);
+    return drive(call.db, holding, call.options, call.execute, log, () => request.inUse({ reason: 'lease taken over' }));
   };
 
   for (;;) {

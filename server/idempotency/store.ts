@@ -39,9 +39,11 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
  * exactly one insert, and makes the others wait on it until its transaction ends. When it commits,
  * they see a conflict (and then read its stored result); when it rolls back, one of them inserts.
  *
- * That wait is bounded by `lock_timeout`, set for this transaction by the `set_config` in the FROM
- * clause: evaluating it produces the row to insert, so it always runs before the insert can wait,
- * and it costs no extra round trip. A wait past the bound fails with SQLSTATE 55P03.
+ * That wait, and only that wait, is bounded by `lock_timeout`. The FROM clause saves the session's
+ * own value and sets the bound for this transaction before the insert can wait (evaluating it
+ * produces the row to insert); RETURNING, which runs once the row is in, puts the saved value back,
+ * so the procedure that follows waits on its own locks as it would without a key. No extra round
+ * trip either way. A wait past the bound fails with SQLSTATE 55P03.
  *
  * Returns the new row's id, or undefined when the key already exists.
  */
@@ -56,9 +58,12 @@ export async function claimKey(
   const rows = await tx.execute<{ id: string }>(sql`
     insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
     select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs => ${options.ttlMs / 1000})
-    from (select set_config('lock_timeout', ${lockTimeout}, true)) as bounded_wait
+    from (
+      select set_config('lock_timeout', ${lockTimeout}, true)
+      from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
+    ) as bounded_wait
     on conflict (scope, procedure, key) do nothing
-    returning id`);
+    returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as restored`);
   return rows[0]?.id;
 }
 

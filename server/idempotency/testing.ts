@@ -69,8 +69,9 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
   const t = initTRPC.context<KeyedContext>().create({
     errorFormatter: ({ shape, error }) => ({ ...shape, data: { ...shape.data, errorCode: errorCodeOf(error) } }),
   });
-  const keyed = t.procedure.use(oneTransactionIdempotency(() => settings));
-  const phased = t.procedure.use(phasedIdempotency(() => settings));
+  // As in the app: the input is validated first, then the key (see server/trpc.ts).
+  const keyed = { input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(oneTransactionIdempotency(() => settings)) };
+  const phased = { input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(phasedIdempotency(() => settings)) };
 
   const router = t.router({
     notes: t.router({

@@ -32,6 +32,16 @@ describe('checkout.placeOrder is keyed', () => {
     expect(await countOrders(customer)).toBe(1);
   });
 
+  it('a completed key sent again with invalid input: 400 VALIDATION_FAILED naming the field, never 422', async () => {
+    const customer = randomUUID();
+    const key = randomUUID();
+    expect((await checkout(customer, key)).status).toBe(200);
+    const res = await checkout(customer, key, { items: [{ productId: 'travel-mug', quantity: 0 }] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.data.errorCode).toBe('VALIDATION_FAILED');
+    expect(res.body.error.message).toBe('items[0].quantity: must be from 1 to 99');
+  });
+
   it('new keys expire 24 hours after creation by default', async () => {
     const customer = randomUUID();
     await checkout(customer, randomUUID());
