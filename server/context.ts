@@ -4,10 +4,12 @@
  * It carries the database handle, so a middleware can swap in a transaction for the procedure
  * (that is how `idempotentProcedure` makes the order and its stored result commit together).
  */
+import type { TRPCRequestInfo } from '@trpc/server/http';
 import type { DbOrTx } from '../db/client';
 import { getDatabase } from './db';
 import { getEnv } from './env.js';
 import { resolveCustomer, type CustomerIdentity } from './customer';
+import { refuseKeyedBatches } from './idempotency/trpc';
 
 export interface Context {
   db: DbOrTx;
@@ -18,7 +20,8 @@ export interface Context {
   resHeaders: Headers;
 }
 
-export function createContext(opts: { req: Request; resHeaders: Headers }): Context {
+export function createContext(opts: { req: Request; resHeaders: Headers; info?: TRPCRequestInfo }): Context {
+  refuseKeyedBatches(opts.info); // before any call of the batch runs
   return {
     db: getDatabase().db,
     customer: resolveCustomer(opts.req, opts.resHeaders, getEnv().COOKIE_SECRET),

@@ -3,8 +3,8 @@
  *
  * The cookie is `<uuid>.<HMAC-SHA256 of the uuid>`. Without the secret nobody can forge one, so a
  * customer id in a cookie that verifies was issued by this server. A cookie that does not verify is
- * never trusted: the request that carried it is refused (see `customerProcedure`) and the cookie is
- * replaced, so a browser recovers on its next request.
+ * never trusted: it is replaced in the response; a query is answered as the new customer and a
+ * mutation refused (see `customerProcedure`), so a browser recovers on its next request.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
@@ -37,11 +37,21 @@ export function verifyCustomerCookie(value: string, secret: string): string | un
   return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
 }
 
+/**
+ * The raw value of cookie `name`, or undefined when there is none. A value that is not valid
+ * percent-encoding (anyone sharing the domain can plant one) comes back as '' : present, invalid.
+ */
 function readCookie(header: string | null, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return '';
+      }
+    }
   }
   return undefined;
 }

@@ -11,7 +11,7 @@ export function handleApiRequest(req: Request): Promise<Response> {
     endpoint: '/api/trpc',
     req,
     router: appRouter,
-    createContext: ({ req, resHeaders }) => createContext({ req, resHeaders }),
+    createContext: ({ req, resHeaders, info }) => createContext({ req, resHeaders, info }),
     onError({ error, path }) {
       // Deliberate errors are answers, not incidents; only unexpected ones are logged with their cause.
       if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[trpc] ${path ?? '?'} failed:`, error.cause ?? error);

@@ -3,9 +3,8 @@
  *
  * Which builder to use:
  * - `publicProcedure`     anyone, no customer needed (the catalog).
- * - `customerProcedure`   `ctx.customerId` is a verified customer. Mutations require a cookie the
- *                         client already had, so a client that drops cookies cannot scatter orders
- *                         over fresh identities.
+ * - `customerProcedure`   `ctx.customerId` is a verified customer (or, for a query, the new one its
+ *                         response makes). Mutations require a cookie the client already had.
  * - `idempotentProcedure` every mutation whose effect is all in the database: safe to retry. It
  *                         requires an `Idempotency-Key` header, and the handler's `ctx.db` is the
  *                         transaction in which its answer is stored with the key.
@@ -50,7 +49,10 @@ export const publicProcedure = t.procedure;
 
 export const customerProcedure = t.procedure.use(function requireCustomer({ ctx, type, next }) {
   const { customer } = ctx;
-  if (customer.status === 'rejected') throw new AppError('CUSTOMER_COOKIE_INVALID');
+  // A query is answered as the customer of the new cookie (it sees nothing of anyone); a mutation
+  // needs a cookie the client already had, so a client that drops or damages cookies cannot
+  // scatter orders over fresh identities.
+  if (customer.status === 'rejected' && type === 'mutation') throw new AppError('CUSTOMER_COOKIE_INVALID');
   if (customer.status === 'minted' && type === 'mutation') throw new AppError('CUSTOMER_COOKIE_MISSING');
   // Keys are per customer: the same key from another customer is another key.
   return next({ ctx: { customerId: customer.id, idempotencyScope: customer.id } });

@@ -28,6 +28,11 @@ export const idempotencyErrors = {
     code: 'CONFLICT',
     message: 'A request with this Idempotency-Key is still being processed. Retry with the same key after the Retry-After delay.',
   },
+  IDEMPOTENCY_BATCH_REFUSED: {
+    code: 'BAD_REQUEST',
+    message:
+      'Keyed mutations cannot travel in a batch: a batch shares one set of headers, so its calls would share one Idempotency-Key. Nothing was run. Send them one request each, each with its own key.',
+  },
 } as const satisfies Record<string, { code: TRPCCode; message: string }>;
 
 export type IdempotencyErrorCode = keyof typeof idempotencyErrors;
