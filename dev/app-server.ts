@@ -46,9 +46,12 @@ export interface AppServer {
 
 /** The environment every app process gets: tests and tools add to it. */
 export function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const hooks = (extra.ENABLE_TEST_HOOKS ?? process.env.ENABLE_TEST_HOOKS) === '1';
   return {
     ...process.env,
-    NODE_ENV: 'production',
+    // The production build either way. A server that accepts planned faults runs as NODE_ENV=test:
+    // production refuses them (server/env.js).
+    NODE_ENV: hooks ? 'test' : 'production',
     COOKIE_SECRET: process.env.COOKIE_SECRET ?? 'local-test-cookie-secret-at-least-32-chars',
     ...extra,
   };

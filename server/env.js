@@ -81,6 +81,21 @@ const serverSchema = z
       ctx.addIssue({ code: 'custom', path: ['UNSAFE_RANDOM_PROVIDER_KEYS'], message: 'is a test-only switch: it needs ENABLE_TEST_HOOKS=1' });
       return z.NEVER;
     }
+    if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
+      // Planned faults can stall, fail or kill this server on request: never where customers are.
+      ctx.addIssue({ code: 'custom', path: ['ENABLE_TEST_HOOKS'], message: 'is refused in production: it lets a request stall or kill the server' });
+      return z.NEVER;
+    }
+    if (e.STRIPE_TIMEOUT_MS >= e.IDEMPOTENCY_LEASE_MS) {
+      // A provider call runs under the lease: if it could outlast it, another request could take
+      // the key over while the call is still in flight.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STRIPE_TIMEOUT_MS'],
+        message: `must be shorter than IDEMPOTENCY_LEASE_MS (${e.STRIPE_TIMEOUT_MS} >= ${e.IDEMPOTENCY_LEASE_MS}): a provider call must end while its lease holds`,
+      });
+      return z.NEVER;
+    }
     return {
       ...e,
       COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
@@ -108,12 +123,21 @@ const launcherSchema = z.object({
 });
 
 /**
+ * An empty variable means unset, everywhere: `JOBS_INTERVAL_SECONDS=` must not quietly become 0.
+ * @param {Record<string, string | undefined>} env
+ */
+function withoutEmpty(env) {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+}
+
+/**
  * @template {z.ZodType} S
  * @param {S} schema
+ * @param {Record<string, string | undefined>} [env]
  * @returns {z.output<S>}
  */
-function parse(schema) {
-  const result = schema.safeParse(process.env);
+function parse(schema, env = process.env) {
+  const result = schema.safeParse(withoutEmpty(env));
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
     throw new Error(`Invalid environment:\n${lines.join('\n')}`);
@@ -123,6 +147,14 @@ function parse(schema) {
 
 /** @type {z.output<typeof serverSchema> | undefined} */
 let cached;
+
+/**
+ * Parses a server environment without caching it (the tests check the rules with it).
+ * @param {Record<string, string | undefined>} env
+ */
+export function parseServerEnv(env) {
+  return parse(serverSchema, env);
+}
 
 /** The validated server environment, parsed once per process. */
 export function getEnv() {

@@ -236,7 +236,7 @@ describe('a server process killed at each phase boundary', () => {
     STRIPE_API_BASE: sim(),
     ENABLE_TEST_HOOKS: '1',
     IDEMPOTENCY_LEASE_MS: '1000', // the dead holder's lease lapses quickly
-    STRIPE_TIMEOUT_MS: '1000',
+    STRIPE_TIMEOUT_MS: '800', // shorter than the lease, as the server requires
     JOBS_INTERVAL_SECONDS: '0',
   });
   afterAll(() => server?.kill('SIGKILL'));

@@ -1,0 +1,39 @@
+/** The environment is checked once, at start: unsafe or meaningless settings stop the server with a message. */
+import { describe, expect, it } from 'vitest';
+import { startAppServer } from '../dev/app-server';
+import { getEnv, parseServerEnv } from './env.js';
+
+const BASE = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', STRIPE_API_BASE: 'http://127.0.0.1:12111' };
+
+describe('server environment', () => {
+  it('refuses ENABLE_TEST_HOOKS=1 in production: its faults can stall or kill the server', () => {
+    expect(() => parseServerEnv({ ...BASE, NODE_ENV: 'production', COOKIE_SECRET: 'x'.repeat(32), ENABLE_TEST_HOOKS: '1' })).toThrow(
+      /ENABLE_TEST_HOOKS: is refused in production/,
+    );
+    expect(parseServerEnv({ ...BASE, NODE_ENV: 'test', ENABLE_TEST_HOOKS: '1' }).ENABLE_TEST_HOOKS).toBe(true);
+  });
+
+  it('refuses a provider timeout that is not shorter than the lease', () => {
+    expect(() => parseServerEnv({ ...BASE, STRIPE_TIMEOUT_MS: '30000', IDEMPOTENCY_LEASE_MS: '30000' })).toThrow(
+      /STRIPE_TIMEOUT_MS: must be shorter than IDEMPOTENCY_LEASE_MS/,
+    );
+    expect(parseServerEnv({ ...BASE, STRIPE_TIMEOUT_MS: '10000', IDEMPOTENCY_LEASE_MS: '30000' }).STRIPE_TIMEOUT_MS).toBe(10_000);
+  });
+
+  it.each(['JOBS_INTERVAL_SECONDS', 'IDEMPOTENCY_REAPER_INTERVAL_SECONDS', 'IDEMPOTENCY_WAIT_MS', 'UNPROTECTED_CHECKOUT'])(
+    'an empty %s means unset: its default, never 0 or false',
+    (name) => {
+      const empty = parseServerEnv({ ...BASE, [name]: '' }) as Record<string, unknown>;
+      const unset = parseServerEnv({ ...BASE }) as Record<string, unknown>;
+      expect(empty[name]).toEqual(unset[name]);
+    },
+  );
+
+  it('a production server with ENABLE_TEST_HOOKS=1 does not start, and says why', async () => {
+    const started = startAppServer({
+      port: 3219,
+      env: { NODE_ENV: 'production', DATABASE_URL: getEnv().DATABASE_URL, COOKIE_SECRET: 'x'.repeat(32), ENABLE_TEST_HOOKS: '1' },
+    });
+    await expect(started).rejects.toThrow(/ENABLE_TEST_HOOKS: is refused in production/);
+  });
+});
