@@ -51,6 +51,9 @@ export const idempotencyKeys = pgTable(
     lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
     // Fencing token: bumped on every takeover, checked by every write of the holder.
     leaseToken: integer('lease_token').notNull().default(1),
+    // How often the completer has tried to finish this key: it waits longer after each failed try
+    // and gives up (storing an answer) after a bounded number of them.
+    completerRuns: integer('completer_runs').notNull().default(0),
     // Phased procedures: what each committed phase saved (e.g. the order id), by phase name.
     progress: json('progress').notNull().default({}),
     // Phased procedures: the input, so that a job can finish the work if the client never returns.
@@ -132,7 +135,10 @@ export const orderItems = pgTable(
   ],
 );
 
-/** Refunds of paid orders: reserved (pending) before the provider call, succeeded after. */
+/**
+ * Refunds of paid orders: reserved (pending) before the provider call; succeeded after it, or
+ * failed when the provider refused it for good (the reservation is then given back).
+ */
 export const refunds = pgTable(
   'refunds',
   {
@@ -141,7 +147,7 @@ export const refunds = pgTable(
       .notNull()
       .references(() => orders.id),
     amountCents: integer('amount_cents').notNull(),
-    status: text('status', { enum: ['pending', 'succeeded'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull().default('pending'),
     providerRefundId: text('provider_refund_id').unique(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },

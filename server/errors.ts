@@ -24,7 +24,24 @@ export const errorCatalog = {
     code: 'CONFLICT',
     message: 'This checkout was abandoned before payment and has been cancelled. Nothing was charged; start a new checkout.',
   },
+  PAYMENT_REFUSED_BY_PROVIDER: {
+    code: 'CONFLICT',
+    message: 'The payment provider refused this payment for good, so nothing was charged. Choose another card, or contact the shop.',
+  },
+  CHECKOUT_GAVE_UP: {
+    code: 'CONFLICT',
+    message:
+      'We could not finish this checkout: the payment provider kept failing, so nothing more will be tried on its own. The shop will check what the provider holds and set it right; you will not be charged twice.',
+  },
   REFUND_EXCEEDS_PAYMENT: { code: 'BAD_REQUEST', message: 'The refund is larger than what is left to refund on this order.' },
+  REFUND_REFUSED_BY_PROVIDER: {
+    code: 'CONFLICT',
+    message: 'The payment provider refused this refund for good, so nothing was refunded by this request and the amount can be refunded again.',
+  },
+  REFUND_GAVE_UP: {
+    code: 'CONFLICT',
+    message: 'We could not finish this refund: the payment provider kept failing. The shop will check what the provider holds and set it right.',
+  },
   ORDER_NOT_REFUNDABLE: { code: 'BAD_REQUEST', message: 'Only a paid order can be refunded.' },
   // The provider timed out, failed or asked us to slow down: nothing is final yet.
   PROVIDER_UNAVAILABLE: {

@@ -5,13 +5,19 @@
  *
  * - `Idempotency-Key`: the same key with the same parameters returns the first answer again, with
  *   `Idempotent-Replayed: true`; the same key with other parameters is an `idempotency_error`; a
- *   key whose first request is still running answers 409.
+ *   key whose first request is still running answers 409. Like Stripe, it forgets a key 24 hours
+ *   after its first use (then the same key makes a new object); its clock can be moved forward.
+ * - Search by metadata (`GET /v1/payment_intents/search?query=metadata['k']:'v'`) and refunds by
+ *   payment intent, so a flow can look up what it may have made before its key was forgotten.
  * - Test payment methods: `pm_card_visa` succeeds, `pm_card_chargeDeclined` is a generic decline,
  *   `pm_card_chargeDeclinedInsufficientFunds` declines for insufficient funds.
- * - Faults, per request (the `Sim-Fault` header) or per run (POST /__sim/config): `latency:<ms>`,
- *   `error_500` (before anything happens), `rate_limit` (429), `timeout_after_charge` (the charge
- *   is made and its answer never sent), `reset_after_charge` (made, then the connection is cut).
- * - `GET /__sim/ledger` lists every payment intent and refund, for tests and reconciliation.
+ * - Faults: `latency:<ms>`; `error_500` (before anything happens), `rate_limit` (429),
+ *   `auth_error` (401: the provider refuses the request for good); `timeout_after_charge` (the work
+ *   is done and its answer never sent), `reset_after_charge` (done, then the connection is cut).
+ *   Per request (the `Sim-Fault` header), per run (POST /__sim/config, as rates), or per payment
+ *   (POST /__sim/faults: the next calls whose metadata match, e.g. one customer's).
+ * - Control: `GET /__sim/ledger` (every payment intent and refund), `GET /__sim/requests` (every
+ *   call: path, key, replayed or not), `POST /__sim/clock` (`{"advanceSeconds": n}`).
  *
  * State is in memory, and with `stateFile` (as `npm run dev` uses) also saved to disk after every
  * change, so that the ledger outlives a restart as the orders in Postgres do.
@@ -58,7 +64,25 @@ interface StripeError {
   payment_intent?: PaymentIntent;
 }
 
-export type FaultMode = 'error_500' | 'rate_limit' | 'timeout_after_charge' | 'reset_after_charge';
+export type FaultMode = 'error_500' | 'rate_limit' | 'auth_error' | 'timeout_after_charge' | 'reset_after_charge';
+
+/** One call the simulator received, for tests that count what reached the provider. */
+export interface LoggedRequest {
+  at: number;
+  method: string;
+  path: string;
+  idempotencyKey: string | null;
+  replayed: boolean;
+  status: number | null;
+  metadata: Record<string, string>;
+}
+
+interface KeyRecord {
+  fingerprint: string;
+  answer?: Answer;
+  /** Simulator time of first use: the key is forgotten KEY_RETENTION_MS later. */
+  createdAt: number;
+}
 
 /** A fault for the next `times` POSTs whose metadata include `metadata` (and whose path is `path`). */
 export interface ScriptedFault {
@@ -82,6 +106,11 @@ const DECLINES: Record<string, { decline_code: string; message: string }> = {
 const SUCCEEDS = new Set(['pm_card_visa', 'pm_card_mastercard']);
 // A hung answer is abandoned after this long, so that a forgotten client cannot pin a socket forever.
 const HANG_MS = 120_000;
+// Stripe prunes idempotency keys once they are at least 24 hours old: after that the same key is a
+// new request, which is why a flow resumed that late looks its payment up first.
+export const KEY_RETENTION_MS = 24 * 3_600_000;
+// The request log keeps the last ten thousand calls: enough for any test or lab run.
+const MAX_LOGGED = 10_000;
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 
@@ -107,7 +136,10 @@ interface Answer {
 export class StripeSimulator {
   readonly paymentIntents = new Map<string, PaymentIntent>();
   readonly refunds = new Map<string, Refund>();
-  private readonly idempotent = new Map<string, { fingerprint: string; answer?: Answer }>();
+  private readonly idempotent = new Map<string, KeyRecord>();
+  readonly requests: LoggedRequest[] = [];
+  /** Added to the real clock: tests move time forward to make keys expire. */
+  private clockOffsetMs = 0;
   config: SimConfig = { faultRates: {}, latencyMs: 0 };
   /** Faults scripted for the next requests whose metadata match (POST /__sim/faults). */
   private scripted: ScriptedFault[] = [];
@@ -118,11 +150,11 @@ export class StripeSimulator {
       const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as {
         paymentIntents: PaymentIntent[];
         refunds: Refund[];
-        idempotent: [string, { fingerprint: string; answer?: Answer }][];
+        idempotent: [string, KeyRecord][];
       };
       for (const pi of saved.paymentIntents) this.paymentIntents.set(pi.id, pi);
       for (const r of saved.refunds) this.refunds.set(r.id, r);
-      for (const [k, v] of saved.idempotent) if (v.answer) this.idempotent.set(k, v);
+      for (const [k, v] of saved.idempotent) if (v.answer) this.idempotent.set(k, { ...v, createdAt: v.createdAt ?? Date.now() });
     }
   }
 
@@ -131,6 +163,21 @@ export class StripeSimulator {
     const state = { paymentIntents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()], idempotent: [...this.idempotent] };
     fs.writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(state));
     fs.renameSync(`${this.stateFile}.tmp`, this.stateFile); // never a half-written file
+  }
+
+  /** The simulator's clock: the real one, plus however far tests moved it forward. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** The live record of a key, forgetting it once it is older than Stripe keeps keys. */
+  private keyRecord(key: string): KeyRecord | undefined {
+    const record = this.idempotent.get(key);
+    if (record && this.now() - record.createdAt > KEY_RETENTION_MS) {
+      this.idempotent.delete(key);
+      return undefined;
+    }
+    return record;
   }
 
   async listen(port = 0): Promise<string> {
@@ -170,19 +217,38 @@ export class StripeSimulator {
       return this.route(req.method ?? 'GET', url.pathname, params);
     };
 
+    const key = req.headers['idempotency-key'];
+    const logged: LoggedRequest = {
+      at: this.now(),
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      idempotencyKey: typeof key === 'string' ? key : null,
+      replayed: false,
+      status: null,
+      metadata: (params.metadata ?? {}) as Record<string, string>,
+    };
+    this.requests.push(logged);
+    if (this.requests.length > MAX_LOGGED) this.requests.shift();
+    const reply = (a: Answer, headers: Record<string, string> = {}) => {
+      logged.status = a.status;
+      send(a, headers);
+    };
+
     if (req.method === 'POST' && faults.has('error_500')) {
-      return send({ status: 500, body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } } });
+      return reply({ status: 500, body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } } });
     }
     if (req.method === 'POST' && faults.has('rate_limit')) {
-      return send({ status: 429, body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } } });
+      return reply({ status: 429, body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } } });
+    }
+    if (faults.has('auth_error')) {
+      return reply({ status: 401, body: { error: { type: 'authentication_error', message: 'Invalid API Key provided (simulated): the request will never succeed as it is.' } } });
     }
 
-    const key = req.headers['idempotency-key'];
     let answer: Answer;
     let replayed = false;
     if (req.method === 'POST' && typeof key === 'string') {
       const fingerprint = createHash('sha256').update(`${url.pathname}\n${canonicalJson(params)}`).digest('hex');
-      const seen = this.idempotent.get(key);
+      const seen = this.keyRecord(key);
       if (seen && seen.fingerprint !== fingerprint) {
         answer = {
           status: 400,
@@ -200,7 +266,7 @@ export class StripeSimulator {
         answer = seen.answer;
         replayed = true;
       } else {
-        const entry: { fingerprint: string; answer?: Answer } = { fingerprint };
+        const entry: KeyRecord = { fingerprint, createdAt: this.now() };
         this.idempotent.set(key, entry);
         answer = await work();
         // Stripe keeps the answer of every request that ran, errors included, except server errors.
@@ -210,6 +276,7 @@ export class StripeSimulator {
     } else {
       answer = await work();
     }
+    logged.replayed = replayed;
     if (req.method === 'POST') this.save();
 
     if (faults.has('timeout_after_charge')) {
@@ -220,7 +287,7 @@ export class StripeSimulator {
       res.socket?.destroy();
       return;
     }
-    send(answer, replayed ? { 'Idempotent-Replayed': 'true' } : {});
+    reply(answer, replayed ? { 'Idempotent-Replayed': 'true' } : {});
   }
 
   /**
@@ -247,7 +314,11 @@ export class StripeSimulator {
     if (method === 'POST' && path === '/v1/payment_intents') return this.createPaymentIntent(params);
     if (method === 'POST' && path === '/v1/refunds') return this.createRefund(params);
     if (method === 'GET' && path === '/v1/payment_intents') return this.list([...this.paymentIntents.values()], params);
-    if (method === 'GET' && path === '/v1/refunds') return this.list([...this.refunds.values()], params);
+    if (method === 'GET' && path === '/v1/refunds') {
+      const all = [...this.refunds.values()];
+      return this.list(params.payment_intent ? all.filter((r) => r.payment_intent === params.payment_intent) : all, params);
+    }
+    if (method === 'GET' && path === '/v1/payment_intents/search') return this.search(String(params.query ?? ''));
     const pi = /^\/v1\/payment_intents\/([\w-]+)$/.exec(path);
     if (method === 'GET' && pi) {
       const found = this.paymentIntents.get(pi[1]!);
@@ -274,7 +345,7 @@ export class StripeSimulator {
       payment_method: pm,
       latest_charge: decline ? null : newId('ch'),
       metadata: (p.metadata as Record<string, string>) ?? {},
-      created: Math.floor(Date.now() / 1000),
+      created: Math.floor(this.now() / 1000),
       last_payment_error: null,
     };
     this.paymentIntents.set(intent.id, intent);
@@ -304,10 +375,21 @@ export class StripeSimulator {
       payment_intent: intent.id,
       status: 'succeeded',
       metadata: (p.metadata as Record<string, string>) ?? {},
-      created: Math.floor(Date.now() / 1000),
+      created: Math.floor(this.now() / 1000),
     };
     this.refunds.set(refund.id, refund);
     return { status: 200, body: refund };
+  }
+
+  /**
+   * Stripe's search, for the one form this app uses: `metadata['name']:'value'`. (Stripe's own index
+   * lags writes by up to a minute; a flow only searches for payments made long before.)
+   */
+  private search(query: string): Answer {
+    const m = /^metadata\['([\w-]+)'\]:'([^']*)'$/.exec(query.trim());
+    if (!m) return invalid('query', `This simulator searches by one metadata field only: metadata['name']:'value' (got ${query}).`);
+    const data = [...this.paymentIntents.values()].filter((pi) => pi.metadata[m[1]!] === m[2]);
+    return { status: 200, body: { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/payment_intents/search' } };
   }
 
   /** Stripe's list shape with cursor pagination (`limit`, `starting_after`), oldest first here. */
@@ -321,6 +403,13 @@ export class StripeSimulator {
   private control(method: string, path: string, raw: string): Answer {
     if (path === '/__sim/ledger') {
       return { status: 200, body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] } };
+    }
+    if (path === '/__sim/requests') return { status: 200, body: { requests: this.requests } };
+    if (method === 'POST' && path === '/__sim/clock') {
+      const { advanceSeconds } = JSON.parse(raw || '{}') as { advanceSeconds?: number };
+      if (typeof advanceSeconds !== 'number' || advanceSeconds < 0) return invalid('advanceSeconds', 'Send {"advanceSeconds": n} with n >= 0.');
+      this.clockOffsetMs += advanceSeconds * 1000;
+      return { status: 200, body: { now: new Date(this.now()).toISOString() } };
     }
     if (method === 'POST' && path === '/__sim/faults') {
       const f = JSON.parse(raw || '{}') as Partial<ScriptedFault>;

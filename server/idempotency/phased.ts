@@ -3,12 +3,14 @@
  * roll back: the claim commits at once with a lease and a fencing token, and the work runs as named
  * steps, each its own transaction. See README.md in this folder for the states and the rules.
  */
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { TRPCError } from '@trpc/server';
 import type { Db, Tx } from '../../db/client';
 import type { IdempotencyKey } from '../../db/schema';
 import { IdempotencyError, toStoredError } from './errors';
 import { reached, type Decision } from './hooks';
 import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall } from './request';
-import { claimPhased, deleteIfExpired, findLiveKey, finishPhased, recordStep, releasePhased, takeOver } from './store';
+import { claimPhased, deleteIfExpired, findLiveKey, finishPhased, recordFinalStep, recordStep, releasePhased, takeOver, type StoredResponse } from './store';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -28,6 +30,19 @@ export interface Steps {
    * result is returned.
    */
   step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * The last step of a success: runs `fn` and stores its result as the key's answer, in one
+   * transaction. Nothing can happen between recording the outcome and answering.
+   */
+  complete<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * The last step of a deliberate failure (a 4xx: a decline, a refusal, a cancellation): runs `fn`
+   * (what the failure means for the records: undo a reservation, fail the order) and stores `error`
+   * as the key's answer, in one transaction; then throws `error`.
+   */
+  fail(name: string, error: TRPCError, fn: (tx: Tx) => Promise<void>): Promise<never>;
+  /** Set once `complete` or `fail` stored the answer. */
+  readonly finished: StoredResponse | undefined;
 }
 
 export class LeaseLost extends Error {
@@ -47,22 +62,49 @@ export interface PhaseOptions {
 export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: number): Steps {
   const progress: Record<string, Json> = { ...(row.progress as Record<string, Json>) };
   const at = (boundary: string, tx?: Tx) => reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary, tx });
+  let finished: StoredResponse | undefined;
+
+  /** One step's transaction: `fn`, then the fenced record (and, for a last step, the answer). */
+  async function run<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>, answer?: (value: T) => { status: number; body: StoredResponse }): Promise<T> {
+    const result = await db.transaction(async (tx) => {
+      // Stored and returned as the same JSON, so the first answer and every replay are identical.
+      const value = JSON.parse(JSON.stringify((await fn(tx)) ?? null)) as T;
+      await at(`inside:${name}`, tx);
+      const a = answer?.(value);
+      const recorded = a
+        ? await recordFinalStep(tx, row.id, token, name, value, a.status, a.body)
+        : await recordStep(tx, row.id, token, name, value, leaseMs);
+      if (!recorded) throw new LeaseLost(); // rolls this step back
+      return { value, body: a?.body };
+    });
+    progress[name] = result.value;
+    if (result.body) finished = result.body;
+    await at(`after:${name}`);
+    return result.value;
+  }
+
   return {
     keyId: row.id,
     claimedAt: row.createdAt,
     progress,
+    get finished() {
+      return finished;
+    },
     providerKey: (step) => `${row.id}:${step}`,
     async step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
       if (name in progress) return progress[name] as T;
-      const result = await db.transaction(async (tx) => {
-        const value = await fn(tx);
-        await at(`inside:${name}`, tx);
-        if (!(await recordStep(tx, row.id, token, name, value, leaseMs))) throw new LeaseLost(); // rolls this step back
-        return value;
-      });
-      progress[name] = result;
-      await at(`after:${name}`);
-      return result;
+      return run(name, fn);
+    },
+    async complete<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+      return run(name, fn, (value) => ({ status: 200, body: { ok: true, data: value } }));
+    },
+    async fail(name: string, error: TRPCError, fn: (tx: Tx) => Promise<void>): Promise<never> {
+      if (!isStoredFailure(error)) throw new Error(`steps.fail() stores answers: ${error.code} is not a stored failure`);
+      await run(name, async (tx) => {
+        await fn(tx);
+        return null;
+      }, () => ({ status: getHTTPStatusCodeFromError(error), body: { ok: false, error: toStoredError(error) } }));
+      throw error;
     },
   };
 }
@@ -86,12 +128,26 @@ export async function drive<R extends Execution>(
   },
 ): Promise<R> {
   const { row, token } = holding;
-  const execution = await execute(stepsFor(db, row, token, options.leaseMs));
+  const steps = stepsFor(db, row, token, options.leaseMs);
+  const execution = await execute(steps);
+  const stored = () => reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary: 'stored' });
+
+  // The procedure stored its answer in its last step (complete or fail): that answer is the outcome.
+  if (steps.finished) {
+    if (steps.finished.ok) {
+      log('executed', { resumedFrom: row.recoveryPoint });
+      await stored();
+      return { ok: true, data: steps.finished.data } as R;
+    }
+    log('failure_stored', { errorCode: steps.finished.error.errorCode, resumedFrom: row.recoveryPoint });
+    await stored();
+    return execution;
+  }
   if (execution.ok) {
     const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
     if (!(await finishPhased(db, row.id, token, 200, { ok: true, data }))) lost();
     log('executed', { resumedFrom: row.recoveryPoint });
-    await reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary: 'stored' });
+    await stored();
     return { ...execution, data };
   }
   const { error } = execution;
@@ -100,6 +156,7 @@ export async function drive<R extends Execution>(
     const described = KeyedRequest.describe(error);
     if (!(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))) lost();
     log('failure_stored', described);
+    await stored();
     return execution;
   }
   const refusedInput = error.code === 'BAD_REQUEST' || error.code === 'PARSE_ERROR';

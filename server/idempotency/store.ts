@@ -153,10 +153,14 @@ export async function claimPhased(
  * Takes over a started key whose lease expired or was released, bumping the fencing token: from
  * now on, every write of the previous holder matches no row. Undefined if someone holds it.
  */
-export async function takeOver(db: DbOrTx, id: string, leaseMs: number): Promise<IdempotencyKey | undefined> {
+export async function takeOver(db: DbOrTx, id: string, leaseMs: number, options: { byCompleter?: boolean } = {}): Promise<IdempotencyKey | undefined> {
   const [row] = await db
     .update(idempotencyKeys)
-    .set({ leaseToken: sql`${idempotencyKeys.leaseToken} + 1`, lockedUntil: leaseFromNow(leaseMs) })
+    .set({
+      leaseToken: sql`${idempotencyKeys.leaseToken} + 1`,
+      lockedUntil: leaseFromNow(leaseMs),
+      ...(options.byCompleter ? { completerRuns: sql`${idempotencyKeys.completerRuns} + 1` } : {}),
+    })
     .where(
       and(
         eq(idempotencyKeys.id, id),
@@ -183,6 +187,28 @@ export async function recordStep(tx: Tx, id: string, token: number, name: string
     .where(heldBy(id, token))
     .returning({ id: idempotencyKeys.id });
   return fenced.length > 0;
+}
+
+/**
+ * A last step and the key's answer in one statement, in the step's transaction: its result and
+ * the answer commit together or not at all (a refusal and the undoing of its reservation, say).
+ * Fenced like every step: false when the lease was lost.
+ */
+export async function recordFinalStep(tx: Tx, id: string, token: number, name: string, value: unknown, status: number, body: StoredResponse): Promise<boolean> {
+  const done = await tx
+    .update(idempotencyKeys)
+    .set({
+      progress: sql`(${idempotencyKeys.progress}::jsonb || ${JSON.stringify({ [name]: value ?? null })}::jsonb)::json`,
+      state: 'completed',
+      recoveryPoint: 'finished',
+      responseStatus: status,
+      responseBody: body,
+      completedAt: sql`now()`,
+      lockedUntil: null,
+    })
+    .where(heldBy(id, token))
+    .returning({ id: idempotencyKeys.id });
+  return done.length > 0;
 }
 
 /** Stores the final answer of a phased key, fenced like every step. False when the lease was lost. */
@@ -214,8 +240,11 @@ export async function releasePhased(db: DbOrTx, id: string, token: number, { for
  */
 export async function findAbandoned(
   db: DbOrTx,
-  options: { procedures: string[]; olderThanSeconds: number; limit: number; scope?: string },
+  options: { procedures: string[]; olderThanSeconds: number; limit: number; scope?: string; backoffBaseSeconds: number },
 ): Promise<string[]> {
+  // A key the completer failed to finish waits longer before its next try: 2^runs x base seconds
+  // after its lease ended, at most an hour.
+  const spaced = sql`${idempotencyKeys.lockedUntil} < now() - make_interval(secs => least(3600, ${options.backoffBaseSeconds} * (power(2, ${idempotencyKeys.completerRuns}) - 1)))`;
   const rows = await db
     .select({ id: idempotencyKeys.id })
     .from(idempotencyKeys)
@@ -223,7 +252,7 @@ export async function findAbandoned(
       and(
         eq(idempotencyKeys.state, 'started'),
         inArray(idempotencyKeys.procedure, options.procedures),
-        or(isNull(idempotencyKeys.lockedUntil), lt(idempotencyKeys.lockedUntil, sql`now()`)),
+        or(isNull(idempotencyKeys.lockedUntil), spaced),
         lt(idempotencyKeys.createdAt, sql`now() - make_interval(secs => ${options.olderThanSeconds})`),
         options.scope ? eq(idempotencyKeys.scope, options.scope) : undefined,
       ),

@@ -4,17 +4,82 @@
  * STRIPE_API_BASE it talks to Stripe itself.
  *
  * Every call carries an idempotency key derived from our own key row, so calling again after a
- * timeout returns the first charge instead of making a second. The SDK's own retries are off:
- * a failed call is retried by the client with the same key, which resumes the flow.
+ * timeout returns the first result instead of making a second. The SDK's own network retries are
+ * off (it still retries one closed connection by itself, with the same key): a failed call is
+ * retried by the client with the same key, which resumes the flow.
+ *
+ * Every error the provider can give is sorted here, once, into one of three kinds:
+ *   decline    the card said no: an answer (the charge result says so);
+ *   transient  nobody knows whether it took effect, or the provider asks us to slow down (timeout,
+ *              connection lost, 5xx, 429, the same key still in flight): retry with the same key;
+ *   final      the provider will never accept this request as it is (invalid request, nothing left
+ *              to refund, authentication or permission refused, key reused with other parameters):
+ *              a ProviderRefusal, which the flow turns into a stored answer.
  */
 import Stripe from 'stripe';
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
 
-
 export type ChargeResult =
   | { status: 'succeeded'; paymentIntentId: string; amountCents: number }
   | { status: 'declined'; paymentIntentId: string | null; declineCode: string; message: string };
+
+export interface ChargeInput {
+  amountCents: number;
+  currency: string;
+  paymentMethod: string;
+  orderId: string;
+  customerId: string;
+  /** Our key row: in the metadata, so the payment can be found again by it. */
+  keyId: string;
+}
+
+export interface RefundInput {
+  paymentIntentId: string;
+  amountCents: number;
+  refundId: string;
+  orderId: string;
+  customerId: string;
+}
+
+export interface CallOptions {
+  /** Derived from our key row: the same on every retry of one step. */
+  idempotencyKey: string;
+}
+
+/**
+ * What the flows need from a payment provider. The flows take it as a parameter (the Stripe one
+ * by default), so the lab can show what a provider used without a safeguard does.
+ */
+export interface PaymentProvider {
+  charge(input: ChargeInput, options: CallOptions): Promise<ChargeResult>;
+  /** The charge made for this key row, found by its metadata; null when there is none. */
+  findCharge(keyId: string): Promise<ChargeResult | null>;
+  refund(input: RefundInput, options: CallOptions): Promise<{ providerRefundId: string }>;
+  /** The refund made for this refund row of ours, found by its metadata; null when there is none. */
+  findRefund(paymentIntentId: string, refundId: string): Promise<{ providerRefundId: string } | null>;
+}
+
+/** The provider refused the request for good: retrying it unchanged can never succeed. */
+export class ProviderRefusal extends Error {
+  constructor(
+    readonly providerCode: string,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+    this.name = 'ProviderRefusal';
+  }
+}
+
+/** Stripe keeps idempotency keys for at least 24 hours; after that the same key is a new request. */
+export const PROVIDER_KEY_RETENTION_HOURS = 24;
+/**
+ * A flow resumed later than this after its key row was made may be past the provider's memory of
+ * its key: it looks its payment up by metadata before calling again. An hour of margin covers clock
+ * skew and the time the first attempt itself took.
+ */
+export const LOOK_UP_AFTER_MS = (PROVIDER_KEY_RETENTION_HOURS - 1) * 3_600_000;
 
 const cache = globalThis as unknown as { __stripe?: Stripe };
 
@@ -32,73 +97,94 @@ function stripe(): Stripe {
   return cache.__stripe;
 }
 
-export interface CallOptions {
-  /** Derived from our key row: the same on every retry of one step. */
-  idempotencyKey: string;
-}
-
 function requestOptions(o: CallOptions): Stripe.RequestOptions {
   return { idempotencyKey: getEnv().UNSAFE_RANDOM_PROVIDER_KEYS ? crypto.randomUUID() : o.idempotencyKey };
 }
 
-/**
- * A provider failure after which nobody knows whether the call took effect (timeout, connection
- * reset, 5xx) or that asks us to slow down (429). Never final: retry with the same key.
- */
-function unavailable(err: unknown): AppError {
-  const detail = err instanceof Stripe.errors.StripeError ? `(${err.type}${err.statusCode ? ` ${err.statusCode}` : ''})` : undefined;
-  return new AppError('PROVIDER_UNAVAILABLE', { detail, cause: err });
+/** Sorts a provider error (see the header): returns for a decline, throws for the other two. */
+function sortError(err: unknown): never {
+  if (!(err instanceof Stripe.errors.StripeError)) throw err; // not the provider's: a bug of ours
+  const status = err.statusCode ?? 0;
+  const transient =
+    err instanceof Stripe.errors.StripeConnectionError ||
+    err instanceof Stripe.errors.StripeRateLimitError ||
+    err instanceof Stripe.errors.StripeAPIError ||
+    status >= 500 ||
+    status === 409; // the same key still in flight there
+  if (transient) {
+    throw new AppError('PROVIDER_UNAVAILABLE', { detail: `(${err.type}${status ? ` ${status}` : ''})`, cause: err });
+  }
+  throw new ProviderRefusal(err.code ?? err.type, err.message, { cause: err });
 }
 
-const isTransient = (err: unknown) =>
-  err instanceof Stripe.errors.StripeConnectionError ||
-  err instanceof Stripe.errors.StripeRateLimitError ||
-  err instanceof Stripe.errors.StripeAPIError ||
-  (err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500) ||
-  (err instanceof Stripe.errors.StripeError && err.statusCode === 409); // the same key still in flight there
+function chargeResultOf(intent: Stripe.PaymentIntent): ChargeResult {
+  if (intent.status === 'succeeded') return { status: 'succeeded', paymentIntentId: intent.id, amountCents: intent.amount_received };
+  const error = intent.last_payment_error;
+  return { status: 'declined', paymentIntentId: intent.id, declineCode: error?.decline_code ?? error?.code ?? 'card_declined', message: error?.message ?? 'The card was declined.' };
+}
 
-export async function charge(
-  input: { amountCents: number; currency: string; paymentMethod: string; orderId: string; customerId: string; keyId: string },
-  options: CallOptions,
-): Promise<ChargeResult> {
-  try {
-    const intent = await stripe().paymentIntents.create(
-      {
-        amount: input.amountCents,
-        currency: input.currency.toLowerCase(),
-        payment_method: input.paymentMethod,
-        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-        confirm: true,
-        metadata: { order_id: input.orderId, customer_id: input.customerId, idempotency_key_id: input.keyId },
-      },
-      requestOptions(options),
-    );
-    return { status: 'succeeded', paymentIntentId: intent.id, amountCents: intent.amount_received };
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeCardError) {
-      const intent = (err.raw as { payment_intent?: { id: string } }).payment_intent;
-      return { status: 'declined', paymentIntentId: intent?.id ?? null, declineCode: err.decline_code ?? err.code ?? 'card_declined', message: err.message };
+export const stripeProvider: PaymentProvider = {
+  async charge(input, options) {
+    try {
+      const intent = await stripe().paymentIntents.create(
+        {
+          amount: input.amountCents,
+          currency: input.currency.toLowerCase(),
+          payment_method: input.paymentMethod,
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          confirm: true,
+          metadata: { order_id: input.orderId, customer_id: input.customerId, idempotency_key_id: input.keyId },
+        },
+        requestOptions(options),
+      );
+      return chargeResultOf(intent);
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeCardError) {
+        const intent = (err.raw as { payment_intent?: { id: string } }).payment_intent;
+        return { status: 'declined', paymentIntentId: intent?.id ?? null, declineCode: err.decline_code ?? err.code ?? 'card_declined', message: err.message };
+      }
+      return sortError(err);
     }
-    if (isTransient(err)) throw unavailable(err);
-    throw err; // a bug (bad parameters, an idempotency_error): a 500, key released
-  }
-}
+  },
 
-export async function refund(
-  input: { paymentIntentId: string; amountCents: number; refundId: string; orderId: string; customerId: string },
-  options: CallOptions,
-): Promise<{ providerRefundId: string }> {
-  try {
-    const r = await stripe().refunds.create(
-      { payment_intent: input.paymentIntentId, amount: input.amountCents, metadata: { refund_id: input.refundId, order_id: input.orderId, customer_id: input.customerId } },
-      requestOptions(options),
-    );
-    return { providerRefundId: r.id };
-  } catch (err) {
-    if (isTransient(err)) throw unavailable(err);
-    throw err;
-  }
-}
+  async findCharge(keyId) {
+    try {
+      const found = await stripe().paymentIntents.search({ query: `metadata['idempotency_key_id']:'${keyId}'` });
+      // Several could exist only if an earlier resume made a second one; the one that succeeded wins.
+      const intent = found.data.find((pi) => pi.status === 'succeeded') ?? found.data[0];
+      return intent ? chargeResultOf(intent) : null;
+    } catch (err) {
+      return sortError(err);
+    }
+  },
+
+  async refund(input, options) {
+    try {
+      const r = await stripe().refunds.create(
+        {
+          payment_intent: input.paymentIntentId,
+          amount: input.amountCents,
+          metadata: { refund_id: input.refundId, order_id: input.orderId, customer_id: input.customerId },
+        },
+        requestOptions(options),
+      );
+      return { providerRefundId: r.id };
+    } catch (err) {
+      return sortError(err);
+    }
+  },
+
+  async findRefund(paymentIntentId, refundId) {
+    try {
+      for await (const r of stripe().refunds.list({ payment_intent: paymentIntentId, limit: 100 })) {
+        if (r.metadata?.refund_id === refundId) return { providerRefundId: r.id };
+      }
+      return null;
+    } catch (err) {
+      return sortError(err);
+    }
+  },
+};
 
 /** Every PaymentIntent and Refund the provider has, for reconciliation (auto-paginated). */
 export async function listProviderLedger(): Promise<{ intents: Stripe.PaymentIntent[]; refunds: Stripe.Refund[] }> {

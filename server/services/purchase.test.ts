@@ -38,6 +38,19 @@ async function ordersOf(customer: string) {
 
 afterEach(() => clearFaults());
 
+/** The calls the provider received for this customer (the simulator logs every one). */
+async function providerCalls(customer: string, path: string) {
+  const { requests } = (await (await fetch(`${sim()}/__sim/requests`)).json()) as {
+    requests: { method: string; path: string; idempotencyKey: string | null; replayed: boolean; status: number | null; metadata: Record<string, string> }[];
+  };
+  return requests.filter((r) => r.method === 'POST' && r.path === path && r.metadata.customer_id === customer);
+}
+
+/** Moves the provider's clock forward (the simulator forgets idempotency keys after 24 hours). */
+async function advanceProviderClock(hours: number) {
+  await fetch(`${sim()}/__sim/clock`, { method: 'POST', body: JSON.stringify({ advanceSeconds: hours * 3600 }) });
+}
+
 function buy(customer: string, key: string, card = 'pm_card_visa', base?: string) {
   const headers = { cookie: customerCookie(customer), 'idempotency-key': key, 'content-type': 'application/json' };
   const body = { items: MUG, paymentMethod: card };
@@ -139,6 +152,92 @@ describe('purchase: provider faults release the key for a retry with the same ke
     const retried = await buy(customer, key);
     expect(retried.status).toBe(200);
     await expectExactlyOnePaid(customer);
+    // What reached the provider: every charge call carried the same derived key, and after the
+    // first one that did the work, the provider answered from its record instead of charging.
+    const calls = await providerCalls(customer, '/v1/payment_intents');
+    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(1);
+    const worked = calls.filter((c) => !c.replayed && c.status !== 500 && c.status !== 429);
+    expect(worked).toHaveLength(1);
+  });
+});
+
+describe('purchase: provider errors that are final end the flow, stored, never looping', () => {
+  it('a charge the provider refuses for good: a stored 409 PAYMENT_REFUSED_BY_PROVIDER, the order failed, nothing charged, the key completed', async () => {
+    const customer = randomUUID();
+    const key = randomUUID();
+    await scriptProviderFault(customer, 'auth_error');
+    const refused = await buy(customer, key);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.data.errorCode).toBe('PAYMENT_REFUSED_BY_PROVIDER');
+    const replay = await buy(customer, key);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body.error.data.errorCode).toBe('PAYMENT_REFUSED_BY_PROVIDER');
+    expect((await ordersOf(customer)).map((o) => o.status)).toEqual(['payment_failed']);
+    expect(await chargesOf(customer)).toHaveLength(0);
+    const [row] = await sql`select state from idempotency_keys where scope = ${customer}`;
+    expect(row!.state).toBe('completed'); // nothing left for the completer to loop on
+    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer, backoffBaseSeconds: 0 })).toEqual({ finished: 0, failed: 0, released: 0, gaveUp: 0 });
+    expect(await reconcile(db, { customerId: customer })).toEqual([]);
+  });
+});
+
+describe('purchase: a resume after the provider forgot our key looks the payment up first', () => {
+  async function chargedButUnrecorded(customer: string, key: string) {
+    await scriptProviderFault(customer, 'timeout_after_charge');
+    expect((await buy(customer, key)).status).toBe(503); // charged, the answer lost, the key released
+    // A day and more passes: the provider forgets the key, and our key row is that old too.
+    await advanceProviderClock(25);
+    await sql`update idempotency_keys set created_at = created_at - interval '25 hours', expires_at = now() + interval '1 hour' where scope = ${customer}`;
+  }
+
+  it('resumed 25 hours later: it finds the charge by its metadata and records it; one payment intent', async () => {
+    const customer = randomUUID();
+    const key = randomUUID();
+    await chargedButUnrecorded(customer, key);
+    const resumed = await buy(customer, key);
+    expect(resumed.status).toBe(200);
+    await expectExactlyOnePaid(customer);
+    // The resume searched and found the first charge: the provider was never asked to charge again.
+    expect(await providerCalls(customer, '/v1/payment_intents')).toHaveLength(1);
+  });
+
+  it('negative control: the same resume without the lookup makes a second payment intent', async () => {
+    const { lab } = await import('../lab/twins');
+    const customer = randomUUID();
+    const key = randomUUID();
+    await chargedButUnrecorded(customer, key);
+    const resumed = await lab.resumePurchaseWithoutLookup(db, customer, key, { items: MUG, paymentMethod: 'pm_card_visa' });
+    expect(resumed.ok).toBe(true);
+    expect(await chargesOf(customer)).toHaveLength(2);
+  });
+});
+
+describe('purchase: a cancelled checkout stays cancelled', () => {
+  it('the completer cancelled it and failed before storing its answer: a returning client is told, and never charged', async () => {
+    const customer = randomUUID();
+    const key = randomUUID();
+    planFault({ scope: customer, boundary: 'inside:charge_attempted', action: 'drop-db' });
+    expect((await buy(customer, key)).status).toBe(500); // abandoned before any charge
+    planFault({ scope: customer, boundary: 'after:cancelled', action: 'fail' }); // the completer dies right after cancelling
+    await runCompleter(db, { delaySeconds: 0, customerId: customer, backoffBaseSeconds: 0 });
+    expect((await ordersOf(customer)).map((o) => o.status)).toEqual(['cancelled']);
+
+    const late = await buy(customer, key);
+    expect(late.status).toBe(409);
+    expect(late.body.error.data.errorCode).toBe('CHECKOUT_ABANDONED');
+    expect(await chargesOf(customer)).toHaveLength(0);
+    expect((await ordersOf(customer)).map((o) => o.status)).toEqual(['cancelled']);
+  });
+
+  it('an order only moves along allowed transitions, enforced in SQL: cancelled never becomes paid', async () => {
+    const customer = randomUUID();
+    planFault({ scope: customer, boundary: 'inside:charge_attempted', action: 'drop-db' });
+    await buy(customer, randomUUID());
+    await runCompleter(db, { delaySeconds: 0, customerId: customer, backoffBaseSeconds: 0 });
+    const [order] = await ordersOf(customer);
+    expect(order!.status).toBe('cancelled');
+    await expect(sql`update orders set status = 'paid' where id = ${order!.id}`).rejects.toMatchObject({ code: '23514' });
+    await expect(sql`update orders set status = 'pending_payment' where id = ${order!.id}`).rejects.toMatchObject({ code: '23514' });
   });
 });
 
@@ -161,7 +260,7 @@ describe('purchase: the completer finishes what the client abandoned', () => {
     const key = randomUUID();
     planFault({ scope: customer, boundary: 'inside:charge_attempted', action: 'drop-db' });
     await buy(customer, key, 'pm_card_visa');
-    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer })).toMatchObject({ failed: 1 });
+    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer, backoffBaseSeconds: 0 })).toMatchObject({ failed: 1, gaveUp: 0 });
     expect((await ordersOf(customer)).map((o) => o.status)).toEqual(['cancelled']);
     expect(await chargesOf(customer)).toHaveLength(0);
     const late = await buy(customer, key); // the client comes back after all: it learns what happened
@@ -177,11 +276,34 @@ describe('purchase: the completer finishes what the client abandoned', () => {
     await buy(customer, key, 'pm_card_visa');
     expect(await chargesOf(customer)).toHaveLength(1); // money taken, order still pending
     expect((await ordersOf(customer)).map((o) => o.status)).toEqual(['pending_payment']);
-    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer })).toMatchObject({ finished: 1 });
+    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer, backoffBaseSeconds: 0 })).toMatchObject({ finished: 1 });
     await expectExactlyOnePaid(customer);
     const late = await buy(customer, key);
     expect(late.status).toBe(200);
     expect(late.headers.get('idempotent-replayed')).toBe('true');
+  });
+});
+
+describe('the completer gives up instead of looping', () => {
+  it('a provider that keeps failing: after the last attempt the key gets a stored answer, the order stays for reconcile to list', async () => {
+    const customer = randomUUID();
+    const key = randomUUID();
+    await scriptProviderFault(customer, 'error_500', { times: 100 });
+    expect((await buy(customer, key)).status).toBe(503);
+    let outcome = { finished: 0, failed: 0, released: 0, gaveUp: 0 };
+    for (let run = 0; run < 5 && outcome.gaveUp === 0; run++) outcome = await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 });
+    expect(outcome.gaveUp).toBe(1);
+    const [row] = await sql`select state, response_status, response_body from idempotency_keys where scope = ${customer}`;
+    expect(row!.state).toBe('completed');
+    expect(row!.response_body.error.errorCode).toBe('CHECKOUT_GAVE_UP');
+    const late = await buy(customer, key);
+    expect(late.headers.get('idempotent-replayed')).toBe('true');
+    expect(late.body.error.data.errorCode).toBe('CHECKOUT_GAVE_UP');
+    // Nothing more runs on its own; reconcile lists the order as needing a person.
+    expect(await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 })).toEqual({ finished: 0, failed: 0, released: 0, gaveUp: 0 });
+    const [order] = await ordersOf(customer);
+    expect(await reconcile(db, { customerId: customer })).toEqual([`order ${order!.id} is pending_payment and its checkout was given up: needs attention`]);
+    await fetch(`${sim()}/__sim/faults`, { method: 'DELETE' });
   });
 });
 
@@ -208,6 +330,59 @@ describe('refunds', () => {
     expect(rest.body.result.data.refundedCents).toBe(3990);
     const [pi] = await chargesOf(customer);
     expect((await refundsOf(pi!.id)).map((r) => r.amount)).toEqual([1000, 2990]);
+    expect(await reconcile(db, { customerId: customer })).toEqual([]);
+  });
+
+  it('a refund the provider refuses for good (the charge was refunded outside the app): a stored 409, the reservation undone', async () => {
+    const customer = randomUUID();
+    const orderId = await paidOrder(customer);
+    const [pi] = await chargesOf(customer);
+    // Someone refunds the whole charge in the provider's dashboard; the app does not know.
+    const outside = await fetch(`${sim()}/v1/refunds`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer sk_test_dashboard', 'content-type': 'application/x-www-form-urlencoded' },
+      body: `payment_intent=${pi!.id}&amount=3990`,
+    });
+    expect(outside.status).toBe(200);
+
+    const key = randomUUID();
+    const refused = await refund(customer, key, orderId, 3990);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.data.errorCode).toBe('REFUND_REFUSED_BY_PROVIDER');
+    const replay = await refund(customer, key, orderId, 3990);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    const [order] = await sql`select refunded_cents from orders where id = ${orderId}`;
+    expect(order!.refunded_cents).toBe(0); // the reservation was given back
+    expect((await sql`select status from refunds where order_id = ${orderId}`).map((r) => r.status)).toEqual(['failed']);
+    const [row] = await sql`select state from idempotency_keys where scope = ${customer} and key = ${key}`;
+    expect(row!.state).toBe('completed');
+    // What reconcile says is the truth: one refund the app never asked for, nothing pending.
+    expect(await reconcile(db, { customerId: customer })).toEqual([`order ${orderId}: 0 cents refunded here, 3990 at the provider`]);
+  });
+
+  it('20 refunds of one order at once, each with its own key: all 20 go through, exactly the total, once each', async () => {
+    const customer = randomUUID();
+    const orderId = await paidOrder(customer); // 3990
+    const parts = Array.from({ length: 20 }, (_, i) => (i < 10 ? 200 : 199)); // 3990 in 20 parts
+    const results = await Promise.all(parts.map((amount) => refund(customer, randomUUID(), orderId, amount)));
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+    const [order] = await sql`select refunded_cents from orders where id = ${orderId}`;
+    expect(order!.refunded_cents).toBe(3990);
+    const [pi] = await chargesOf(customer);
+    const atProvider = await refundsOf(pi!.id);
+    expect(atProvider).toHaveLength(20);
+    expect(atProvider.reduce((sum, r) => sum + r.amount, 0)).toBe(3990);
+    expect(await reconcile(db, { customerId: customer })).toEqual([]);
+  });
+
+  it('two refunds of 60% at once: one goes through, the other is refused as too large; the provider refunds once', async () => {
+    const customer = randomUUID();
+    const orderId = await paidOrder(customer); // 3990
+    const [a, b] = await Promise.all([refund(customer, randomUUID(), orderId, 2394), refund(customer, randomUUID(), orderId, 2394)]);
+    expect([a!.status, b!.status].sort()).toEqual([200, 400]);
+    expect([a, b].find((r) => r!.status === 400)!.body.error.data.errorCode).toBe('REFUND_EXCEEDS_PAYMENT');
+    const [pi] = await chargesOf(customer);
+    expect((await refundsOf(pi!.id)).map((r) => r.amount)).toEqual([2394]);
     expect(await reconcile(db, { customerId: customer })).toEqual([]);
   });
 

@@ -1,25 +1,27 @@
 /**
  * Buying with a card, and refunding: flows with a call to the payment provider in the middle,
- * written as steps (server/idempotency/phases.ts). Each database step commits on its own and is
+ * written as steps (server/idempotency/phased.ts). Each database step commits on its own and is
  * never run twice for one key; the provider calls between them carry keys derived from the key
  * row, so repeating one after a crash or a timeout returns the first result.
  *
- *   purchase: order_created -> charge_attempted -> (provider charge) -> charge_recorded
- *   refund:   refund_reserved -> (provider refund) -> refund_recorded
+ *   purchase: order_created -> charge_attempted -> (provider charge) -> charge_recorded + answer
+ *   refund:   refund_reserved -> (provider refund) -> refund_recorded + answer
  *
- * The recovery points tell the completer what is safe: before `charge_attempted` no charge can
- * exist, so an abandoned checkout is cancelled; after it, the charge may exist, so the flow is
- * finished with the same provider key (which finds the charge, or makes the one the customer
- * asked for).
+ * The last step and the answer commit together (`steps.complete`, `steps.fail`): once the outcome
+ * is recorded, every retry replays it and nothing calls the provider again. The recovery points
+ * tell the completer what is safe: before `charge_attempted` no charge can exist, so an abandoned
+ * checkout is cancelled; after it, a charge may exist, so the flow is finished with the same
+ * provider key (which finds the charge, or makes the one the customer asked for). A flow resumed
+ * after the provider may have forgotten its key looks the payment up by metadata first.
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { orders, outbox, refunds } from '../../db/schema';
-import { AppError } from '../errors';
 import { TEST_CARDS } from '../../shared/shop-rules';
+import { AppError } from '../errors';
 import type { Steps } from '../idempotency/phased';
-import { charge, refund } from './payments';
 import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
+import { LOOK_UP_AFTER_MS, ProviderRefusal, stripeProvider, type ChargeResult, type PaymentProvider } from './payments';
 
 export const purchaseInput = z.strictObject({
   items: placeOrderInput.shape.items,
@@ -35,27 +37,42 @@ export const refundInput = z.strictObject({
 });
 export type RefundInput = z.infer<typeof refundInput>;
 
-export async function purchase(steps: Steps, customerId: string, input: PurchaseInput): Promise<OrderView> {
+/** Whether a resume may come after the provider forgot the key of a call made before it. */
+const mayBeForgotten = (steps: Steps) => Date.now() - steps.claimedAt.getTime() > LOOK_UP_AFTER_MS;
+
+export async function purchase(steps: Steps, customerId: string, input: PurchaseInput, provider: PaymentProvider = stripeProvider): Promise<OrderView> {
+  // A checkout the completer cancelled stays cancelled, whoever comes back for it.
+  if ('cancelled' in steps.progress) throw new AppError('CHECKOUT_ABANDONED');
   const order = (await steps.step('order_created', async (tx) =>
     (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
   )) as unknown as OrderView;
 
   // Recorded before the call: from here on a charge may exist, whatever happens next.
+  const attemptedBefore = 'charge_attempted' in steps.progress;
   await steps.step('charge_attempted', async () => true);
-  const result = await charge(
-    { amountCents: order.totalCents, currency: order.currency, paymentMethod: input.paymentMethod, orderId: order.id, customerId, keyId: steps.keyId },
-    { idempotencyKey: steps.providerKey('charge') },
-  );
-
-  if (result.status === 'declined') {
-    await steps.step('charge_recorded', async (tx) => {
+  let result: ChargeResult;
+  try {
+    const found = attemptedBefore && mayBeForgotten(steps) ? await provider.findCharge(steps.keyId) : null;
+    result =
+      found ??
+      (await provider.charge(
+        { amountCents: order.totalCents, currency: order.currency, paymentMethod: input.paymentMethod, orderId: order.id, customerId, keyId: steps.keyId },
+        { idempotencyKey: steps.providerKey('charge') },
+      ));
+  } catch (err) {
+    if (!(err instanceof ProviderRefusal)) throw err;
+    return steps.fail('charge_recorded', new AppError('PAYMENT_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
       await tx.update(orders).set({ status: 'payment_failed' }).where(eq(orders.id, order.id));
-      return { declined: result.declineCode };
     });
-    throw new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` });
   }
 
-  return (await steps.step('charge_recorded', async (tx) => {
+  if (result.status === 'declined') {
+    return steps.fail('charge_recorded', new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` }), async (tx) => {
+      await tx.update(orders).set({ status: 'payment_failed' }).where(eq(orders.id, order.id));
+    });
+  }
+
+  return (await steps.complete('charge_recorded', async (tx) => {
     await tx.update(orders).set({ status: 'paid', paymentIntentId: result.paymentIntentId }).where(eq(orders.id, order.id));
     const paid = await getOrder(tx, customerId, order.id);
     // The receipt: staged in this transaction, so it exists if and only if the payment is recorded.
@@ -70,11 +87,9 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
 /** The completer's way out for a checkout abandoned before any charge: cancel, charge nothing. */
 export async function cancelAbandonedPurchase(steps: Steps): Promise<never> {
   const created = steps.progress.order_created as { id: string } | undefined;
-  await steps.step('cancelled', async (tx) => {
+  return steps.fail('cancelled', new AppError('CHECKOUT_ABANDONED'), async (tx) => {
     if (created) await tx.update(orders).set({ status: 'cancelled' }).where(and(eq(orders.id, created.id), eq(orders.status, 'pending_payment')));
-    return true;
   });
-  throw new AppError('CHECKOUT_ABANDONED');
 }
 
 export interface RefundView {
@@ -84,7 +99,8 @@ export interface RefundView {
   refundedCents: number;
 }
 
-export async function refundOrder(steps: Steps, customerId: string, input: RefundInput): Promise<RefundView> {
+export async function refundOrder(steps: Steps, customerId: string, input: RefundInput, provider: PaymentProvider = stripeProvider): Promise<RefundView> {
+  const reservedBefore = 'refund_reserved' in steps.progress;
   const reserved = (await steps.step('refund_reserved', async (tx) => {
     const [order] = await tx
       .select()
@@ -103,12 +119,28 @@ export async function refundOrder(steps: Steps, customerId: string, input: Refun
     return { refundId: row!.id, paymentIntentId: order.paymentIntentId };
   })) as { refundId: string; paymentIntentId: string };
 
-  const { providerRefundId } = await refund(
-    { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId, orderId: input.orderId, customerId },
-    { idempotencyKey: steps.providerKey('refund') },
-  );
+  let providerRefundId: string;
+  try {
+    const found = reservedBefore && mayBeForgotten(steps) ? await provider.findRefund(reserved.paymentIntentId, reserved.refundId) : null;
+    ({ providerRefundId } =
+      found ??
+      (await provider.refund(
+        { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId, orderId: input.orderId, customerId },
+        { idempotencyKey: steps.providerKey('refund') },
+      )));
+  } catch (err) {
+    if (!(err instanceof ProviderRefusal)) throw err;
+    // Nothing was refunded: the reservation is given back in the transaction that stores the answer.
+    return steps.fail('refund_recorded', new AppError('REFUND_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
+      await tx.update(refunds).set({ status: 'failed' }).where(eq(refunds.id, reserved.refundId));
+      await tx
+        .update(orders)
+        .set({ refundedCents: sql`${orders.refundedCents} - ${input.amountCents}` })
+        .where(eq(orders.id, input.orderId));
+    });
+  }
 
-  return (await steps.step('refund_recorded', async (tx) => {
+  return (await steps.complete('refund_recorded', async (tx) => {
     await tx.update(refunds).set({ status: 'succeeded', providerRefundId }).where(eq(refunds.id, reserved.refundId));
     const [order] = await tx.select({ refundedCents: orders.refundedCents }).from(orders).where(eq(orders.id, input.orderId));
     return { refundId: reserved.refundId, orderId: input.orderId, amountCents: input.amountCents, refundedCents: order!.refundedCents };

@@ -4,11 +4,12 @@
  *
  * Checked: at most one successful charge per order; every successful charge belongs to a paid
  * (possibly refunded) order with the same amount; every paid order has its charge; the provider's
- * refunds of a charge add up to the order's succeeded refunds; no refund is left half-done.
+ * refunds of a charge add up to the order's succeeded refunds; no refund is left half-done; no
+ * checkout the completer gave up on is left unseen; no outbox message was set aside.
  */
-import { and, eq, inArray, isNotNull } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
-import { orders, refunds } from '../../db/schema';
+import { idempotencyKeys, orders, outbox, refunds } from '../../db/schema';
 import { listProviderLedger } from './payments';
 
 /** `customerIds` limits the check to those customers (tests share one provider ledger). */
@@ -53,6 +54,26 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
     if (succeeded !== atProvider) problems.push(`order ${o.id}: ${succeeded} cents refunded here, ${atProvider} at the provider`);
     const pending = ourRefunds.filter((r) => r.orderId === o.id && r.status === 'pending');
     if (pending.length) problems.push(`order ${o.id}: ${pending.length} refund(s) still pending`);
+  }
+
+  // A pending order whose key has an answer was given up on (any other answer moves the order on);
+  // one whose key is gone has outlived every retry.
+  const stuck = await db
+    .select({ id: orders.id, keyState: idempotencyKeys.state })
+    .from(orders)
+    .leftJoin(idempotencyKeys, eq(idempotencyKeys.id, orders.idempotencyKeyId))
+    .where(and(eq(orders.status, 'pending_payment'), inScope));
+  for (const o of stuck) {
+    if (o.keyState === 'completed') problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
+    else if (o.keyState === null) problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
+  }
+
+  if (!scope) {
+    const dead = await db
+      .select({ dedupeKey: outbox.dedupeKey, topic: outbox.topic, attempts: outbox.attempts, lastError: outbox.lastError })
+      .from(outbox)
+      .where(sql`${outbox.deadAt} is not null`);
+    for (const m of dead) problems.push(`outbox message ${m.dedupeKey} (${m.topic}) was set aside after ${m.attempts} failures: ${m.lastError}`);
   }
   return problems;
 }
