@@ -219,7 +219,7 @@ describe('npm scripts through dev/with-db.ts', () => {
     const skip = new Set(['node_modules', '.next', '.data', '.git', 'test-results', 'playwright-report']);
     fs.cpSync(PROJECT_ROOT, copy, { recursive: true, filter: (src) => !skip.has(path.relative(PROJECT_ROOT, src)) });
     fs.symlinkSync(path.join(PROJECT_ROOT, 'node_modules'), path.join(copy, 'node_modules'));
-    const env: NodeJS.ProcessEnv = { ...process.env, EMBEDDED_PG_PORT: String(port) };
+    const env: NodeJS.ProcessEnv = { ...process.env, EMBEDDED_PG_PORT: String(port), CHECKOUT_STATE_DIR: path.join(scratch, 'project-state') };
     delete env.DATABASE_URL; // so that the embedded cluster is started
     const r = spawnSync('npx', ['tsx', 'dev/with-db.ts', '--', 'node', '-e', "console.log('THE COMMAND RAN')"], { cwd: copy, env, encoding: 'utf8' });
     expect(r.status).toBe(1);

@@ -16,13 +16,14 @@
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { runMigrations } from '../db/migrate';
 import { seedCatalog } from '../db/seed';
 import { getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
 import { DatabaseStartError, ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
-import { statePath } from './state';
+import { stateDir, statePath } from './state';
 
 export interface PreparedDatabase {
   url: string;
@@ -37,6 +38,7 @@ export interface PreparedDatabase {
 /** The database for the app (`test: false`) or for one test run (`test: true`), migrated and seeded. */
 export async function prepareDatabase(options: { test: boolean }): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
+  fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
   let cluster: EmbeddedCluster | undefined;
   let url = env.DATABASE_URL;
   if (url) {

@@ -120,6 +120,9 @@ const launcherSchema = z.object({
   // data and binaries are (the chaos run restarts Postgres through them).
   EMBEDDED_PG_DATA: z.string().optional(),
   EMBEDDED_PG_BIN: z.string().optional(),
+  // Where run-time files go (dev/state.ts): by default a folder per clone outside the project.
+  CHECKOUT_STATE_DIR: z.string().optional(),
+  XDG_STATE_HOME: z.string().optional(),
 });
 
 /**

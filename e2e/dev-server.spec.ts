@@ -1,0 +1,199 @@
+/**
+ * `npm run dev` itself, not the production build the other specs drive: the shop must stay on one
+ * page while the background jobs run and the database, the simulator's ledger and the rest of the
+ * run-time files are written, because none of them lives where the dev server watches.
+ *
+ * The conditions are made, not hoped for: jobs every second, expired keys for the reaper to delete,
+ * purchases (the simulator writes its ledger) and raw inserts (Postgres writes its WAL), for 10 s.
+ * The detector (navigations of the main frame, "[Fast Refresh]" in the console, the dev server's
+ * "Compiled" lines) is itself proved by a positive control: a write the dev server does watch.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, test, type Page } from '@playwright/test';
+import postgres from 'postgres';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CALM_MS = 10_000;
+const PRODUCTS = ['travel-mug', 'espresso-beans', 'milk-frother'];
+
+test.describe.configure({ mode: 'serial', timeout: 300_000 });
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Every file of the project a watcher could see, with its modification time. */
+function projectFiles(): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (dir: string) => {
+    for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, d.name);
+      const rel = path.relative(ROOT, full);
+      if (['node_modules', '.next', '.git', 'test-results', 'playwright-report'].includes(rel)) continue;
+      if (d.isDirectory()) walk(full);
+      else out.set(rel, fs.statSync(full).mtimeMs);
+    }
+  };
+  walk(ROOT);
+  return out;
+}
+
+interface DevServer {
+  url: string;
+  databaseUrl: string;
+  stateDir: string;
+  process: ChildProcess;
+  output: () => string;
+}
+
+let dev: DevServer;
+
+test.beforeAll(async () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dev-server-spec-'));
+  fs.chmodSync(stateDir, 0o755); // as root, the postgres user must enter it
+  const [port, pgPort, simPort] = [await freePort(), await freePort(), await freePort()];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'development',
+    CHECKOUT_STATE_DIR: stateDir,
+    EMBEDDED_PG_PORT: String(pgPort),
+    STRIPE_SIM_PORT: String(simPort),
+    JOBS_INTERVAL_SECONDS: '1',
+    IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '1',
+    COMPLETER_DELAY_SECONDS: '0',
+    ENABLE_TEST_HOOKS: '',
+  };
+  delete env.DATABASE_URL; // exactly what `npm run dev` does: its own embedded cluster and simulator
+  delete env.STRIPE_API_BASE;
+  let output = '';
+  const child = spawn('npx', ['tsx', 'dev/with-db.ts', '--', 'next', 'dev', '-p', String(port)], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+  dev = { url: `http://localhost:${port}`, databaseUrl: `postgres://postgres:postgres@127.0.0.1:${pgPort}/checkout`, stateDir, process: child, output: () => output };
+  await expect
+    .poll(async () => fetch(`${dev.url}/api/trpc/health.ping`).then((r) => r.status, () => 0), { timeout: 180_000, message: `next dev did not answer:\n${output}` })
+    .toBe(200);
+});
+
+test.afterAll(async () => {
+  if (!dev) return;
+  // Ctrl-C, as a developer stops it: the command ends, then the launcher stops its Postgres.
+  process.kill(-dev.process.pid!, 'SIGINT');
+  await new Promise((r) => dev.process.once('exit', r));
+  const pidFile = path.join(dev.stateDir, 'postgres-dev', 'postmaster.pid');
+  expect(fs.existsSync(pidFile), `the dev Postgres was left running:\n${dev.output().slice(-2000)}`).toBe(false);
+  fs.rmSync(dev.stateDir, { recursive: true, force: true });
+});
+
+/**
+ * Counts what a reload loop shows: main-frame navigations, Fast Refresh lines in the console,
+ * rebuilds the dev server pushes to the page ("building" on its HMR socket) and "Compiled" lines.
+ */
+function watch(page: Page) {
+  const seen = { navigations: 0, fastRefresh: 0, builds: 0, lastBuildAt: Date.now(), compiledBefore: (dev.output().match(/Compiled/g) ?? []).length };
+  page.on('framenavigated', (frame) => frame === page.mainFrame() && seen.navigations++);
+  page.on('console', (m) => m.text().includes('[Fast Refresh]') && seen.fastRefresh++);
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', (f) => {
+      if (String(f.payload).includes('"type":"building"')) {
+        seen.builds++;
+        seen.lastBuildAt = Date.now();
+      }
+    }),
+  );
+  return {
+    seen,
+    compiledSince: () => (dev.output().match(/Compiled/g) ?? []).length - seen.compiledBefore,
+    /**
+     * Waits until the dev server has pushed no rebuild for 5 s: on a cold cache it compiles a few more
+     * things in the seconds after the first page load, then stops. A reload loop never stops, and fails here.
+     */
+    settled: () =>
+      expect
+        .poll(() => Date.now() - seen.lastBuildAt, { timeout: 60_000, intervals: [500], message: `the dev server kept rebuilding (${seen.builds} builds)` })
+        .toBeGreaterThan(5_000),
+  };
+}
+
+async function openShop(page: Page) {
+  await page.goto(dev.url);
+  await expect(page.getByTestId('catalog').getByRole('listitem').first()).toBeVisible({ timeout: 120_000 });
+}
+
+test('next dev: with the jobs running and everything being written, the shop stays on one page for 10 s, and nothing under the project changes', async ({ page }) => {
+  const detector = watch(page);
+  await openShop(page);
+  // Every route the window below uses is compiled once first: a first compile is a real one.
+  const sql = postgres(dev.databaseUrl, { max: 2, onnotice: () => {} });
+  const cookie = (await fetch(`${dev.url}/api/trpc/catalog.list`)).headers.get('set-cookie')!.split(';')[0]!;
+  const purchase = (productId: string) =>
+    fetch(`${dev.url}/api/trpc/checkout.purchase`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie, 'idempotency-key': crypto.randomUUID() },
+      body: JSON.stringify({ items: [{ productId, quantity: 1 }], paymentMethod: 'pm_card_visa' }),
+    });
+  expect((await purchase('travel-mug')).status).toBe(200);
+  await detector.settled();
+  const before = projectFiles();
+  const navigationsBefore = detector.seen.navigations;
+  const fastRefreshBefore = detector.seen.fastRefresh;
+  const buildsBefore = detector.seen.builds;
+  const compiledBefore = detector.compiledSince();
+
+  // Writes of every kind the app makes at run time, for CALM_MS.
+  const until = Date.now() + CALM_MS;
+  let purchases = 0;
+  while (Date.now() < until) {
+    const res = await purchase(PRODUCTS[purchases % PRODUCTS.length]!);
+    expect(res.status).toBe(200); // an order and a charge: rows, WAL, the simulator's ledger
+    purchases++;
+    // Keys already expired: the reaper (every second) deletes them again and again.
+    await sql`insert into idempotency_keys (scope, procedure, key, fingerprint, state, response_status, response_body, completed_at, expires_at)
+              select 'dev-spec', 'dev.spec', gen_random_uuid()::text, repeat('a', 64), 'completed', 200, '{}'::json, now(), now() - interval '1 second'
+              from generate_series(1, 200)`;
+    await page.waitForTimeout(300);
+  }
+  await sql.end();
+
+  expect(purchases).toBeGreaterThan(5);
+  expect(detector.seen.navigations - navigationsBefore, 'the page navigated by itself').toBe(0);
+  expect(detector.seen.fastRefresh - fastRefreshBefore, 'Fast Refresh ran with no source change').toBe(0);
+  expect(detector.seen.builds - buildsBefore, 'the dev server rebuilt with no source change').toBe(0);
+  expect(detector.compiledSince() - compiledBefore, `the dev server recompiled:\n${dev.output().slice(-1500)}`).toBe(0);
+  await expect(page.getByTestId('catalog').getByRole('listitem').first()).toBeVisible();
+  // Nothing the app wrote is in the project: every run-time file is in the state folder.
+  const after = projectFiles();
+  const changed = [...after].filter(([file, mtime]) => before.get(file) !== mtime).map(([file]) => file);
+  expect(changed, 'files under the project changed while the app ran').toEqual([]);
+  expect(fs.existsSync(path.join(dev.stateDir, 'stripe-simulator.json'))).toBe(true);
+  expect(fs.existsSync(path.join(dev.stateDir, 'postgres-dev', 'PG_VERSION'))).toBe(true);
+});
+
+test('positive control: a file the dev server does watch (an .env file) changing makes this detector see a refresh', async ({ page }) => {
+  const probe = path.join(ROOT, '.env.development.local');
+  const yours = fs.existsSync(probe) ? fs.readFileSync(probe) : undefined; // put back as it was at the end
+  const detector = watch(page);
+  await openShop(page);
+  await detector.settled();
+  const navigationsBefore = detector.seen.navigations;
+  const buildsBefore = detector.seen.builds;
+  try {
+    for (let i = 0; i < 4; i++) {
+      fs.writeFileSync(probe, `${yours ?? ''}\n# written by e2e/dev-server.spec.ts, removed at its end\nCHECKOUT_DEV_PROBE=${i}\n`);
+      await page.waitForTimeout(1_000);
+    }
+  } finally {
+    if (yours) fs.writeFileSync(probe, yours);
+    else fs.rmSync(probe, { force: true });
+  }
+  await expect.poll(() => detector.seen.navigations - navigationsBefore + detector.seen.builds - buildsBefore, { timeout: 15_000 }).toBeGreaterThan(0);
+});
