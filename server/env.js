@@ -26,6 +26,10 @@ const serverSchema = z
     COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
     // Size of the connection pool of one server process.
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
+    // A transaction left idle this long is ended by Postgres: a frozen holder of a key lets go of it
+    // (see server/db.ts). Longer than any pause inside one of our transactions, shorter than the
+    // wait of a duplicate (IDEMPOTENCY_WAIT_MS), so the duplicate usually gets the key.
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
 
     // Idempotency keys are kept 24 h after creation (Stripe's policy): long enough for any client's
     // retries, including a customer who comes back to the tab the next morning. After that the same

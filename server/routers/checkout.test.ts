@@ -98,6 +98,39 @@ describe('rule 9: a server process killed while it holds a key leaves nothing bl
                   and query ilike 'insert into "order_items"%'`
     ).length > 0;
 
+  it('a frozen holder (SIGSTOP) lets go of its key within the bound; woken up (SIGCONT), it writes nothing', async () => {
+    const env = {
+      DATABASE_URL: getEnv().DATABASE_URL,
+      COOKIE_SECRET: getEnv().COOKIE_SECRET,
+      ENABLE_TEST_HOOKS: '1',
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '2000', // the bound under test (10 s by default)
+    };
+    server = await startAppServer({ port: PORT, env });
+    const customer = randomUUID();
+    const key = randomUUID();
+    await planServerFault(server.url, { scope: customer, boundary: 'executed', action: 'delay', ms: 4_000 });
+    const frozen = post(server.url, customer, key).then(
+      (r) => r.status,
+      () => 0,
+    );
+    await until(holdingTransaction); // it holds the key: an open transaction with the order in it
+    process.kill(-server.process.pid!, 'SIGSTOP'); // paused, as a frozen VM or a long GC pause: its socket stays open
+
+    // A retry through another instance: the claim waits on the frozen transaction until Postgres ends it.
+    const started = Date.now();
+    const retry = await checkout(customer, key);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull(); // it ran: the frozen one had stored nothing
+    expect(Date.now() - started).toBeLessThan(6_000); // the 2 s bound, not the 10 s wait of a duplicate
+
+    process.kill(-server.process.pid!, 'SIGCONT'); // it wakes up and carries on into a connection Postgres has closed
+    expect(await frozen).toBe(500);
+    expect(await countOrders(customer)).toBe(1);
+    const [row] = await sql`select response_body from idempotency_keys where scope = ${customer}`;
+    expect(row!.response_body.data.id).toBe(orderId(retry));
+    await server.kill();
+  });
+
   it('SIGKILL mid-checkout, restart: a retry with the same key succeeds, with exactly one order in total', async () => {
     // Same database and cookie secret as this test process, so its signed cookies are valid there.
     const env = { DATABASE_URL: getEnv().DATABASE_URL, COOKIE_SECRET: getEnv().COOKIE_SECRET, ENABLE_TEST_HOOKS: '1' };
