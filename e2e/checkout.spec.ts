@@ -163,3 +163,61 @@ test('a declined card shows a clear decline; another card pays: one paid order, 
   expect(charges[0]!.amount).toBe(1995);
   expect(new Set(shop.keys).size).toBe(2); // another card is another intent, with its own key
 });
+
+test.describe('keys the server may have forgotten are never sent', () => {
+  const DAY_MS = 24 * 3_600_000;
+  /** Leaves an intent in this tab as an earlier visit would have, two days ago. */
+  async function oldIntent(page: import('@playwright/test').Page, state: 'pending' | 'failed') {
+    const key = crypto.randomUUID();
+    await page.evaluate(
+      ({ key, state, createdAt }) =>
+        sessionStorage.setItem('intent:checkout', JSON.stringify({ key, input: { items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: 'pm_card_visa' }, createdAt, state })),
+      { key, state, createdAt: Date.now() - 2 * DAY_MS },
+    );
+    return key;
+  }
+
+  test('a pending intent two days old is not resent on reload: the customer is asked whether it went through', async ({ page, context, shop }) => {
+    await shop.checkoutWith(page, MUG);
+    const customer = await shop.customerOf(context);
+    const earlier = await shop.ordersOf(customer);
+    await oldIntent(page, 'pending');
+    await page.reload();
+    await expect(page.getByRole('heading', { name: 'Is this your order?' })).toBeFocused();
+    await expect(page.getByTestId('expired-intent')).toContainText('1 × Travel mug');
+    await expect(page.getByTestId('no-recent-orders')).toBeVisible();
+    expect(shop.keys).toEqual([]); // nothing was sent with the old key
+    expect(await shop.ordersOf(customer)).toEqual(earlier);
+
+    // The customer finds no such order and orders now: a new intent, a new key, one order.
+    await page.getByTestId('expired-order-again').click();
+    const id = await new Confirmation(page).orderId();
+    expect(await shop.ordersOf(customer)).toEqual([id]);
+    expect(shop.keys).toHaveLength(1);
+  });
+
+  test('"Try again" on an attempt two days old sends nothing with its key', async ({ page, context, shop }) => {
+    await shop.checkoutWith(page, MUG);
+    const key = await oldIntent(page, 'failed');
+    await page.reload();
+    await expect(page.getByTestId('cart')).toBeVisible();
+    await page.getByTestId('pay').click();
+    await expect(page.getByTestId('expired-intent')).toBeVisible();
+    expect(shop.keys).not.toContain(key);
+    expect(await shop.ordersOf(await shop.customerOf(context))).toEqual([]);
+  });
+});
+
+test('after a decline, paying again with the same card is a new attempt with a new key, not a replay of the decline', async ({ page, context, shop }) => {
+  await shop.checkoutWith(page, MUG);
+  await page.getByTestId('card-pm_card_chargeDeclined').check();
+  await page.getByTestId('pay').click();
+  await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
+  await page.getByTestId('pay').click();
+  await expect.poll(() => shop.keys.length).toBe(2);
+  expect(shop.keys[1]).not.toBe(shop.keys[0]);
+  await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
+  const customer = await shop.customerOf(context);
+  expect(await shop.ordersOf(customer)).toHaveLength(2); // two attempts, each its own order, both declined
+  expect(await shop.chargesOf(customer)).toEqual([]);
+});

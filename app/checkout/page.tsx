@@ -7,7 +7,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useCart } from '../components/cart';
 import { formatMoney } from '../components/money';
 import { useTRPC, useTRPCClient } from '../components/trpc';
-import { takeReplayed } from '../components/trpc-links';
+import { serverRetention, takeReplayed } from '../components/trpc-links';
 import { useIdempotentMutation, type Classified } from '../components/use-idempotent-mutation';
 
 export default function CheckoutPage() {
@@ -55,6 +55,7 @@ function Checkout() {
       cart.clear();
       router.push(`/orders/${order.id}${replayed ? '?replayed=1' : ''}`);
     },
+    retention: serverRetention,
   });
 
   useEffect(() => {
@@ -66,6 +67,22 @@ function Checkout() {
   // Shown to the customer only; the server computes the total it charges from its own prices.
   const estimate = cart.lines.reduce((sum, l) => sum + (products.get(l.productId)?.priceCents ?? 0) * l.quantity, 0);
   const busy = checkout.status === 'sending' || checkout.status === 'retrying' || checkout.status === 'offline' || checkout.status === 'succeeded';
+
+  if (checkout.status === 'expired' && checkout.expired) {
+    return (
+      <ExpiredIntent
+        startedAt={checkout.expired.createdAt}
+        items={checkout.expired.input.items}
+        names={products}
+        onItWasPlaced={() => {
+          checkout.startFresh();
+          cart.clear();
+          router.push('/orders');
+        }}
+        onOrderAgain={checkout.orderAgain}
+      />
+    );
+  }
 
   if (cart.ready && cart.lines.length === 0 && !busy) {
     return (
@@ -145,5 +162,49 @@ function Checkout() {
         </div>
       )}
     </>
+  );
+}
+
+/**
+ * A checkout left pending for longer than the shop keeps its keys: sending its key again could be
+ * taken for a new order, so nothing is sent. The customer decides, looking at their recent orders.
+ */
+function ExpiredIntent(props: {
+  startedAt: number;
+  items: { productId: string; quantity: number }[];
+  names: Map<string, { name: string }>;
+  onItWasPlaced: () => void;
+  onOrderAgain: () => void;
+}) {
+  const trpc = useTRPC();
+  const history = useQuery(trpc.orders.history.queryOptions());
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
+  const what = props.items.map((i) => `${i.quantity} × ${props.names.get(i.productId)?.name ?? i.productId}`).join(', ');
+  return (
+    <section aria-labelledby="expired-heading" data-testid="expired-intent">
+      <h1 id="expired-heading" ref={heading} tabIndex={-1}>Is this your order?</h1>
+      <p>
+        You started paying for <strong>{what}</strong> on {new Date(props.startedAt).toLocaleString('en-US')}, and we never heard
+        back. That was too long ago for us to tell whether it went through, so we did not send it again. Your most recent
+        orders are below: if one of them is this one, you are all set.
+      </p>
+      {history.isPending && <p>Loading your orders…</p>}
+      {history.data && history.data.length === 0 && <p data-testid="no-recent-orders">You have no orders with us.</p>}
+      {history.data && history.data.length > 0 && (
+        <ul data-testid="recent-orders">
+          {history.data.slice(0, 3).map((o) => (
+            <li key={o.id}>
+              <Link href={`/orders/${o.id}`}>{new Date(o.createdAt).toLocaleString('en-US')}</Link>: {o.items.map((i) => `${i.quantity} × ${i.name}`).join(', ')},{' '}
+              {formatMoney(o.totalCents, o.currency)} ({o.status.replace('_', ' ')})
+            </li>
+          ))}
+        </ul>
+      )}
+      <p>
+        <button type="button" onClick={props.onItWasPlaced} data-testid="expired-it-was-placed">Yes, it is one of these</button>{' '}
+        <button type="button" className="secondary" onClick={props.onOrderAgain} data-testid="expired-order-again">No, place this order now</button>
+      </p>
+    </section>
   );
 }

@@ -1,6 +1,6 @@
 /** The retry policy of the checkout client: what is retried, and how long it waits. */
 import { describe, expect, it } from 'vitest';
-import { backoffMs, classifyFailure, sameInput } from './use-idempotent-mutation';
+import { backoffMs, classifyFailure, continues, keyTooOld, sameInput } from './use-idempotent-mutation';
 
 const trpcError = (httpStatus: number, errorCode: string | null, headers: Record<string, string> = {}) => ({
   message: 'm',
@@ -43,5 +43,35 @@ describe('sameInput: one intent per cart', () => {
   it('ignores key order, not values', () => {
     expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ quantity: 1, productId: 'a' }] })).toBe(true);
     expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ productId: 'a', quantity: 2 }] })).toBe(false);
+  });
+});
+
+describe('keys that are too old are never sent', () => {
+  const DAY = 24 * 3_600_000;
+  it('a key younger than the retention less the margin (an hour, or a tenth) may be sent; older, never', () => {
+    const now = 1_000 * DAY;
+    expect(keyTooOld({ createdAt: now - 22 * 3_600_000 }, DAY, now)).toBe(false);
+    expect(keyTooOld({ createdAt: now - 23 * 3_600_000 - 1 }, DAY, now)).toBe(true);
+    expect(keyTooOld({ createdAt: now - 2 * DAY }, DAY, now)).toBe(true);
+    expect(keyTooOld({ createdAt: now - 50_000 }, 60_000, now)).toBe(false); // a tenth of a minute: 6 s margin
+    expect(keyTooOld({ createdAt: now - 55_000 }, 60_000, now)).toBe(true);
+  });
+  it('an intent saved before keys had an age counts as too old', () => {
+    expect(keyTooOld({ createdAt: undefined as unknown as number }, DAY)).toBe(true);
+  });
+});
+
+describe('continues: which submit reuses the key', () => {
+  const intent = (state: 'pending' | 'failed' | 'over') => ({ key: 'k', input: { a: 1 }, createdAt: 0, state });
+  it('the same input after no answer (pending, failed) continues with the same key', () => {
+    expect(continues(intent('pending'), { a: 1 })).toBe(true);
+    expect(continues(intent('failed'), { a: 1 })).toBe(true);
+  });
+  it('after a final answer (a decline), the same input is a new intent', () => {
+    expect(continues(intent('over'), { a: 1 })).toBe(false);
+  });
+  it('other input is a new intent', () => {
+    expect(continues(intent('pending'), { a: 2 })).toBe(false);
+    expect(continues(null, { a: 1 })).toBe(false);
   });
 });

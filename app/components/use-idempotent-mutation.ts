@@ -5,11 +5,17 @@
  * An *intent* is one thing the customer means to do once ("buy this cart"). It gets a key
  * (`crypto.randomUUID()`) when it starts, and that key goes with every request made for it: every
  * click, every automatic retry, every manual "Try again", and the request a reloaded page resumes.
- * The intent (key + input) is kept in sessionStorage, so a reload mid-request lands on the same
- * answer instead of making a second order.
+ * The intent (key, input, when the key was made) is kept in sessionStorage, so a reload mid-request
+ * lands on the same answer instead of making a second order.
  *
  * A new key is made only when there is a new intent: after a success (the next purchase is new),
- * or when the input changed (a new payload with an old key would be refused with 422).
+ * after a final failure (a decline: paying again is a new attempt), or when the input changed (a
+ * new payload with an old key would be refused with 422).
+ *
+ * A key is never sent once it is older than the server keeps keys (it says how long, in the
+ * `Idempotency-Key-Retention` header), less a margin: the server would take it for a new request
+ * and could order a second time. Such an intent is not resent but shown to the customer, with their
+ * recent orders, to ask whether it went through ("expired").
  *
  * Clicks are not de-duplicated here on purpose: correctness comes from the server-side key, and a
  * double-click simply sends the same key twice.
@@ -78,14 +84,33 @@ export function sameInput(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
-interface StoredIntent<TInput> {
+export interface StoredIntent<TInput> {
   key: string;
   input: TInput;
-  /** 'pending' while a request may be in flight: a reloaded page resumes it. */
-  state: 'pending' | 'failed';
+  /** When the key was made (ms since the epoch, this browser's clock). */
+  createdAt: number;
+  /**
+   * pending: a request may be in flight (a reloaded page resumes it);
+   * failed:  the outcome is unknown (no answer, 5xx): "Try again" sends the same key;
+   * over:    the outcome is final (a decline, a refusal): the next submit is a new intent.
+   */
+  state: 'pending' | 'failed' | 'over';
 }
 
-export type Status = 'idle' | 'sending' | 'retrying' | 'offline' | 'failed' | 'succeeded';
+/** How much before the server forgets a key the client stops sending it: a tenth, at most an hour. */
+export const safetyMarginMs = (retentionMs: number) => Math.min(3_600_000, retentionMs / 10);
+
+/** Whether this intent's key is too old to send: the server may already treat it as a new request. */
+export function keyTooOld(intent: Pick<StoredIntent<unknown>, 'createdAt'>, retentionMs: number, now = Date.now()): boolean {
+  return !Number.isFinite(intent.createdAt) || now - intent.createdAt > retentionMs - safetyMarginMs(retentionMs);
+}
+
+/** Whether a submit of `input` continues `current` (same key) rather than starting a new intent. */
+export function continues<TInput>(current: StoredIntent<TInput> | null, input: TInput): current is StoredIntent<TInput> {
+  return current !== null && current.state !== 'over' && sameInput(current.input, input);
+}
+
+export type Status = 'idle' | 'sending' | 'retrying' | 'offline' | 'failed' | 'succeeded' | 'expired';
 
 export interface SendResult<TOutput> {
   data: TOutput;
@@ -98,12 +123,15 @@ export interface IdempotentMutationOptions<TInput, TOutput> {
   name: string;
   send: (input: TInput, key: string, signal: AbortSignal) => Promise<SendResult<TOutput>>;
   onSuccess: (data: TOutput, info: { replayed: boolean; key: string }) => void;
+  /** How long the server keeps keys (ms), as it said; resolves once it has said so. */
+  retention: () => Promise<number>;
 }
 
 export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutationOptions<TInput, TOutput>) {
   const storageKey = `intent:${options.name}`;
   const [status, setStatus] = useState<Status>('idle');
   const [failure, setFailure] = useState<Classified | null>(null);
+  const [expired, setExpired] = useState<StoredIntent<TInput> | null>(null);
   const [attempt, setAttempt] = useState(0);
   const done = useRef(false); // one outcome per intent, however many requests were sent
   const succeeded = useRef(false); // after a success this page is finished: a late click must not start a new intent
@@ -118,22 +146,21 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
       return null;
     }
   }, [storageKey]);
-  const write = useCallback((intent: StoredIntent<TInput> | null) => {
-    if (intent) sessionStorage.setItem(storageKey, JSON.stringify(intent));
-    else sessionStorage.removeItem(storageKey);
-  }, [storageKey]);
-
-  /** The key for this input: the current intent's if the input is unchanged, else a new intent's. */
-  const intentFor = useCallback(
-    (input: TInput): StoredIntent<TInput> => {
-      const current = read();
-      const intent = current && sameInput(current.input, input) ? current : { key: crypto.randomUUID(), input, state: 'pending' as const };
-      const pending = { ...intent, state: 'pending' as const };
-      write(pending);
-      return pending;
+  const write = useCallback(
+    (intent: StoredIntent<TInput> | null) => {
+      if (intent) sessionStorage.setItem(storageKey, JSON.stringify(intent));
+      else sessionStorage.removeItem(storageKey);
     },
-    [read, write],
+    [storageKey],
   );
+
+  /** Stops before sending a key the server may have forgotten: the customer is asked instead. */
+  const tooOld = useCallback(async (intent: StoredIntent<TInput>): Promise<boolean> => {
+    if (!keyTooOld(intent, await optionsRef.current.retention())) return false;
+    setExpired(intent);
+    setStatus('expired');
+    return true;
+  }, []);
 
   const run = useCallback(
     async (intent: StoredIntent<TInput>) => {
@@ -145,6 +172,7 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
       let last: Classified | null = null;
       try {
         for (let n = 1; n <= MAX_ATTEMPTS && !done.current; n++) {
+          if (await tooOld(intent)) return;
           setAttempt(n);
           if (typeof navigator !== 'undefined' && !navigator.onLine) {
             setStatus('offline');
@@ -172,42 +200,59 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
           }
         }
         if (done.current || inFlight.current > 1) return; // another click's request may still succeed
-        write({ ...intent, state: 'failed' });
+        // A final answer ends the intent (paying again is a new attempt); an unknown outcome keeps its key.
+        write({ ...intent, state: last?.kind === 'retryable' ? 'failed' : 'over' });
         setFailure(last);
         setStatus('failed');
       } finally {
         inFlight.current -= 1;
       }
     },
-    [write],
+    [write, tooOld],
   );
 
   /** Starts (or, for an unchanged input, continues) the intent. Safe to call on every click. */
   const submit = useCallback(
     (input: TInput) => {
-      if (!succeeded.current) void run(intentFor(input));
+      if (succeeded.current) return;
+      const current = read();
+      const intent: StoredIntent<TInput> = continues(current, input)
+        ? { ...current, state: 'pending' }
+        : { key: crypto.randomUUID(), input, createdAt: Date.now(), state: 'pending' };
+      write(intent);
+      void run(intent);
     },
-    [intentFor, run],
+    [read, write, run],
   );
 
   /** Drops the current intent: the next submit gets a new key (after a 422, say). */
   const startFresh = useCallback(() => {
     write(null);
     setFailure(null);
+    setExpired(null);
     setStatus('idle');
   }, [write]);
 
-  // A page reloaded while a request was in flight picks the intent up again, with the same key.
+  /** For an expired intent: the customer ordered again on purpose, so this is a new intent and key. */
+  const orderAgain = useCallback(() => {
+    const old = expired;
+    startFresh();
+    if (old) submit(old.input);
+  }, [expired, startFresh, submit]);
+
+  // A page reloaded while a request was in flight picks the intent up again, with the same key,
+  // unless that key is too old to send.
   const [resumed, setResumed] = useState(false);
   useEffect(() => {
     const intent = read();
-    if (intent?.state === 'pending') {
-      setResumed(true);
-      void run(intent);
-    }
-  }, [read, run]);
+    if (intent?.state !== 'pending') return;
+    setResumed(true);
+    void tooOld(intent).then((old) => {
+      if (!old) void run(intent);
+    });
+  }, [read, run, tooOld]);
 
-  return { status, failure, attempt, resumed, submit, startFresh };
+  return { status, failure, attempt, resumed, expired, submit, startFresh, orderAgain };
 }
 
 function waitForOnline(maxMs: number): Promise<void> {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../db/client';
 import { clearFaults, planFault } from './faults';
-import { onDecision, type DecisionEvent } from './hooks';
+import { DECISIONS, onDecision, type DecisionEvent } from './hooks';
 import { MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
@@ -169,6 +169,17 @@ describe('rule 6: a completed key replays its stored answer without running the 
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(JSON.stringify(replay.body)).toBe(JSON.stringify(first.body));
     expect(await countNotes(db, scope)).toBe(1);
+  });
+
+  it("a replay sends none of the first answer's own headers: a Set-Cookie the procedure set is never sent again", async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    const body = { text: 'with a cookie', setCookie: true };
+    const first = await add(scope, key, body);
+    expect(first.headers.get('set-cookie')).toMatch(/^note-session=/); // the first answer had one
+    const replay = await add(scope, key, body);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.headers.get('set-cookie')).toBeNull();
   });
 
   it('a replay sends one read-only statement: no transaction, no write', async () => {
@@ -351,6 +362,30 @@ describe('rule 10: keys expire, and a reaper deletes them', () => {
     }
   });
 
+  it('an expired key whose stored answer was a business failure is a new request too', async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    expect((await add(scope, key, { text: 'x', outcome: 'conflict' })).status).toBe(409);
+    await sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope}`;
+    const again = await add(scope, key, OTHER);
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBeNull();
+    expect(await countNotes(db, scope)).toBe(1);
+  });
+
+  it('an expired key of a phased procedure is a new request: a new key row, so a new outside call', async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    const first = await app.http('calls.make', { scope, key, body: { amount: 7 } });
+    expect(first.status).toBe(200);
+    await sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope}`;
+    const again = await app.http('calls.make', { scope, key, body: { amount: 8 } });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBeNull();
+    expect(again.body.result.data.callId).not.toBe(first.body.result.data.callId);
+    expect(await countNotes(db, scope)).toBe(2);
+  });
+
   it('the reaper deletes expired keys in batches, keeps live ones, and keeps the notes', async () => {
     const scope = randomUUID();
     const keys = Array.from({ length: 7 }, () => randomUUID());
@@ -387,6 +422,47 @@ describe('rule 11: the keys table enforces its own limits', () => {
 });
 
 describe('rule 12: one decision per request, reported without the key', () => {
+  it('every decision the layer can make is reported: all eleven, each for the request that made it', async () => {
+    const seen: DecisionEvent[] = [];
+    const stop = onDecision((e) => seen.push(e));
+    const slowApp = tinyApp(db, { waitMs: 150, leaseMs: 2_000 });
+    try {
+      const scope = randomUUID();
+      const key = () => randomUUID();
+      const k1 = key();
+      await add(scope, k1); // executed
+      await add(scope, k1); // replayed
+      await add(scope, k1, OTHER); // reused_with_different_input
+      await add(scope, null); // missing
+      await add(scope, ''); // invalid
+      await add(scope, key(), { text: 'x', outcome: 'conflict' }); // failure_stored
+      await add(scope, key(), { text: 'x', outcome: 'crash' }); // released
+      const k2 = key();
+      planFault({ scope, boundary: 'executed', action: 'delay', ms: 600 });
+      const slow = add(scope, k2);
+      await new Promise((r) => setTimeout(r, 150));
+      await add(scope, k2); // waited_then_replayed
+      await slow;
+      const k3 = key();
+      planFault({ scope, boundary: 'executed', action: 'delay', ms: 800 });
+      const held = slowApp.http('notes.add', { scope, key: k3, body: NOTE });
+      await new Promise((r) => setTimeout(r, 150));
+      await slowApp.http('notes.add', { scope, key: k3, body: NOTE }); // in_use (its bound is 150 ms)
+      await held;
+      await sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope} and key = ${k1}`;
+      await add(scope, k1, OTHER); // expired, then executed
+      const k4 = key();
+      app.service.failNext = 'before';
+      await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // released (the service failed)
+      await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // resumed, then executed
+
+      const decisions = new Set(seen.filter((e) => e.scope === scope).map((e) => e.decision));
+      expect([...decisions].sort()).toEqual([...DECISIONS].sort());
+    } finally {
+      stop();
+    }
+  });
+
   it('reports executed, replayed, reused, missing and invalid, without the key', async () => {
     const seen: DecisionEvent[] = [];
     const stop = onDecision((e) => seen.push(e));

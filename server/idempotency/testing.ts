@@ -76,8 +76,11 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
   const router = t.router({
     notes: t.router({
       add: keyed
-        .input(z.strictObject({ text: z.string().min(1).max(100), outcome: z.enum(['ok', 'conflict', 'crash']).optional() }))
+        .input(z.strictObject({ text: z.string().min(1).max(100), outcome: z.enum(['ok', 'conflict', 'crash']).optional(), setCookie: z.boolean().optional() }))
         .mutation(async ({ ctx, input }) => {
+          // A procedure may set response headers of its own (a session cookie, say); they are its
+          // first answer's, and never part of what a replay sends.
+          if (input.setCookie) ctx.resHeaders.append('Set-Cookie', `note-session=${randomUUID()}; Path=/; HttpOnly`);
           const [note] = await ctx.db.execute<{ id: string }>(
             sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope}, ${ctx.idempotencyKeyId}, ${input.text}) returning id`,
           );
