@@ -18,7 +18,7 @@ const DEV_COOKIE_SECRET = 'dev-only-cookie-secret-do-not-use-in-production!';
 const serverSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    // Set by `db/with-db.ts` (embedded Postgres) or by you (your own Postgres).
+    // Set by `dev/with-db.ts` (embedded Postgres) or by you (your own Postgres).
     DATABASE_URL: z
       .string({ error: 'DATABASE_URL is not set: start the app with `npm run dev` / `npm start`, or set it to your Postgres' })
       .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres:// or postgresql://'),
@@ -55,7 +55,7 @@ const serverSchema = z
 
     // The payment provider. A Stripe secret key; by default a key for the local simulator.
     STRIPE_SECRET_KEY: z.string().regex(/^sk_(test|live)_\w+$/, 'STRIPE_SECRET_KEY must look like sk_test_...').optional(),
-    // Where the Stripe SDK sends requests: the simulator's URL (set by db/with-db.ts), or unset for
+    // Where the Stripe SDK sends requests: the simulator's URL (set by dev/with-db.ts), or unset for
     // the real Stripe API.
     STRIPE_API_BASE: z.url().optional(),
     // One provider call that has not answered in 10 s is abandoned and the key released: the
@@ -68,8 +68,8 @@ const serverSchema = z
     // The unprotected checkout: the same work with no key. It exists to prove the tests catch
     // duplicates and to measure what the keys cost. On in development and tests, off in production.
     UNPROTECTED_CHECKOUT: flag.optional(),
-    // Test-only request hooks (e.g. the `x-test-delay-ms` header that widens race windows).
-    // Never on unless asked for.
+    // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
+    // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
     ENABLE_TEST_HOOKS: flag.default(false),
   })
   .transform((e, ctx) => {
