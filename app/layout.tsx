@@ -5,8 +5,8 @@ import { Header } from './components/header';
 import { TRPCReactProvider } from './components/trpc';
 import './globals.css';
 
+// Each page names itself with its own <title> (the shop, the checkout, an order, the lab).
 export const metadata: Metadata = {
-  title: 'Retry-safe checkout',
   description: 'A checkout that double-clicks, lost responses, retries and crashes cannot charge twice.',
 };
 

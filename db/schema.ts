@@ -199,3 +199,36 @@ export const orderItemsRelations = relations(orderItems, ({ one }) => ({
 
 export type Product = typeof products.$inferSelect;
 export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
+
+/**
+ * The lab (/lab, server/lab/): customers it made for itself, and its runs. The lab only ever acts
+ * as one of these customers, so even with the lab on in production it touches no real customer.
+ */
+export const labCustomers = pgTable('lab_customers', {
+  id: uuid('id').primaryKey(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+/** One run of a lab scenario: what happened, step by step, and the verdict counted from the records. */
+export const labRuns = pgTable('lab_runs', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  scenario: text('scenario').notNull(),
+  variant: text('variant', { enum: ['safe', 'unsafe'] }).notNull(),
+  // The lab customers of this run (most scenarios need one; "two customers" needs two).
+  customers: json('customers').$type<string[]>().notNull(),
+  status: text('status', { enum: ['running', 'done', 'failed'] }).notNull().default('running'),
+  timeline: json('timeline').notNull().default([]),
+  verdict: json('verdict'),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+/** The lab's server-side cart, for the scenario about naturally idempotent operations. */
+export const labCartLines = pgTable(
+  'lab_cart_lines',
+  {
+    customerId: uuid('customer_id').notNull(),
+    productId: text('product_id').notNull(),
+    quantity: integer('quantity').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.customerId, t.productId] })],
+);

@@ -124,16 +124,6 @@ test.describe('one intent, one order', () => {
     expect(shop.keys).toHaveLength(2);
     expect(shop.keys[0]).not.toBe(shop.keys[1]);
   });
-
-  test('8. negative control: with the unprotected variant, the same double-click makes two orders', async ({ page, context, shop }) => {
-    await shop.checkoutWith(page, MUG, '/checkout?unprotected=1');
-    await expect(page.getByTestId('unprotected-banner')).toBeVisible();
-    await page.getByTestId('pay').dblclick();
-    await new Confirmation(page).orderId();
-    const customer = await shop.customerOf(context);
-    await expect.poll(() => shop.ordersOf(customer).then((o) => o.length)).toBe(2);
-    expect(shop.keys).toEqual(['(none)', '(none)']);
-  });
 });
 
 test('the checkout works with the keyboard alone, and focus moves to the outcome', async ({ page, shop }) => {

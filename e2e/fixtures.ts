@@ -5,7 +5,7 @@
 import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
 import postgres from 'postgres';
 
-const CHECKOUT_REQUEST = /\/api\/trpc\/checkout\.(purchase|placeOrderUnprotected)(\?|$)/;
+const CHECKOUT_REQUEST = /\/api\/trpc\/checkout\.purchase(\?|$)/;
 
 export interface Shop {
   /** Idempotency-Key header of every checkout request the page sent, in order ('(none)' when absent). */

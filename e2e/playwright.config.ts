@@ -66,7 +66,6 @@ export default defineConfig({
       STRIPE_API_BASE: process.env.STRIPE_API_BASE ?? '',
       COOKIE_SECRET: 'e2e-cookie-secret-at-least-32-characters-long',
       ENABLE_TEST_HOOKS: '1', // planned faults (a slow server on demand): server/idempotency/faults.ts
-      UNPROTECTED_CHECKOUT: '1', // the negative control
       IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0',
     },
   },

@@ -61,13 +61,10 @@ const serverSchema = z
     // One provider call that has not answered in 10 s is abandoned and the key released: the
     // client retries with the same key, and the provider's idempotency makes the retry safe.
     STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
-    // Test-only negative control: send the provider a fresh random key on every call instead of
-    // one derived from our key row. Proves the tests catch double charging. Needs ENABLE_TEST_HOOKS.
-    UNSAFE_RANDOM_PROVIDER_KEYS: flag.default(false),
 
-    // The unprotected checkout: the same work with no key. It exists to prove the tests catch
-    // duplicates and to measure what the keys cost. On in development and tests, off in production.
-    UNPROTECTED_CHECKOUT: flag.optional(),
+    // The retry lab (/lab) and its unsafe twins. On in development and tests, off in production
+    // unless asked for; even then it only acts as lab customers it made itself.
+    ENABLE_LAB: flag.optional(),
     // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
     // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
     ENABLE_TEST_HOOKS: flag.default(false),
@@ -79,10 +76,6 @@ const serverSchema = z
     }
     if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
       ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
-      return z.NEVER;
-    }
-    if (e.UNSAFE_RANDOM_PROVIDER_KEYS && !e.ENABLE_TEST_HOOKS) {
-      ctx.addIssue({ code: 'custom', path: ['UNSAFE_RANDOM_PROVIDER_KEYS'], message: 'is a test-only switch: it needs ENABLE_TEST_HOOKS=1' });
       return z.NEVER;
     }
     if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
@@ -105,7 +98,7 @@ const serverSchema = z
       COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
       // The simulator accepts any well-formed test key.
       STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
-      UNPROTECTED_CHECKOUT: e.UNPROTECTED_CHECKOUT ?? e.NODE_ENV !== 'production',
+      ENABLE_LAB: e.ENABLE_LAB ?? e.NODE_ENV !== 'production',
     };
   });
 

@@ -20,7 +20,7 @@ describe('server environment', () => {
     expect(parseServerEnv({ ...BASE, STRIPE_TIMEOUT_MS: '10000', IDEMPOTENCY_LEASE_MS: '30000' }).STRIPE_TIMEOUT_MS).toBe(10_000);
   });
 
-  it.each(['JOBS_INTERVAL_SECONDS', 'IDEMPOTENCY_REAPER_INTERVAL_SECONDS', 'IDEMPOTENCY_WAIT_MS', 'UNPROTECTED_CHECKOUT'])(
+  it.each(['JOBS_INTERVAL_SECONDS', 'IDEMPOTENCY_REAPER_INTERVAL_SECONDS', 'IDEMPOTENCY_WAIT_MS', 'ENABLE_LAB'])(
     'an empty %s means unset: its default, never 0 or false',
     (name) => {
       const empty = parseServerEnv({ ...BASE, [name]: '' }) as Record<string, unknown>;

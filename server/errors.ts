@@ -49,10 +49,14 @@ export const errorCatalog = {
     message:
       'The payment provider did not answer. Nothing is lost: retry with the same Idempotency-Key and the payment resumes where it stopped, without charging twice.',
   },
-  UNPROTECTED_CHECKOUT_DISABLED: {
-    code: 'NOT_FOUND',
-    message: 'The unprotected checkout (a test and teaching switch) is off here. Set UNPROTECTED_CHECKOUT=1 to enable it.',
+  LAB_DISABLED: { code: 'NOT_FOUND', message: 'The retry lab is off here. It is on in development and tests; set ENABLE_LAB=1 to turn it on.' },
+  LAB_CUSTOMER_REQUIRED: {
+    code: 'FORBIDDEN',
+    message: "The lab's unsafe twins only ever run for the lab's own customers, never for a real one.",
   },
+  LAB_SCENARIO_UNKNOWN: { code: 'BAD_REQUEST', message: 'No lab scenario has this id.' },
+  LAB_NEEDS_SIMULATOR: { code: 'BAD_REQUEST', message: 'This scenario scripts faults at the payment simulator, which is not in use here (STRIPE_API_BASE is unset).' },
+  LAB_RUN_NOT_FOUND: { code: 'NOT_FOUND', message: 'No lab run has this id.' },
 
   // Customer identity (401)
   CUSTOMER_COOKIE_MISSING: {

@@ -98,7 +98,7 @@ describe('batches and keyed mutations', () => {
   it.each([
     [['checkout.placeOrder', 'checkout.purchase'], [MUG, { ...MUG, paymentMethod: 'pm_card_visa' }]],
     [['checkout.placeOrder', 'checkout.placeOrder'], [MUG, MUG]],
-    [['checkout.placeOrderUnprotected', 'checkout.placeOrder'], [MUG, MUG]],
+    [['lab.placeOrderWithoutKey', 'checkout.placeOrder'], [MUG, MUG]],
     [['checkout.placeOrder'], [MUG]],
   ])('a batch of %j with one Idempotency-Key is refused with 400 before anything runs', async (paths, inputs) => {
     const customer = crypto.randomUUID();

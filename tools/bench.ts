@@ -4,7 +4,7 @@
  *
  * Kinds of request:
  *   bare      a tRPC query with no database work: the framework's ceiling on this machine
- *   baseline  checkout.placeOrderUnprotected: the order, no key
+ *   baseline  lab.placeOrderWithoutKey: the order, no key (the lab's twin, for a lab customer)
  *   first     checkout.placeOrder with a fresh key each time: claim + order + stored answer
  *   replay    checkout.placeOrder with keys that already completed: answered from the stored result
  * and storms: 50 concurrent requests with one key, next to 50 with 50 different keys.
@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { createDatabase } from '../db/client';
+import { labCustomers } from '../db/schema';
 import { installDatabase } from '../server/db';
 import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server';
 import { scaleSections } from './bench-scale';
@@ -100,7 +101,7 @@ async function countStatements(cookie: string): Promise<Record<string, { stateme
     const res = await handleApiRequest(req);
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   };
-  await call('checkout.placeOrderUnprotected'); // warm: connection setup queries are not a request's
+  await call('lab.placeOrderWithoutKey'); // warm: connection setup queries are not a request's
   const counts: Record<string, { statements: number; writes: number }> = {};
   const measure = async (kind: string, fn: () => Promise<void>) => {
     log.length = 0;
@@ -109,7 +110,7 @@ async function countStatements(cookie: string): Promise<Record<string, { stateme
   };
   const key = randomUUID();
   await measure('bare', () => call('health.ping'));
-  await measure('baseline', () => call('checkout.placeOrderUnprotected'));
+  await measure('baseline', () => call('lab.placeOrderWithoutKey'));
   await measure('first', () => call('checkout.placeOrder', key));
   console.log('[bench] statements of one first execution:\n  ' + log.map((q) => q.slice(0, 110)).join('\n  '));
   await measure('replay', () => call('checkout.placeOrder', key));
@@ -118,10 +119,14 @@ async function countStatements(cookie: string): Promise<Record<string, { stateme
 
 async function main() {
   ensureProductionBuild();
-  const env = appEnv({ DATABASE_URL: databaseUrl!, UNPROTECTED_CHECKOUT: '1', IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0' });
+  const env = appEnv({ DATABASE_URL: databaseUrl!, ENABLE_LAB: '1', IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0' });
   const server = await startAppServer({ port: PORT, env: env as Record<string, string> });
   const base = server.url;
   const cookie = (await fetch(`${base}/api/trpc/health.ping`)).headers.get('set-cookie')!.split(';')[0]!;
+  // The baseline is the lab's twin without a key, which runs only for the lab's own customers.
+  const setup = createDatabase(databaseUrl!, { max: 1 });
+  await setup.db.insert(labCustomers).values({ id: cookie.slice('customer='.length).split('.')[0]! });
+  await setup.sql.end();
   process.env.COOKIE_SECRET = env.COOKIE_SECRET; // the in-process count signs with the same secret
 
   try {
@@ -132,7 +137,7 @@ async function main() {
     const baselines: Row[] = [];
     const firsts: Row[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      baselines.push(await cannon('baseline', `${base}/api/trpc/checkout.placeOrderUnprotected`, { method: 'POST', cookie }));
+      baselines.push(await cannon('baseline', `${base}/api/trpc/lab.placeOrderWithoutKey`, { method: 'POST', cookie }));
       firsts.push(
         await cannon('first', `${base}/api/trpc/checkout.placeOrder`, {
           method: 'POST',

@@ -21,6 +21,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createDatabase } from '../db/client';
+import { labCustomers } from '../db/schema';
 import { restartEmbeddedPostgres } from '../dev/postgres';
 import { statePath } from '../dev/state';
 import { getLauncherEnv } from '../server/env.js';
@@ -42,6 +43,9 @@ const DUPLICATE_RATE = flags.duplicates;
 const CONCURRENCY = flags.concurrency;
 const DEADLINE_MS = flags.minutes * 60_000;
 const UNSAFE = flags.unsafe;
+// What the clients buy through: the shop's checkout, or for the negative control the lab's unsafe
+// twin that sends the provider a random key on every call (server/lab/twins.ts).
+const PURCHASE = UNSAFE ? 'lab.purchaseWithRandomProviderKeys' : 'checkout.purchase';
 const CUSTOMERS = 100;
 const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
 const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];
@@ -85,11 +89,18 @@ async function main() {
       IDEMPOTENCY_LEASE_MS: '3000',
       IDEMPOTENCY_WAIT_MS: '5000',
       JOBS_INTERVAL_SECONDS: '0', // the completer runs at the end, here, where the checker sees it
-      ...(UNSAFE ? { ENABLE_TEST_HOOKS: '1', UNSAFE_RANDOM_PROVIDER_KEYS: '1' } : {}),
+      ...(UNSAFE ? { ENABLE_LAB: '1' } : {}),
     },
   });
   const targets = [cluster.url, ...cluster.ports.map((p) => `http://127.0.0.1:${p}`)];
   const customers: string[] = Array.from({ length: CUSTOMERS }, () => randomUUID());
+  if (UNSAFE) {
+    // The negative control buys through the lab's twin with random provider keys, which runs only
+    // for the lab's own customers.
+    const { db, sql } = createDatabase(databaseUrl, { max: 1 });
+    await db.insert(labCustomers).values(customers.map((id) => ({ id })));
+    await sql.end();
+  }
   await setProviderFaults(PROVIDER_FAULTS);
 
   let done = 0;
@@ -197,7 +208,7 @@ async function client(targets: string[], customer: string, key: string, payload:
     const a: Attempt = { key, customer, payload, target, start: Date.now(), end: 0, status: 0, replayed: false, body: '' };
     let retryAfterMs = 0;
     try {
-      const res = await fetch(`${target}/api/trpc/checkout.purchase`, {
+      const res = await fetch(`${target}/api/trpc/${PURCHASE}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', cookie, 'idempotency-key': key },
         body: payload,

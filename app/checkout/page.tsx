@@ -1,7 +1,7 @@
 'use client';
 import Link from 'next/link';
-import { useRouter, useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useRef, useState } from 'react';
+import { useRouter } from 'next/navigation';
+import { useEffect, useRef, useState } from 'react';
 import { MAX_QUANTITY, TEST_CARDS, type TestCard } from '@/shared/shop-rules';
 import { useQuery } from '@tanstack/react-query';
 import { useCart } from '../components/cart';
@@ -11,11 +11,7 @@ import { serverRetention, takeReplayed } from '../components/trpc-links';
 import { useIdempotentMutation, type Classified } from '../components/use-idempotent-mutation';
 
 export default function CheckoutPage() {
-  return (
-    <Suspense>
-      <Checkout />
-    </Suspense>
-  );
+  return <Checkout />;
 }
 
 /** What the customer reads when an attempt did not go through, and what to do next. */
@@ -34,8 +30,6 @@ function Checkout() {
   const trpc = useTRPC();
   const client = useTRPCClient();
   const router = useRouter();
-  // The unprotected variant (no key) is a teaching switch: /checkout?unprotected=1
-  const unprotected = useSearchParams().get('unprotected') === '1';
   const cart = useCart();
   const catalog = useQuery(trpc.catalog.list.queryOptions());
   const alertRef = useRef<HTMLDivElement>(null);
@@ -44,10 +38,6 @@ function Checkout() {
   const checkout = useIdempotentMutation({
     name: 'checkout',
     send: async (input: { items: { productId: string; quantity: number }[]; paymentMethod: TestCard }, key, signal) => {
-      if (unprotected) {
-        // The teaching switch: the same order with no key (and no payment), one order per click.
-        return { data: await client.checkout.placeOrderUnprotected.mutate({ items: input.items }, { signal }), replayed: false };
-      }
       const data = await client.checkout.purchase.mutate(input, { context: { idempotencyKey: key }, signal });
       return { data, replayed: takeReplayed(key) };
     },
@@ -87,6 +77,7 @@ function Checkout() {
   if (cart.ready && cart.lines.length === 0 && !busy) {
     return (
       <>
+        <title>Checkout · Retry-safe coffee</title>
         <h1>Checkout</h1>
         <p data-testid="empty-cart">Your cart is empty. <Link href="/">Go shopping</Link>.</p>
       </>
@@ -95,14 +86,10 @@ function Checkout() {
 
   return (
     <>
+      <title>Checkout · Retry-safe coffee</title>
       <h1>Checkout</h1>
-      {unprotected && (
-        <p className="notice error" data-testid="unprotected-banner">
-          Unprotected mode: this page sends no idempotency key, so every click places an order.
-        </p>
-      )}
       <table data-testid="cart">
-        <thead><tr><th>Product</th><th>Quantity</th><th>Price</th><th /></tr></thead>
+        <thead><tr><th scope="col">Product</th><th scope="col">Quantity</th><th scope="col">Price</th><th scope="col"><span className="visually-hidden">Remove</span></th></tr></thead>
         <tbody>
           {cart.lines.map((l) => {
             const p = products.get(l.productId);
@@ -183,6 +170,7 @@ function ExpiredIntent(props: {
   const what = props.items.map((i) => `${i.quantity} × ${props.names.get(i.productId)?.name ?? i.productId}`).join(', ');
   return (
     <section aria-labelledby="expired-heading" data-testid="expired-intent">
+      <title>Is this your order? · Retry-safe coffee</title>
       <h1 id="expired-heading" ref={heading} tabIndex={-1}>Is this your order?</h1>
       <p>
         You started paying for <strong>{what}</strong> on {new Date(props.startedAt).toLocaleString('en-US')}, and we never heard

@@ -12,6 +12,7 @@ export function Header() {
         <Link href="/">Shop</Link>
         <Link href="/checkout" data-testid="nav-checkout">Checkout ({count})</Link>
         <Link href="/orders">Your orders</Link>
+        <Link href="/lab">Lab</Link>
       </nav>
     </header>
   );

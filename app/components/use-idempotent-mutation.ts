@@ -22,6 +22,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { canonicalJson } from '@/shared/canonical-json';
+import { keyTooOld, safetyMarginMs } from '@/shared/key-age';
 
 // Automatic retries: up to 6 attempts within 45 s, backing off 0.25 s, 0.5 s, 1 s ... capped at 4 s,
 // each with jitter so that many clients retrying after one outage do not arrive in lockstep.
@@ -97,13 +98,7 @@ export interface StoredIntent<TInput> {
   state: 'pending' | 'failed' | 'over';
 }
 
-/** How much before the server forgets a key the client stops sending it: a tenth, at most an hour. */
-export const safetyMarginMs = (retentionMs: number) => Math.min(3_600_000, retentionMs / 10);
-
-/** Whether this intent's key is too old to send: the server may already treat it as a new request. */
-export function keyTooOld(intent: Pick<StoredIntent<unknown>, 'createdAt'>, retentionMs: number, now = Date.now()): boolean {
-  return !Number.isFinite(intent.createdAt) || now - intent.createdAt > retentionMs - safetyMarginMs(retentionMs);
-}
+export { keyTooOld, safetyMarginMs };
 
 /** Whether a submit of `input` continues `current` (same key) rather than starting a new intent. */
 export function continues<TInput>(current: StoredIntent<TInput> | null, input: TInput): current is StoredIntent<TInput> {

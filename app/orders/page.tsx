@@ -9,6 +9,7 @@ export default function OrderHistoryPage() {
   const history = useQuery(trpc.orders.history.queryOptions());
   return (
     <>
+      <title>Your orders · Retry-safe coffee</title>
       <h1>Your orders</h1>
       {history.isPending && <p>Loading your orders…</p>}
       {history.isError && <p role="alert" className="notice error">Could not load your orders: {history.error.message}</p>}
@@ -16,7 +17,7 @@ export default function OrderHistoryPage() {
       {history.data && history.data.length > 0 && (
         <table data-testid="order-history">
           <thead>
-            <tr><th>Order</th><th>Placed</th><th>Items</th><th>Total</th></tr>
+            <tr><th scope="col">Order</th><th scope="col">Placed</th><th scope="col">Items</th><th scope="col">Total</th></tr>
           </thead>
           <tbody>
             {history.data.map((o) => (

@@ -16,11 +16,12 @@
  *   drop-db   cuts the open transaction's connection, as a network failure or a Postgres restart would
  *   kill      SIGKILLs this process (test servers only: never inside vitest or `next dev`)
  *   vanish    a crash, played inside one process: the open transaction's connection is cut, and
- *             the request never answers nor cleans up. What a dead holder leaves is left.
+ *             the request stops there (ProcessGone): no release, no answer stored, no cleanup. What a
+ *             dead holder leaves is left; its client gets no answer it can use.
  * Provider faults are scripted at the payment simulator instead (simulator/stripe.ts).
  */
 import { sql } from 'drizzle-orm';
-import { observeBoundaries, type BoundaryEvent } from './hooks';
+import { observeBoundaries, ProcessGone, type BoundaryEvent } from './hooks';
 
 export const FAULT_ACTIONS = ['delay', 'fail', 'drop-db', 'kill', 'vanish'] as const;
 export type FaultAction = (typeof FAULT_ACTIONS)[number];
@@ -88,7 +89,7 @@ async function onBoundary(event: BoundaryEvent): Promise<void> {
       return;
     case 'vanish':
       await cutConnection(event);
-      await new Promise(() => {}); // never settles: no answer, no release, no cleanup
+      throw new ProcessGone(event.boundary);
   }
 }
 

@@ -48,6 +48,8 @@ export interface DecisionEvent {
   keyTag?: string;
   /** Milliseconds from the request's arrival to this decision. */
   ms?: number;
+  /** The request's X-Request-Id, when it sent one: ties the decision to that request. */
+  requestId?: string;
   [extra: string]: unknown;
 }
 
@@ -60,6 +62,28 @@ export interface BoundaryEvent {
   /** The open transaction at this point, if there is one. */
   tx?: Tx;
 }
+
+/**
+ * Thrown by a boundary observer to play a crash inside one process: from here on the request does
+ * nothing more (no release, no answer stored, no log), exactly as if its process had died. The
+ * runners let it through untouched. Only fault injection throws it.
+ */
+// A brand, not `instanceof`: Next bundles this module more than once in one process (the fault
+// injection is installed from instrumentation, the runners live in the route bundle), and each
+// copy has its own class.
+const GONE = Symbol.for('retry-safe-checkout.process-gone');
+
+export class ProcessGone extends Error {
+  readonly [GONE] = true;
+
+  constructor(boundary: string) {
+    super(`fault injected: the process is gone at ${boundary}`);
+    this.name = 'ProcessGone';
+  }
+}
+
+const gone = (err: unknown) => typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[GONE] === true;
+export const isProcessGone = (err: unknown): boolean => gone(err) || gone((err as { cause?: unknown } | null)?.cause);
 
 export type DecisionListener = (event: DecisionEvent) => void;
 export type BoundaryObserver = (event: BoundaryEvent) => Promise<void> | void;

@@ -8,7 +8,7 @@ import type { TRPCError } from '@trpc/server';
 import type { Db, Tx } from '../../db/client';
 import type { IdempotencyKey } from '../../db/schema';
 import { IdempotencyError, toStoredError } from './errors';
-import { reached, type Decision } from './hooks';
+import { isProcessGone, reached, type Decision } from './hooks';
 import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall } from './request';
 import { claimPhased, deleteIfExpired, findLiveKey, finishPhased, recordFinalStep, recordStep, releasePhased, takeOver, type StoredResponse } from './store';
 
@@ -66,17 +66,34 @@ export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: nu
 
   /** One step's transaction: `fn`, then the fenced record (and, for a last step, the answer). */
   async function run<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>, answer?: (value: T) => { status: number; body: StoredResponse }): Promise<T> {
-    const result = await db.transaction(async (tx) => {
-      // Stored and returned as the same JSON, so the first answer and every replay are identical.
-      const value = JSON.parse(JSON.stringify((await fn(tx)) ?? null)) as T;
-      await at(`inside:${name}`, tx);
-      const a = answer?.(value);
-      const recorded = a
-        ? await recordFinalStep(tx, row.id, token, name, value, a.status, a.body)
-        : await recordStep(tx, row.id, token, name, value, leaseMs);
-      if (!recorded) throw new LeaseLost(); // rolls this step back
-      return { value, body: a?.body };
-    });
+    // A crash played inside the step (fault injection) cuts the step's connection, and the driver may
+    // fail the transaction with "connection closed" before the step itself has stopped: the crash,
+    // once the step has stopped, is the error that counts.
+    let gone: unknown;
+    let body: Promise<unknown> | undefined;
+    const result = await db
+      .transaction((tx) => {
+        const work = (async () => {
+          // Stored and returned as the same JSON, so the first answer and every replay are identical.
+          const value = JSON.parse(JSON.stringify((await fn(tx)) ?? null)) as T;
+          await at(`inside:${name}`, tx).catch((err: unknown) => {
+            if (isProcessGone(err)) gone = err;
+            throw err;
+          });
+          const a = answer?.(value);
+          const recorded = a
+            ? await recordFinalStep(tx, row.id, token, name, value, a.status, a.body)
+            : await recordStep(tx, row.id, token, name, value, leaseMs);
+          if (!recorded) throw new LeaseLost(); // rolls this step back
+          return { value, body: a?.body };
+        })();
+        body = work;
+        return work;
+      })
+      .catch(async (err: unknown) => {
+        await body?.catch(() => {});
+        throw gone ?? err;
+      });
     progress[name] = result.value;
     if (result.body) finished = result.body;
     await at(`after:${name}`);
@@ -130,6 +147,8 @@ export async function drive<R extends Execution>(
   const { row, token } = holding;
   const steps = stepsFor(db, row, token, options.leaseMs);
   const execution = await execute(steps);
+  // A crash played by fault injection: a dead process does nothing more, so neither do we.
+  if (!execution.ok && isProcessGone(execution.error)) return execution;
   const stored = () => reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary: 'stored' });
 
   // The procedure stored its answer in its last step (complete or fail): that answer is the outcome.

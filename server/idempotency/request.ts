@@ -58,11 +58,14 @@ export class KeyedRequest {
   constructor(
     readonly call: KeyedCall,
     waitMs: number,
-    private readonly tags: Record<string, unknown> = {},
+    private tags: Record<string, unknown> = {},
   ) {
+    // A caller's X-Request-Id (printable, short) tags the decision, to tie it to the request that made it.
+    const requestId = call.headers.get('x-request-id');
+    if (requestId && /^[\x21-\x7e]{1,64}$/.test(requestId)) this.tags = { ...tags, requestId };
     const parsed = parseIdempotencyKey(call.headers);
     if (!parsed.ok) {
-      reportDecision({ decision: parsed.reason, procedure: call.procedure, scope: call.scope, problem: parsed.problem, ...tags });
+      reportDecision({ decision: parsed.reason, procedure: call.procedure, scope: call.scope, problem: parsed.problem, ...this.tags });
       throw new IdempotencyError(parsed.reason === 'missing' ? 'IDEMPOTENCY_KEY_REQUIRED' : 'IDEMPOTENCY_KEY_INVALID', parsed.reason === 'invalid' ? `(${parsed.problem})` : undefined);
     }
     this.k = { scope: call.scope, procedure: call.procedure, key: parsed.key };

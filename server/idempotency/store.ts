@@ -283,3 +283,32 @@ export async function reapExpiredBatch(db: DbOrTx, batchSize: number): Promise<n
     returning id`);
   return rows.length;
 }
+
+/**
+ * Lab only: moves one key's clock forward instead of waiting. `lease`: its holder's lease lapses
+ * now (as it would 30 s after the holder died); `expiry`: it expires now (as it would a day later).
+ * The lab says so in its timeline; no request path calls this.
+ */
+export async function fastForwardKey(db: DbOrTx, k: KeyId, what: 'lease' | 'expiry'): Promise<void> {
+  await db
+    .update(idempotencyKeys)
+    .set(what === 'lease' ? { lockedUntil: sql`now() - interval '1 millisecond'` } : { expiresAt: sql`now() - interval '1 millisecond'` })
+    .where(sameKey(k));
+}
+
+/** Lab only: the key rows of some scopes, newest first (what the lab shows beside its timeline). */
+export async function keyRowsOf(db: DbOrTx, scopes: string[]): Promise<IdempotencyKey[]> {
+  if (scopes.length === 0) return [];
+  return db.select().from(idempotencyKeys).where(inArray(idempotencyKeys.scope, scopes)).orderBy(idempotencyKeys.createdAt);
+}
+
+/**
+ * Lab only, for its unsafe twins: stores an answer for a key that was never claimed (after the work,
+ * in a statement of its own). ON CONFLICT DO NOTHING: when another copy stored first, this one is lost.
+ */
+export async function storeAnswerAfterTheFact(db: DbOrTx, k: KeyId, fingerprint: string, body: StoredResponse, ttlMs: number): Promise<void> {
+  await db
+    .insert(idempotencyKeys)
+    .values({ ...k, fingerprint, state: 'completed', recoveryPoint: 'finished', responseStatus: 200, responseBody: body, completedAt: sql`now()`, expiresAt: sql`now() + make_interval(secs => ${ttlMs / 1000})` })
+    .onConflictDoNothing();
+}

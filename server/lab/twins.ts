@@ -1,14 +1,36 @@
 /**
  * Unsafe twins: small, deliberately broken versions of the safe flows, each without exactly one
- * safeguard. They live only here, for the lab and for the tests' negative controls, so that a
- * reader can see each safeguard fail when it is taken away. Nothing on a production path uses them.
+ * safeguard. They live only here, for the lab (server/routers/lab.ts) and the tests' negative
+ * controls, so that a reader can watch each safeguard fail when it is taken away. Nothing on a
+ * production path uses them, and the lab's procedures only ever run them for lab customers.
+ *
+ *   without a key                  every request places an order
+ *   check-then-insert              looks for the key, then works, then stores it: copies that look
+ *                                  at the same moment all find nothing and all work
+ *   answer outside the transaction the work commits, then the answer is stored on its own: a crash
+ *                                  in between leaves work without an answer, and the retry works again
+ *   without a fingerprint          the key alone decides: other input with the same key is answered
+ *                                  with the first request's result, and never runs
+ *   without a customer scope       keys are shared by everyone: another customer's key returns the
+ *                                  first customer's order
+ *   random provider keys           the provider gets a new key on every call: a retry after a lost
+ *                                  answer charges again
+ *   without the lookup             a resume after the provider forgot its key charges again
+ *   add one (vs set to n)          an operation that is not idempotent by nature, retried without a key
  */
 import { randomUUID } from 'node:crypto';
 import { getTRPCErrorFromUnknown } from '@trpc/server';
-import type { Db } from '../../db/client';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, DbOrTx } from '../../db/client';
+import { labCartLines } from '../../db/schema';
 import { idempotencyOptions } from '../env.js';
+import { reached } from '../idempotency/hooks';
+import { fingerprint } from '../idempotency/key';
+import { runIdempotent } from '../idempotency/one-transaction';
 import { runPhased } from '../idempotency/phased';
 import type { Execution } from '../idempotency/request';
+import { findLiveKey, storeAnswerAfterTheFact, type StoredResponse } from '../idempotency/store';
+import { placeOrder, type OrderView, type PlaceOrderInput } from '../services/orders';
 import { stripeProvider, type PaymentProvider } from '../services/payments';
 import { purchase, type PurchaseInput } from '../services/purchase';
 
@@ -22,28 +44,127 @@ export const providerWithRandomKeys: PaymentProvider = {
   refund: (input) => stripeProvider.refund(input, { idempotencyKey: randomUUID() }),
 };
 
-/** Runs `checkout.purchase` for a customer and key, through the real phased runner, with another provider. */
-async function purchaseWith(provider: PaymentProvider, db: Db, customerId: string, key: string, input: PurchaseInput): Promise<Execution> {
-  return runPhased<Execution>({
-    db,
-    scope: customerId,
-    procedure: 'checkout.purchase',
-    rawInput: input,
-    headers: new Headers({ 'idempotency-key': key }),
-    resHeaders: new Headers(),
-    options: idempotencyOptions(),
-    execute: async (steps) => {
-      try {
-        return { ok: true, data: await purchase(steps, customerId, input, provider) };
-      } catch (err) {
-        return { ok: false, error: getTRPCErrorFromUnknown(err) };
-      }
-    },
-    replay: (data) => ({ ok: true, data }),
-  });
+/** What a keyed call needs, as the lab's procedures pass it on. */
+export interface KeyedRequestParts {
+  db: Db;
+  customerId: string;
+  procedure: string;
+  headers: Headers;
+  resHeaders: Headers;
 }
 
-export const lab = {
-  resumePurchaseWithoutLookup: (db: Db, customerId: string, key: string, input: PurchaseInput) => purchaseWith(providerWithoutLookup, db, customerId, key, input),
-  purchaseWithRandomProviderKeys: (db: Db, customerId: string, key: string, input: PurchaseInput) => purchaseWith(providerWithRandomKeys, db, customerId, key, input),
+const asExecution = async <T>(work: () => Promise<T>): Promise<Execution> => {
+  try {
+    return { ok: true, data: await work() };
+  } catch (err) {
+    return { ok: false, error: getTRPCErrorFromUnknown(err) };
+  }
+};
+
+/** The result of a keyed run, as a procedure returns it (or throws it). */
+function unwrap(execution: Execution): unknown {
+  if (execution.ok) return execution.data;
+  throw execution.error;
+}
+
+/** Runs `checkout.purchase`'s flow through the real phased runner, with another provider. */
+export async function purchaseWith(provider: PaymentProvider, r: KeyedRequestParts, input: PurchaseInput): Promise<unknown> {
+  return unwrap(
+    await runPhased<Execution>({
+      db: r.db,
+      scope: r.customerId,
+      procedure: r.procedure,
+      rawInput: input,
+      headers: r.headers,
+      resHeaders: r.resHeaders,
+      options: idempotencyOptions(),
+      execute: (steps) => asExecution(() => purchase(steps, r.customerId, input, provider)),
+      replay: (data) => ({ ok: true, data }),
+    }),
+  );
+}
+
+/** The real one-transaction runner, fed a broken scope or a broken fingerprint input. */
+async function placeOrderKeyed(r: KeyedRequestParts, input: PlaceOrderInput, broken: { scope?: string; fingerprintInput?: unknown }): Promise<unknown> {
+  return unwrap(
+    await runIdempotent<Execution>({
+      db: r.db,
+      scope: broken.scope ?? r.customerId,
+      procedure: r.procedure,
+      rawInput: 'fingerprintInput' in broken ? broken.fingerprintInput : input,
+      headers: r.headers,
+      resHeaders: r.resHeaders,
+      options: idempotencyOptions(),
+      execute: (tx, keyId) => asExecution(() => placeOrder(tx, r.customerId, input, { idempotencyKeyId: keyId })),
+      replay: (data) => ({ ok: true, data }),
+    }),
+  );
+}
+
+export const twins = {
+  /** No key at all: one order per request. */
+  placeOrderWithoutKey: (db: Db, customerId: string, input: PlaceOrderInput): Promise<OrderView> =>
+    db.transaction((tx) => placeOrder(tx, customerId, input)),
+
+  /** The fingerprint sees no input: the key alone decides what "the same request" is. */
+  placeOrderWithoutFingerprint: (r: KeyedRequestParts, input: PlaceOrderInput) => placeOrderKeyed(r, input, { fingerprintInput: null }),
+
+  /** Keys shared by every customer: the scope is the same for all. */
+  placeOrderWithoutScope: (r: KeyedRequestParts, input: PlaceOrderInput) => placeOrderKeyed(r, input, { scope: 'everyone' }),
+
+  /** Look, then work, then store: no atomic claim. */
+  async placeOrderCheckThenInsert(r: KeyedRequestParts, key: string, input: PlaceOrderInput): Promise<unknown> {
+    const k = { scope: r.customerId, procedure: r.procedure, key };
+    const fp = fingerprint(r.procedure, input);
+    const seen = await findLiveKey(r.db, k);
+    if (seen?.state === 'completed') return (seen.responseBody as Extract<StoredResponse, { ok: true }>).data;
+    const order = await r.db.transaction(async (tx) => {
+      const placed = await placeOrder(tx, r.customerId, input);
+      await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed', tx });
+      return placed;
+    });
+    await storeAnswerAfterTheFact(r.db, k, fp, { ok: true, data: order }, idempotencyOptions().ttlMs);
+    return order;
+  },
+
+  /** The work commits, then the answer is stored in a statement of its own. */
+  async placeOrderAnswerOutsideTransaction(r: KeyedRequestParts, key: string, input: PlaceOrderInput): Promise<unknown> {
+    const k = { scope: r.customerId, procedure: r.procedure, key };
+    const fp = fingerprint(r.procedure, input);
+    const seen = await findLiveKey(r.db, k);
+    if (seen?.state === 'completed') return (seen.responseBody as Extract<StoredResponse, { ok: true }>).data;
+    const order = await r.db.transaction((tx) => placeOrder(tx, r.customerId, input));
+    await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed' }); // committed; the answer is not stored yet
+    await storeAnswerAfterTheFact(r.db, k, fp, { ok: true, data: order }, idempotencyOptions().ttlMs);
+    return order;
+  },
+
+  purchaseWithRandomProviderKeys: (r: KeyedRequestParts, input: PurchaseInput) => purchaseWith(providerWithRandomKeys, r, input),
+
+  /** Naturally idempotent: setting a quantity twice leaves what setting it once leaves. */
+  async setCartQuantity(db: DbOrTx, customerId: string, productId: string, quantity: number): Promise<number> {
+    await db
+      .insert(labCartLines)
+      .values({ customerId, productId, quantity })
+      .onConflictDoUpdate({ target: [labCartLines.customerId, labCartLines.productId], set: { quantity } });
+    return quantity;
+  },
+
+  /** Not idempotent: every call adds one, so a retry adds one more. */
+  async addOneToCart(db: DbOrTx, customerId: string, productId: string): Promise<number> {
+    const [row] = await db
+      .insert(labCartLines)
+      .values({ customerId, productId, quantity: 1 })
+      .onConflictDoUpdate({ target: [labCartLines.customerId, labCartLines.productId], set: { quantity: sql`${labCartLines.quantity} + 1` } })
+      .returning({ quantity: labCartLines.quantity });
+    return row!.quantity;
+  },
+
+  async cartQuantity(db: DbOrTx, customerId: string, productId: string): Promise<number> {
+    const [row] = await db
+      .select({ quantity: labCartLines.quantity })
+      .from(labCartLines)
+      .where(and(eq(labCartLines.customerId, customerId), eq(labCartLines.productId, productId)));
+    return row?.quantity ?? 0;
+  },
 };

@@ -3,12 +3,14 @@ import { createCallerFactory, router } from '../trpc';
 import { catalogRouter } from './catalog';
 import { checkoutRouter } from './checkout';
 import { healthRouter } from './health';
+import { labRouter } from './lab';
 import { ordersRouter } from './orders';
 
 export const appRouter = router({
   catalog: catalogRouter,
   checkout: checkoutRouter,
   health: healthRouter,
+  lab: labRouter,
   orders: ordersRouter,
 });
 

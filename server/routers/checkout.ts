@@ -1,8 +1,6 @@
-import { getEnv } from '../env.js';
-import { AppError } from '../errors';
 import { placeOrder, placeOrderInput } from '../services/orders';
 import { purchase, purchaseInput } from '../services/purchase';
-import { customerProcedure, idempotentProcedure, phasedProcedure, router } from '../trpc';
+import { idempotentProcedure, phasedProcedure, router } from '../trpc';
 
 export const checkoutRouter = router({
   /**
@@ -19,16 +17,4 @@ export const checkoutRouter = router({
   placeOrder: idempotentProcedure
     .input(placeOrderInput)
     .mutation(({ ctx, input }) => placeOrder(ctx.db, ctx.customerId, input, { idempotencyKeyId: ctx.idempotencyKeyId })),
-
-  /**
-   * The same work with no key: every call places an order. The negative control of the tests and
-   * the baseline of the benchmark; never use it from a real client.
-   */
-  placeOrderUnprotected: customerProcedure
-    .use(function unprotectedCheckoutSwitch({ next }) {
-      if (!getEnv().UNPROTECTED_CHECKOUT) throw new AppError('UNPROTECTED_CHECKOUT_DISABLED');
-      return next();
-    })
-    .input(placeOrderInput)
-    .mutation(({ ctx, input }) => ctx.db.transaction((tx) => placeOrder(tx, ctx.customerId, input))),
 });

@@ -98,7 +98,7 @@ function stripe(): Stripe {
 }
 
 function requestOptions(o: CallOptions): Stripe.RequestOptions {
-  return { idempotencyKey: getEnv().UNSAFE_RANDOM_PROVIDER_KEYS ? crypto.randomUUID() : o.idempotencyKey };
+  return { idempotencyKey: o.idempotencyKey };
 }
 
 /** Sorts a provider error (see the header): returns for a decline, throws for the other two. */
@@ -185,6 +185,12 @@ export const stripeProvider: PaymentProvider = {
     }
   },
 };
+
+/** One customer's payment intents at the provider, found by their metadata (the lab counts charges with it). */
+export async function providerIntentsOf(customerId: string): Promise<Stripe.PaymentIntent[]> {
+  const found = await stripe().paymentIntents.search({ query: `metadata['customer_id']:'${customerId}'`, limit: 100 });
+  return found.data;
+}
 
 /** Every PaymentIntent and Refund the provider has, for reconciliation (auto-paginated). */
 export async function listProviderLedger(): Promise<{ intents: Stripe.PaymentIntent[]; refunds: Stripe.Refund[] }> {

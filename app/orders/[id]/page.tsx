@@ -30,6 +30,7 @@ function Confirmation({ id }: { id: string }) {
   const o = order.data;
   return (
     <>
+      <title>Order placed · Retry-safe coffee</title>
       <h1 ref={heading} tabIndex={-1}>Thank you!</h1>
       {replayed && (
         <p className="notice info" data-testid="replay-notice">
@@ -41,6 +42,7 @@ function Confirmation({ id }: { id: string }) {
         {o.status === 'paid' ? ', paid by card' : ''}.
       </div>
       <table>
+        <caption className="visually-hidden">What you ordered</caption>
         <tbody>
           {o.items.map((i) => (
             <tr key={i.productId}>

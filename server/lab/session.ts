@@ -1,0 +1,233 @@
+/**
+ * One lab run: a scripted client that sends real requests to this server's API (in process, through
+ * the same handler HTTP requests reach), plays the network (an answer delivered, lost, or never
+ * coming), plans faults through the one fault-injection mechanism, and writes down, attempt by
+ * attempt, what happened: the decision the server made, the key row after it, the calls the payment
+ * provider received. The verdict is counted from the database and the provider, never from what the
+ * client was told.
+ *
+ * Runs are kept in `lab_runs`, so a page polling for progress may reach any server instance.
+ */
+import { randomUUID } from 'node:crypto';
+import { eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client';
+import { labCustomers, labRuns, orders } from '../../db/schema';
+import { signCustomerId } from '../customer';
+import { getEnv } from '../env.js';
+import { planFault, type FaultPlan } from '../idempotency/faults';
+import { onDecision } from '../idempotency/hooks';
+import { fastForwardKey, keyRowsOf } from '../idempotency/store';
+import { providerIntentsOf } from '../services/payments';
+
+export type Network = 'deliver' | 'lose-response' | 'no-answer';
+
+export interface TimelineEntry {
+  /** Milliseconds since the run started. */
+  t: number;
+  kind: 'attempt' | 'note';
+  text?: string;
+  attempt?: number;
+  /** Which of the run's customers sent it (A, B). */
+  who?: string;
+  procedure?: string;
+  key?: string | null;
+  network?: string;
+  status?: number;
+  answer?: string;
+  replayed?: boolean;
+  decisions?: string[];
+  keyAfter?: { state: string; recoveryPoint: string; leaseToken: number } | null;
+  provider?: { path: string; key: string | null; replayed: boolean; status: number | null }[];
+}
+
+export interface Counts {
+  orders?: number;
+  charges?: number;
+  quantity?: number;
+}
+
+export interface Check {
+  label: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Verdict {
+  counts: Counts;
+  expected: Counts;
+  checks: Check[];
+  ok: boolean;
+}
+
+// The lab's client gives up on an answer after this long (the shop's own client waits 15 s; the lab
+// does not make a learner wait that long for the same lesson).
+export const LAB_ATTEMPT_TIMEOUT_MS = 3_000;
+const WHO = ['A', 'B'];
+
+const short = (key: string | null | undefined) => (key ? `${key.slice(0, 8)}…` : null);
+
+/** Registers fresh customers as the lab's own. */
+export async function newLabCustomers(db: Db, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, () => randomUUID());
+  await db.insert(labCustomers).values(ids.map((id) => ({ id })));
+  return ids;
+}
+
+export async function isLabCustomer(db: Db, id: string): Promise<boolean> {
+  const [row] = await db.select({ id: labCustomers.id }).from(labCustomers).where(eq(labCustomers.id, id));
+  return row !== undefined;
+}
+
+export class LabSession {
+  readonly started = Date.now();
+  private readonly timeline: TimelineEntry[] = [];
+  private attempts = 0;
+  private providerSeen = 0;
+  private readonly decisions = new Map<string, string[]>();
+  private readonly stopListening: () => void;
+  private saving: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly db: Db,
+    readonly runId: string,
+    readonly customers: string[],
+  ) {
+    const mine = new Set(customers);
+    this.stopListening = onDecision((e) => {
+      if (!mine.has(e.scope) || typeof e.requestId !== 'string') return;
+      this.decisions.set(e.requestId, [...(this.decisions.get(e.requestId) ?? []), e.decision]);
+    });
+  }
+
+  get customer(): string {
+    return this.customers[0]!;
+  }
+
+  /** A new key, as the shop's client makes one per intent. */
+  newKey(): string {
+    return randomUUID();
+  }
+
+  /** Writes a line of narration into the timeline ("30 s pass"). */
+  note(text: string): Promise<void> {
+    this.timeline.push({ t: Date.now() - this.started, kind: 'note', text });
+    return this.save();
+  }
+
+  /** Plans a fault for this run's customer (the only scope the lab may plan faults for). */
+  fault(plan: Omit<FaultPlan, 'scope'>, as = 0): void {
+    planFault({ ...plan, scope: this.customers[as]! });
+  }
+
+  /** Scripts a provider fault at the simulator for this run's customer's next call(s). */
+  async providerFault(fault: string, times = 1): Promise<void> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) throw new Error('this scenario needs the payment simulator');
+    await fetch(`${base}/__sim/faults`, { method: 'POST', body: JSON.stringify({ metadata: { customer_id: this.customer }, fault, times }) });
+  }
+
+  /** Moves a key's clock forward (its lease lapses, or it expires), and says so in the timeline. */
+  async fastForward(procedure: string, key: string, what: 'lease' | 'expiry', text: string, as = 0): Promise<void> {
+    await fastForwardKey(this.db, { scope: this.customers[as]!, procedure, key }, what);
+    await this.note(text);
+  }
+
+  /**
+   * Sends one request as customer `as`, with `key` (none when null), and plays the network. Returns
+   * what the client got: the answer, or nothing when the network lost it.
+   */
+  async send(options: { procedure: string; input: unknown; key: string | null; network?: Network; as?: number; query?: boolean }): Promise<{ status: number; body: any } | null> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const { handleApiRequest } = await import('../http'); // the same handler HTTP requests reach
+    const as = options.as ?? 0;
+    const customer = this.customers[as]!;
+    const attempt = ++this.attempts;
+    const requestId = `lab-${this.runId.slice(0, 8)}-${attempt}`;
+    const t = Date.now() - this.started;
+    const headers = new Headers({ cookie: `customer=${signCustomerId(customer, getEnv().COOKIE_SECRET)}`, 'x-request-id': requestId });
+    if (options.key) headers.set('idempotency-key', options.key);
+    let req: Request;
+    if (options.query) {
+      req = new Request(`http://lab/api/trpc/${options.procedure}?input=${encodeURIComponent(JSON.stringify(options.input))}`, { headers });
+    } else {
+      headers.set('content-type', 'application/json');
+      req = new Request(`http://lab/api/trpc/${options.procedure}`, { method: 'POST', headers, body: JSON.stringify(options.input) });
+    }
+    const res = await handleApiRequest(req);
+    const text = await res.text();
+    let body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+    const network = options.network ?? 'deliver';
+    const replayed = res.headers.get('idempotent-replayed') === 'true';
+    const [row] = options.key ? (await keyRowsOf(this.db, [customer])).filter((r) => r.key === options.key && r.procedure === options.procedure).slice(-1) : [];
+    this.timeline.push({
+      t,
+      kind: 'attempt',
+      attempt,
+      who: WHO[as],
+      procedure: options.procedure,
+      key: short(options.key),
+      network:
+        network === 'deliver'
+          ? 'delivered'
+          : network === 'lose-response'
+            ? 'answer lost on the way back'
+            : 'no answer: the connection died with the server',
+      status: network === 'deliver' ? res.status : undefined,
+      answer: network === 'deliver' ? summarize(res.status, body) : undefined,
+      replayed: network === 'deliver' ? replayed : undefined,
+      decisions: this.decisions.get(requestId) ?? [],
+      keyAfter: row ? { state: row.state, recoveryPoint: row.recoveryPoint, leaseToken: row.leaseToken } : null,
+      provider: await this.newProviderCalls(),
+    });
+    await this.save();
+    return network === 'deliver' ? { status: res.status, body } : null;
+  }
+
+  /** Calls the payment simulator received for this run since the last attempt (none with real Stripe). */
+  private async newProviderCalls(): Promise<TimelineEntry['provider']> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) return [];
+    const { requests } = (await (await fetch(`${base}/__sim/requests`)).json()) as {
+      requests: { method: string; path: string; idempotencyKey: string | null; replayed: boolean; status: number | null; metadata: Record<string, string> }[];
+    };
+    const mine = new Set(this.customers);
+    const calls = requests.filter((r) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? ''));
+    const fresh = calls.slice(this.providerSeen);
+    this.providerSeen = calls.length;
+    return fresh.map((c) => ({ path: c.path, key: short(c.idempotencyKey), replayed: c.replayed, status: c.status }));
+  }
+
+  /** Orders of the run's customers, from the database; charges, from the provider. */
+  async counts(): Promise<Required<Pick<Counts, 'orders' | 'charges'>>> {
+    const [row] = await this.db.select({ n: sql<number>`count(*)::int` }).from(orders).where(inArray(orders.customerId, this.customers));
+    let charges = 0;
+    for (const customer of this.customers) charges += (await providerIntentsOf(customer)).filter((pi) => pi.status === 'succeeded').length;
+    return { orders: row!.n, charges };
+  }
+
+  private save(): Promise<void> {
+    const timeline = [...this.timeline];
+    this.saving = this.saving.then(() => this.db.update(labRuns).set({ timeline }).where(eq(labRuns.id, this.runId)));
+    return this.saving.then(() => {});
+  }
+
+  async finish(verdict: Verdict | null, failure?: string): Promise<void> {
+    this.stopListening();
+    if (failure) this.timeline.push({ t: Date.now() - this.started, kind: 'note', text: `The run stopped: ${failure}` });
+    await this.saving;
+    await this.db.update(labRuns).set({ timeline: this.timeline, verdict, status: failure ? 'failed' : 'done' }).where(eq(labRuns.id, this.runId));
+  }
+}
+
+/** A short line for an answer: "200 order 1a2b3c4d, paid" or "409 IDEMPOTENCY_KEY_IN_USE". */
+function summarize(status: number, body: any): string { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const data = body?.result?.data;
+  if (data?.id) return `${status} order ${String(data.id).slice(0, 8)}${data.status ? `, ${data.status}` : ''}`;
+  if (typeof data === 'number') return `${status} quantity ${data}`;
+  const code = body?.error?.data?.errorCode;
+  return `${status}${code ? ` ${code}` : ''}`;
+}
