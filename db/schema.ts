@@ -91,9 +91,11 @@ export const orders = pgTable(
     // The anonymous customer from the signed cookie. There is no customers table: the identity
     // is the signed id itself, and every order query filters on it.
     customerId: uuid('customer_id').notNull(),
-    // placed: no payment involved (checkout.placeOrder). The purchase flow goes
-    // pending_payment -> paid | payment_failed | cancelled.
-    status: text('status', { enum: ['placed', 'pending_payment', 'paid', 'payment_failed', 'cancelled'] })
+    // placed: no payment involved (checkout.placeOrder). The purchase flow goes pending_payment ->
+    // paid | payment_failed | cancelled, or through payment_processing (the provider has not received
+    // the money yet: processing, or waiting for the customer's 3-D Secure) to paid | payment_failed.
+    // Forward only, enforced by a trigger (db/migrations/0006_payment_states.sql).
+    status: text('status', { enum: ['placed', 'pending_payment', 'payment_processing', 'paid', 'payment_failed', 'cancelled'] })
       .notNull()
       .default('placed'),
     totalCents: integer('total_cents').notNull(),
@@ -178,6 +180,25 @@ export const outbox = pgTable(
     deadAt: timestamp('dead_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [index('outbox_due_idx').on(t.nextAttemptAt).where(sql`${t.deliveredAt} is null and ${t.deadAt} is null`)],
+);
+
+/**
+ * Every webhook event the provider delivered, recorded in the transaction that applied it: a
+ * redelivery finds its id here and changes nothing. `outcome` says what it did.
+ */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(), // the provider's event id (evt_...)
+    type: text('type').notNull(),
+    // The PaymentIntent or Refund the event is about.
+    objectId: text('object_id').notNull(),
+    // applied: it moved an order or a refund forward; stale: it arrived after a later state and
+    // changed nothing; unrelated: it is about nothing this shop made.
+    outcome: text('outcome', { enum: ['applied', 'stale', 'unrelated'] }).notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [check('webhook_events_id_length', sql`char_length(${t.id}) between 1 and 255`)],
 );
 
 /** Where receipts are delivered: the stand-in for an email provider, deduplicated by order. */

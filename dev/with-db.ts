@@ -16,11 +16,12 @@
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { runMigrations } from '../db/migrate';
 import { seedCatalog } from '../db/seed';
-import { getLauncherEnv } from '../server/env.js';
+import { DEV_WEBHOOK_SECRET, getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
 import { DatabaseStartError, ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
 import { stateDir, statePath } from './state';
@@ -31,6 +32,10 @@ export interface PreparedDatabase {
   cluster?: EmbeddedCluster;
   /** The payment simulator's URL, when this process started one. */
   stripeApiBase?: string;
+  /** The simulator this process started, if any. */
+  simulator?: StripeSimulator;
+  /** What the app checks webhook signatures with (STRIPE_WEBHOOK_SECRET). */
+  webhookSecret: string;
   /** Stops what this process started: the simulator, and the embedded cluster if it owns it. */
   release(): Promise<void>;
 }
@@ -39,6 +44,9 @@ export interface PreparedDatabase {
 export async function prepareDatabase(options: { test: boolean }): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
   fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
+  // The secret the simulator signs its webhooks with and the app checks them with: the public dev one
+  // for npm run dev, a fresh one per test run (the production builds that tests start refuse the dev one).
+  const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? (options.test ? `whsec_test_${randomBytes(16).toString('hex')}` : DEV_WEBHOOK_SECRET);
   let cluster: EmbeddedCluster | undefined;
   let url = env.DATABASE_URL;
   if (url) {
@@ -63,7 +71,7 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
   let stripeApiBase: string | undefined;
   if (!env.STRIPE_API_BASE && !env.STRIPE_SECRET_KEY) {
     // The dev simulator keeps its ledger next to the dev database; the tests' starts empty.
-    simulator = new StripeSimulator(options.test ? undefined : statePath('stripe-simulator.json'));
+    simulator = new StripeSimulator({ stateFile: options.test ? undefined : statePath('stripe-simulator.json'), webhookSecret });
     try {
       stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
       console.log(`[payments] Stripe simulator on ${stripeApiBase}`);
@@ -79,6 +87,8 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
     url,
     cluster,
     stripeApiBase,
+    webhookSecret,
+    simulator,
     release: async () => {
       await simulator?.close();
       await cluster?.stop();
@@ -109,9 +119,13 @@ function runChild(command: string[], database: PreparedDatabase): Promise<number
     ...process.env,
     DATABASE_URL: database.url,
     ...(database.stripeApiBase ? { STRIPE_API_BASE: database.stripeApiBase } : {}),
+    STRIPE_WEBHOOK_SECRET: database.webhookSecret,
     // The chaos run restarts the embedded Postgres; it needs to know where it lives.
     ...(database.cluster ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir } : {}),
   };
+  // `next dev` or `next start`: the simulator sends its webhooks to the app it serves.
+  const next = command.join(' ').match(/\bnext (dev|start)\b(?:.*?(?:-p|--port)[ =](\d+))?/);
+  if (next && database.simulator) database.simulator.webhooks.endpoints.add(`http://127.0.0.1:${next[2] ?? process.env.PORT ?? 3000}/api/webhooks/stripe`);
   const child = spawn(cmd, args, { stdio: 'inherit', shell: args.length === 0, env });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     // Ctrl-C reaches the whole terminal group; the command stops first, then `finally` stops Postgres.

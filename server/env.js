@@ -12,8 +12,10 @@ const flag = z
   .enum(['1', '0', 'true', 'false'])
   .transform((v) => v === '1' || v === 'true');
 
-// A fixed secret is only acceptable on a developer's machine: it is public, in this file.
+// Fixed secrets are only acceptable on a developer's machine: they are public, in this file.
 const DEV_COOKIE_SECRET = 'dev-only-cookie-secret-do-not-use-in-production!';
+// The payment simulator signs its webhooks with this one too (dev/with-db.ts hands it over).
+export const DEV_WEBHOOK_SECRET = 'whsec_dev_only_simulator_secret_do_not_use_in_production';
 
 const serverSchema = z
   .object({
@@ -58,6 +60,9 @@ const serverSchema = z
     // Where the Stripe SDK sends requests: the simulator's URL (set by dev/with-db.ts), or unset for
     // the real Stripe API.
     STRIPE_API_BASE: z.url().optional(),
+    // Checks the signature of the provider's webhooks (Stripe shows it as whsec_...). Required in
+    // production; elsewhere the simulator's public one.
+    STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_\w+$/, 'STRIPE_WEBHOOK_SECRET must look like whsec_...').optional(),
     // One provider call that has not answered in 10 s is abandoned and the key released: the
     // client retries with the same key, and the provider's idempotency makes the retry safe.
     STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
@@ -72,6 +77,10 @@ const serverSchema = z
   .transform((e, ctx) => {
     if (!e.COOKIE_SECRET && e.NODE_ENV === 'production') {
       ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
+      return z.NEVER;
+    }
+    if ((!e.STRIPE_WEBHOOK_SECRET || e.STRIPE_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) && e.NODE_ENV === 'production') {
+      ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: "is required in production (the provider's signing secret, not the simulator's public one)" });
       return z.NEVER;
     }
     if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
@@ -96,6 +105,7 @@ const serverSchema = z
     return {
       ...e,
       COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
+      STRIPE_WEBHOOK_SECRET: e.STRIPE_WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
       // The simulator accepts any well-formed test key.
       STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
       ENABLE_LAB: e.ENABLE_LAB ?? e.NODE_ENV !== 'production',
@@ -117,6 +127,8 @@ const launcherSchema = z.object({
   // data and binaries are (the chaos run restarts Postgres through them).
   EMBEDDED_PG_DATA: z.string().optional(),
   EMBEDDED_PG_BIN: z.string().optional(),
+  // The simulator signs its webhooks with it (dev/with-db.ts); see the server's STRIPE_WEBHOOK_SECRET.
+  STRIPE_WEBHOOK_SECRET: z.string().optional(),
   // Where run-time files go (dev/state.ts): by default a folder per clone outside the project.
   CHECKOUT_STATE_DIR: z.string().optional(),
   XDG_STATE_HOME: z.string().optional(),

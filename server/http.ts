@@ -1,10 +1,14 @@
 /**
- * The API over HTTP: every tRPC call is a request to /api/trpc/<procedure path>, handled here.
- * app/api/trpc/[trpc]/route.ts hands its requests to this function; tests call it directly.
+ * The app over HTTP: every tRPC call is a request to /api/trpc/<procedure path>, and the payment
+ * provider's webhooks arrive at /api/webhooks/stripe. The route files in app/api/ hand their requests
+ * to these functions; tests call them directly.
  */
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext } from './context';
+import { getDatabase } from './db';
 import { idempotencyOptions } from './env.js';
+import { verifiedEvent } from './services/payments';
+import { applyEvent } from './services/webhooks';
 import { appRouter } from './routers/_app';
 
 export function handleApiRequest(req: Request): Promise<Response> {
@@ -21,4 +25,22 @@ export function handleApiRequest(req: Request): Promise<Response> {
       if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[trpc] ${path ?? '?'} failed:`, error.cause ?? error);
     },
   });
+}
+
+/**
+ * A webhook from Stripe. Its signature is checked first: unsigned, badly signed, stale (outside the
+ * SDK's 5 minutes) or malformed requests get a 400 and change nothing. A verified event is applied
+ * once (server/services/webhooks.ts) and answered 200, also when it was a redelivery, so that Stripe
+ * stops sending it; an error of ours answers 500, and Stripe sends it again later.
+ */
+export async function handleStripeWebhook(req: Request): Promise<Response> {
+  const payload = await req.text();
+  let event;
+  try {
+    event = verifiedEvent(payload, req.headers.get('stripe-signature'));
+  } catch (err) {
+    return Response.json({ error: `webhook refused: ${(err as Error).message}` }, { status: 400 });
+  }
+  const outcome = await applyEvent(getDatabase().db, event);
+  return Response.json({ received: true, id: event.id, type: event.type, outcome });
 }

@@ -8,7 +8,7 @@ import { getDatabase } from './db';
 import { signCustomerId } from './customer';
 import { getEnv } from './env.js';
 import type { FaultPlan } from './idempotency/faults';
-import { handleApiRequest } from './http';
+import { handleApiRequest, handleStripeWebhook } from './http';
 import { createCaller } from './routers/_app';
 
 /** A caller for one customer (a fresh one unless given), as if its cookie had been presented. */
@@ -79,4 +79,25 @@ export async function scriptProviderFault(customerId: string, fault: string, opt
     body: JSON.stringify({ metadata: { customer_id: customerId }, fault, ...options }),
   });
   if (!res.ok) throw new Error(`scripting a provider fault failed: ${res.status} ${await res.text()}`);
+}
+
+/** A webhook event the simulator made for this customer, with its payload and signature as sent. */
+export interface SignedEvent {
+  event: { id: string; type: string; data: { object: { id: string; status?: string } } };
+  signed: { payload: string; header: string };
+}
+
+/** The simulator's events about this customer's payments and refunds, oldest first. */
+export async function providerEvents(customerId: string): Promise<SignedEvent[]> {
+  const res = await fetch(`${getEnv().STRIPE_API_BASE}/__sim/events?customer_id=${customerId}`);
+  return ((await res.json()) as { events: SignedEvent[] }).events;
+}
+
+/** Delivers a webhook to the app's handler as the provider would: the payload with its signature header. */
+export async function deliverWebhook(payload: string, signature: string | null): Promise<HttpResult> {
+  const headers = new Headers({ 'content-type': 'application/json' });
+  if (signature !== null) headers.set('stripe-signature', signature);
+  const res = await handleStripeWebhook(new Request('http://localhost/api/webhooks/stripe', { method: 'POST', headers, body: payload }));
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) };
 }

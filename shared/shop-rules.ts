@@ -16,5 +16,10 @@ export const TEST_CARDS = {
   pm_card_visa: 'Visa ending 4242 (succeeds)',
   pm_card_chargeDeclined: 'Visa ending 0002 (declined)',
   pm_card_chargeDeclinedInsufficientFunds: 'Visa ending 9995 (insufficient funds)',
+  // Paid later: the provider answers "requires_action" (the customer confirms with their bank), and
+  // settles by webhook once they have.
+  pm_card_authenticationRequired: 'Visa ending 3184 (asks for 3-D Secure, paid a moment later)',
+  // The simulator's own: "processing", then settled by webhook (as a bank debit would be).
+  pm_card_processing: 'Simulator only: processing, paid a moment later',
 } as const;
 export type TestCard = keyof typeof TEST_CARDS;

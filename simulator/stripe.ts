@@ -28,6 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { canonicalJson } from '../shared/canonical-json';
+import { WebhookSender, type WebhookConfig } from './webhooks';
 
 type Params = Record<string, unknown>;
 
@@ -37,7 +38,7 @@ interface PaymentIntent {
   amount: number;
   amount_received: number;
   currency: string;
-  status: 'succeeded' | 'requires_payment_method';
+  status: 'succeeded' | 'requires_payment_method' | 'processing' | 'requires_action';
   payment_method: string;
   latest_charge: string | null;
   metadata: Record<string, string>;
@@ -51,7 +52,7 @@ interface Refund {
   amount: number;
   currency: string;
   payment_intent: string;
-  status: 'succeeded';
+  status: 'pending' | 'succeeded' | 'failed';
   metadata: Record<string, string>;
   created: number;
 }
@@ -64,7 +65,15 @@ interface StripeError {
   payment_intent?: PaymentIntent;
 }
 
-export type FaultMode = 'error_500' | 'rate_limit' | 'auth_error' | 'timeout_after_charge' | 'reset_after_charge';
+export type FaultMode =
+  | 'error_500'
+  | 'rate_limit'
+  | 'auth_error'
+  | 'timeout_after_charge'
+  | 'reset_after_charge'
+  // A refund the provider accepts (pending) and settles later: it succeeds, or it fails.
+  | 'refund_pending'
+  | 'refund_fails_later';
 
 /** One call the simulator received, for tests that count what reached the provider. */
 export interface LoggedRequest {
@@ -96,6 +105,9 @@ export interface SimConfig {
   /** Probability (0..1) of each fault on any POST, for chaos runs. */
   faultRates: Partial<Record<FaultMode, number>>;
   latencyMs: number;
+  /** How long a payment that waits (processing, 3-D Secure) or a pending refund takes to settle; null: until told. */
+  settleAfterMs: number | null;
+  webhooks: WebhookConfig;
 }
 
 // Test cards, as in Stripe's docs: what a test needs to produce each outcome.
@@ -104,6 +116,12 @@ const DECLINES: Record<string, { decline_code: string; message: string }> = {
   pm_card_chargeDeclinedInsufficientFunds: { decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
 };
 const SUCCEEDS = new Set(['pm_card_visa', 'pm_card_mastercard']);
+// Paid later: Stripe's 3-D Secure test card waits for the customer (requires_action); the
+// simulator's own processing card waits for the bank (processing). Both settle after settleAfterMs.
+const WAITS: Record<string, 'requires_action' | 'processing'> = {
+  pm_card_authenticationRequired: 'requires_action',
+  pm_card_processing: 'processing',
+};
 // A hung answer is abandoned after this long, so that a forgotten client cannot pin a socket forever.
 const HANG_MS = 120_000;
 // Stripe prunes idempotency keys once they are at least 24 hours old: after that the same key is a
@@ -140,12 +158,21 @@ export class StripeSimulator {
   readonly requests: LoggedRequest[] = [];
   /** Added to the real clock: tests move time forward to make keys expire. */
   private clockOffsetMs = 0;
-  config: SimConfig = { faultRates: {}, latencyMs: 0 };
+  config: SimConfig = { faultRates: {}, latencyMs: 0, settleAfterMs: 1_000, webhooks: { duplicates: 0, maxDelayMs: 0 } };
+  readonly webhooks: WebhookSender;
   /** Faults scripted for the next requests whose metadata match (POST /__sim/faults). */
   private scripted: ScriptedFault[] = [];
   private server?: http.Server;
+  private readonly stateFile?: string;
 
-  constructor(private readonly stateFile?: string) {
+  /**
+   * `stateFile`: where the ledger is kept across restarts (npm run dev); `webhookSecret`: what its
+   * webhooks are signed with (the shop's STRIPE_WEBHOOK_SECRET).
+   */
+  constructor(options: { stateFile?: string; webhookSecret?: string } = {}) {
+    this.stateFile = options.stateFile;
+    this.webhooks = new WebhookSender(options.webhookSecret ?? 'whsec_unset');
+    const stateFile = this.stateFile;
     if (stateFile && fs.existsSync(stateFile)) {
       const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as {
         paymentIntents: PaymentIntent[];
@@ -204,7 +231,7 @@ export class StripeSimulator {
       res.end(JSON.stringify(a.body));
     };
 
-    if (url.pathname.startsWith('/__sim/')) return send(this.control(req.method!, url.pathname, raw));
+    if (url.pathname.startsWith('/__sim/')) return send(this.control(req.method!, url.pathname, raw, url.searchParams));
     if (!/^Bearer sk_test_\w+/.test(req.headers.authorization ?? '')) {
       return send({ status: 401, body: { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } } });
     }
@@ -214,7 +241,7 @@ export class StripeSimulator {
     const latency = Math.max(this.config.latencyMs, Number([...faults].find((f) => f.startsWith('latency:'))?.slice(8) ?? 0));
     const work = async (): Promise<Answer> => {
       if (latency > 0) await new Promise((r) => setTimeout(r, latency)); // the time the work takes
-      return this.route(req.method ?? 'GET', url.pathname, params);
+      return this.route(req.method ?? 'GET', url.pathname, params, faults);
     };
 
     const key = req.headers['idempotency-key'];
@@ -310,9 +337,9 @@ export class StripeSimulator {
     return faults;
   }
 
-  private route(method: string, path: string, params: Params): Answer {
+  private route(method: string, path: string, params: Params, faults: Set<string> = new Set()): Answer {
     if (method === 'POST' && path === '/v1/payment_intents') return this.createPaymentIntent(params);
-    if (method === 'POST' && path === '/v1/refunds') return this.createRefund(params);
+    if (method === 'POST' && path === '/v1/refunds') return this.createRefund(params, faults);
     if (method === 'GET' && path === '/v1/payment_intents') return this.list([...this.paymentIntents.values()], params);
     if (method === 'GET' && path === '/v1/refunds') {
       const all = [...this.refunds.values()];
@@ -324,6 +351,11 @@ export class StripeSimulator {
       const found = this.paymentIntents.get(pi[1]!);
       return found ? { status: 200, body: found } : notFound(`No such payment_intent: '${pi[1]}'`);
     }
+    const re = /^\/v1\/refunds\/([\w-]+)$/.exec(path);
+    if (method === 'GET' && re) {
+      const found = this.refunds.get(re[1]!);
+      return found ? { status: 200, body: found } : notFound(`No such refund: '${re[1]}'`);
+    }
     return notFound(`Unrecognized request URL (${method}: ${path}).`);
   }
 
@@ -332,18 +364,19 @@ export class StripeSimulator {
     if (!Number.isInteger(amount) || amount < 50) return invalid('amount', 'Amount must be at least 50 cents (an integer number of cents).');
     if (typeof p.currency !== 'string' || !/^[a-z]{3}$/.test(p.currency)) return invalid('currency', 'Invalid currency.');
     const pm = String(p.payment_method ?? '');
-    if (!SUCCEEDS.has(pm) && !DECLINES[pm]) return invalid('payment_method', `No such PaymentMethod: '${pm}'`);
+    if (!SUCCEEDS.has(pm) && !DECLINES[pm] && !WAITS[pm]) return invalid('payment_method', `No such PaymentMethod: '${pm}'`);
     if (p.confirm !== 'true') return invalid('confirm', 'This simulator only supports confirm=true.');
     const decline = DECLINES[pm];
+    const waits = WAITS[pm];
     const intent: PaymentIntent = {
       id: newId('pi'),
       object: 'payment_intent',
       amount,
-      amount_received: decline ? 0 : amount,
+      amount_received: decline || waits ? 0 : amount,
       currency: p.currency,
-      status: decline ? 'requires_payment_method' : 'succeeded',
+      status: decline ? 'requires_payment_method' : (waits ?? 'succeeded'),
       payment_method: pm,
-      latest_charge: decline ? null : newId('ch'),
+      latest_charge: decline || waits ? null : newId('ch'),
       metadata: (p.metadata as Record<string, string>) ?? {},
       created: Math.floor(this.now() / 1000),
       last_payment_error: null,
@@ -352,16 +385,56 @@ export class StripeSimulator {
     if (decline) {
       const error: StripeError = { type: 'card_error', code: 'card_declined', decline_code: decline.decline_code, message: decline.message };
       intent.last_payment_error = error;
+      this.webhooks.emit('payment_intent.payment_failed', intent);
       return { status: 402, body: { error: { ...error, payment_intent: intent } } };
     }
+    this.webhooks.emit(`payment_intent.${intent.status}`, intent);
+    if (waits) this.settleLater(() => this.settlePaymentIntent(intent.id, 'succeeded'));
     return { status: 200, body: intent };
   }
 
-  private createRefund(p: Params): Answer {
+  /** A waiting payment settles: it succeeds (the money arrived, the customer authenticated) or fails. */
+  settlePaymentIntent(id: string, outcome: 'succeeded' | 'failed'): PaymentIntent | undefined {
+    const intent = this.paymentIntents.get(id);
+    if (!intent || (intent.status !== 'processing' && intent.status !== 'requires_action')) return intent;
+    if (outcome === 'succeeded') {
+      Object.assign(intent, { status: 'succeeded', amount_received: intent.amount, latest_charge: newId('ch') });
+      this.webhooks.emit('payment_intent.succeeded', intent);
+    } else {
+      const error: StripeError = { type: 'card_error', code: 'payment_intent_authentication_failure', message: 'The payment could not be completed.' };
+      Object.assign(intent, { status: 'requires_payment_method', last_payment_error: error });
+      this.webhooks.emit('payment_intent.payment_failed', intent);
+    }
+    this.save();
+    return intent;
+  }
+
+  /** A pending refund settles: it succeeds or fails. (A succeeded one may still fail, as at Stripe.) */
+  settleRefund(id: string, outcome: 'succeeded' | 'failed'): Refund | undefined {
+    const refund = this.refunds.get(id);
+    if (!refund || refund.status === 'failed' || (refund.status === 'succeeded' && outcome === 'succeeded')) return refund;
+    refund.status = outcome;
+    if (outcome === 'succeeded') {
+      this.webhooks.emit('refund.updated', refund);
+      const intent = this.paymentIntents.get(refund.payment_intent);
+      this.webhooks.emit('charge.refunded', { id: intent?.latest_charge ?? refund.payment_intent, payment_intent: refund.payment_intent, metadata: intent?.metadata ?? {} });
+    } else {
+      this.webhooks.emit('refund.failed', refund);
+    }
+    this.save();
+    return refund;
+  }
+
+  private settleLater(settle: () => void): void {
+    if (this.config.settleAfterMs === null) return; // a test settles it through /__sim
+    setTimeout(settle, this.config.settleAfterMs).unref();
+  }
+
+  private createRefund(p: Params, faults: Set<string>): Answer {
     const intent = this.paymentIntents.get(String(p.payment_intent ?? ''));
     if (!intent) return invalid('payment_intent', `No such payment_intent: '${String(p.payment_intent)}'`);
     if (intent.status !== 'succeeded') return invalid('payment_intent', 'This PaymentIntent has no successful charge to refund.');
-    const refunded = [...this.refunds.values()].filter((r) => r.payment_intent === intent.id).reduce((s, r) => s + r.amount, 0);
+    const refunded = [...this.refunds.values()].filter((r) => r.payment_intent === intent.id && r.status !== 'failed').reduce((s, r) => s + r.amount, 0);
     const amount = p.amount === undefined ? intent.amount - refunded : Number(p.amount);
     if (!Number.isInteger(amount) || amount <= 0) return invalid('amount', 'Amount must be a positive integer.');
     if (amount > intent.amount - refunded) {
@@ -373,11 +446,14 @@ export class StripeSimulator {
       amount,
       currency: intent.currency,
       payment_intent: intent.id,
-      status: 'succeeded',
+      status: faults.has('refund_pending') || faults.has('refund_fails_later') ? 'pending' : 'succeeded',
       metadata: (p.metadata as Record<string, string>) ?? {},
       created: Math.floor(this.now() / 1000),
     };
     this.refunds.set(refund.id, refund);
+    this.webhooks.emit('refund.created', refund);
+    if (refund.status === 'succeeded') this.webhooks.emit('charge.refunded', { id: intent.latest_charge ?? intent.id, payment_intent: intent.id, metadata: intent.metadata });
+    else this.settleLater(() => this.settleRefund(refund.id, faults.has('refund_fails_later') ? 'failed' : 'succeeded'));
     return { status: 200, body: refund };
   }
 
@@ -400,7 +476,7 @@ export class StripeSimulator {
     return { status: 200, body: { object: 'list', data, has_more: start + limit < items.length, url: '' } };
   }
 
-  private control(method: string, path: string, raw: string): Answer {
+  private control(method: string, path: string, raw: string, query: URLSearchParams): Answer {
     if (path === '/__sim/ledger') {
       return { status: 200, body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] } };
     }
@@ -423,8 +499,35 @@ export class StripeSimulator {
     }
     if (method === 'POST' && path === '/__sim/config') {
       const next = JSON.parse(raw || '{}') as Partial<SimConfig>;
-      this.config = { faultRates: next.faultRates ?? {}, latencyMs: next.latencyMs ?? 0 };
+      this.config = {
+        faultRates: next.faultRates ?? {},
+        latencyMs: next.latencyMs ?? 0,
+        settleAfterMs: next.settleAfterMs === undefined ? this.config.settleAfterMs : next.settleAfterMs,
+        webhooks: { ...this.config.webhooks, ...next.webhooks },
+      };
+      this.webhooks.config = this.config.webhooks;
       return { status: 200, body: this.config };
+    }
+    // Webhook endpoints: {"url": "http://127.0.0.1:3000/api/webhooks/stripe"}
+    if (path === '/__sim/webhooks' && (method === 'POST' || method === 'DELETE')) {
+      const { url } = JSON.parse(raw || '{}') as { url?: string };
+      if (!url) return invalid('url', 'Send {"url": "..."}.');
+      if (method === 'POST') this.webhooks.endpoints.add(url);
+      else this.webhooks.endpoints.delete(url);
+      return { status: 200, body: { endpoints: [...this.webhooks.endpoints] } };
+    }
+    // Events, optionally of one customer, each with its payload signed now: GET /__sim/events?customer_id=...
+    if (method === 'GET' && path === '/__sim/events') {
+      const customer = query.get('customer_id');
+      const events = this.webhooks.events.filter((e) => !customer || e.data.object.metadata?.customer_id === customer);
+      return { status: 200, body: { events: events.map((e) => ({ event: e, signed: this.webhooks.signed(e) })), deliveries: this.webhooks.deliveries } };
+    }
+    const settle = /^\/__sim\/(payment_intents|refunds)\/([\w-]+)\/settle$/.exec(path);
+    if (method === 'POST' && settle) {
+      const { outcome } = JSON.parse(raw || '{}') as { outcome?: 'succeeded' | 'failed' };
+      if (outcome !== 'succeeded' && outcome !== 'failed') return invalid('outcome', 'Send {"outcome": "succeeded" | "failed"}.');
+      const settled = settle[1] === 'payment_intents' ? this.settlePaymentIntent(settle[2]!, outcome) : this.settleRefund(settle[2]!, outcome);
+      return settled ? { status: 200, body: settled } : notFound(`No such object: '${settle[2]}'`);
     }
     return notFound(`No simulator control at ${path}`);
   }

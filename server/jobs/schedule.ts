@@ -9,6 +9,7 @@ import { getEnv } from '../env.js';
 import { reapExpiredKeys } from '../idempotency/reaper';
 import { runCompleter } from './completer';
 import { deliverOutbox } from './outbox';
+import { settleWaiting } from './settle';
 
 const state = globalThis as unknown as { __jobs?: NodeJS.Timeout[] };
 
@@ -37,5 +38,6 @@ export function startBackgroundJobs(): void {
   if (env.JOBS_INTERVAL_SECONDS > 0) {
     state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'completer', () => runCompleter(db)));
     state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'outbox', () => deliverOutbox(db)));
+    state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'settle', () => settleWaiting(db)));
   }
 }

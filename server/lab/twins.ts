@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { getTRPCErrorFromUnknown } from '@trpc/server';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../../db/client';
-import { labCartLines } from '../../db/schema';
+import { labCartLines, orders, refunds } from '../../db/schema';
 import { idempotencyOptions } from '../env.js';
 import { reached } from '../idempotency/hooks';
 import { fingerprint } from '../idempotency/key';
@@ -168,3 +168,21 @@ export const twins = {
     return row?.quantity ?? 0;
   },
 };
+
+/**
+ * A webhook handler as many are written: it trusts each event to arrive once. Without the event-id
+ * record (and with a plain decrement instead of a forward-only move), a redelivered refund.failed
+ * gives the amount back a second time.
+ */
+export async function applyRefundFailedWithoutRecord(db: Db, event: { type: string; data: { object: { id: string; amount: number; metadata?: Record<string, string> } } }): Promise<void> {
+  if (event.type !== 'refund.failed') return;
+  const refund = event.data.object;
+  const refundId = refund.metadata?.refund_id;
+  if (!refundId) return;
+  await db.transaction(async (tx) => {
+    const [row] = await tx.select({ orderId: refunds.orderId }).from(refunds).where(eq(refunds.id, refundId));
+    if (!row) return;
+    await tx.update(refunds).set({ status: 'failed' }).where(eq(refunds.id, refundId));
+    await tx.update(orders).set({ refundedCents: sql`${orders.refundedCents} - ${refund.amount}` }).where(eq(orders.id, row.orderId));
+  });
+}

@@ -117,6 +117,13 @@ export async function getOrder(db: DbOrTx, customerId: string, orderId: string):
   return toView(row);
 }
 
+/** An order by id alone, for work that is not on behalf of a customer (webhooks, jobs). */
+export async function getOrderById(db: DbOrTx, orderId: string): Promise<OrderView> {
+  const row = await db.query.orders.findFirst({ where: eq(orders.id, orderId), with: { items: { with: { product: true } } } });
+  if (!row) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
+  return toView(row);
+}
+
 const byProductId = (a: { productId: string }, b: { productId: string }) => a.productId.localeCompare(b.productId);
 
 type OrderRow = typeof orders.$inferSelect & {

@@ -22,7 +22,12 @@ import { AppError } from '../errors';
 
 export type ChargeResult =
   | { status: 'succeeded'; paymentIntentId: string; amountCents: number }
+  // Not paid yet: the provider is processing it, or waits for the customer (3-D Secure). A webhook, or
+  // the settle job asking the provider, moves the order on once it knows.
+  | { status: 'processing'; paymentIntentId: string }
   | { status: 'declined'; paymentIntentId: string | null; declineCode: string; message: string };
+
+export type RefundResult = { providerRefundId: string; status: 'pending' | 'succeeded' | 'failed' };
 
 export interface ChargeInput {
   amountCents: number;
@@ -55,9 +60,9 @@ export interface PaymentProvider {
   charge(input: ChargeInput, options: CallOptions): Promise<ChargeResult>;
   /** The charge made for this key row, found by its metadata; null when there is none. */
   findCharge(keyId: string): Promise<ChargeResult | null>;
-  refund(input: RefundInput, options: CallOptions): Promise<{ providerRefundId: string }>;
+  refund(input: RefundInput, options: CallOptions): Promise<RefundResult>;
   /** The refund made for this refund row of ours, found by its metadata; null when there is none. */
-  findRefund(paymentIntentId: string, refundId: string): Promise<{ providerRefundId: string } | null>;
+  findRefund(paymentIntentId: string, refundId: string): Promise<RefundResult | null>;
 }
 
 /** The provider refused the request for good: retrying it unchanged can never succeed. */
@@ -119,6 +124,9 @@ function sortError(err: unknown): never {
 
 function chargeResultOf(intent: Stripe.PaymentIntent): ChargeResult {
   if (intent.status === 'succeeded') return { status: 'succeeded', paymentIntentId: intent.id, amountCents: intent.amount_received };
+  if (intent.status === 'processing' || intent.status === 'requires_action' || intent.status === 'requires_capture') {
+    return { status: 'processing', paymentIntentId: intent.id };
+  }
   const error = intent.last_payment_error;
   return { status: 'declined', paymentIntentId: intent.id, declineCode: error?.decline_code ?? error?.code ?? 'card_declined', message: error?.message ?? 'The card was declined.' };
 }
@@ -168,7 +176,7 @@ export const stripeProvider: PaymentProvider = {
         },
         requestOptions(options),
       );
-      return { providerRefundId: r.id };
+      return refundResultOf(r);
     } catch (err) {
       return sortError(err);
     }
@@ -177,7 +185,7 @@ export const stripeProvider: PaymentProvider = {
   async findRefund(paymentIntentId, refundId) {
     try {
       for await (const r of stripe().refunds.list({ payment_intent: paymentIntentId, limit: 100 })) {
-        if (r.metadata?.refund_id === refundId) return { providerRefundId: r.id };
+        if (r.metadata?.refund_id === refundId) return refundResultOf(r);
       }
       return null;
     } catch (err) {
@@ -185,6 +193,41 @@ export const stripeProvider: PaymentProvider = {
     }
   },
 };
+
+function refundResultOf(r: Stripe.Refund): RefundResult {
+  const status = r.status === 'succeeded' ? 'succeeded' : r.status === 'failed' || r.status === 'canceled' ? 'failed' : 'pending';
+  return { providerRefundId: r.id, status };
+}
+
+/** Where a payment stands now, asked of the provider (the settle job, when no webhook came). */
+export async function paymentStatus(paymentIntentId: string): Promise<ChargeResult> {
+  try {
+    return chargeResultOf(await stripe().paymentIntents.retrieve(paymentIntentId));
+  } catch (err) {
+    return sortError(err);
+  }
+}
+
+/** Where a refund stands now, asked of the provider. */
+export async function refundStatus(providerRefundId: string): Promise<RefundResult> {
+  try {
+    return refundResultOf(await stripe().refunds.retrieve(providerRefundId));
+  } catch (err) {
+    return sortError(err);
+  }
+}
+
+/**
+ * A webhook's event, if its `Stripe-Signature` checks out: the SDK's own check (HMAC-SHA256 of
+ * `timestamp.body` with STRIPE_WEBHOOK_SECRET, within 300 s of now). Throws when it does not.
+ */
+export function verifiedEvent(payload: string, signature: string | null): Stripe.Event {
+  if (!signature) throw new Error('no Stripe-Signature header');
+  return stripe().webhooks.constructEvent(payload, signature, getEnv().STRIPE_WEBHOOK_SECRET, WEBHOOK_TOLERANCE_SECONDS);
+}
+
+// Stripe's own default: an event signed more than 5 minutes ago is refused (a replayed capture).
+export const WEBHOOK_TOLERANCE_SECONDS = 300;
 
 /** One customer's payment intents at the provider, found by their metadata (the lab counts charges with it). */
 export async function providerIntentsOf(customerId: string): Promise<Stripe.PaymentIntent[]> {

@@ -16,12 +16,13 @@
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import { orders, outbox, refunds } from '../../db/schema';
+import { orders, refunds } from '../../db/schema';
 import { TEST_CARDS } from '../../shared/shop-rules';
 import { AppError } from '../errors';
 import type { Steps } from '../idempotency/phased';
 import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
-import { LOOK_UP_AFTER_MS, ProviderRefusal, stripeProvider, type ChargeResult, type PaymentProvider } from './payments';
+import { advanceOrder, advanceRefund } from './payment-states';
+import { LOOK_UP_AFTER_MS, ProviderRefusal, stripeProvider, type ChargeResult, type PaymentProvider, type RefundResult } from './payments';
 
 export const purchaseInput = z.strictObject({
   items: placeOrderInput.shape.items,
@@ -62,25 +63,22 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
   } catch (err) {
     if (!(err instanceof ProviderRefusal)) throw err;
     return steps.fail('charge_recorded', new AppError('PAYMENT_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
-      await tx.update(orders).set({ status: 'payment_failed' }).where(eq(orders.id, order.id));
+      await advanceOrder(tx, order.id, 'payment_failed');
     });
   }
 
   if (result.status === 'declined') {
     return steps.fail('charge_recorded', new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` }), async (tx) => {
-      await tx.update(orders).set({ status: 'payment_failed' }).where(eq(orders.id, order.id));
+      await advanceOrder(tx, order.id, 'payment_failed', result.paymentIntentId);
     });
   }
 
+  // Paid, or not yet (processing, or waiting for the customer's bank): the answer is the order as it
+  // stands. A webhook moves a waiting order on (server/services/webhooks.ts); advanceOrder never moves
+  // one back, so a webhook that came first is not undone here.
   return (await steps.complete('charge_recorded', async (tx) => {
-    await tx.update(orders).set({ status: 'paid', paymentIntentId: result.paymentIntentId }).where(eq(orders.id, order.id));
-    const paid = await getOrder(tx, customerId, order.id);
-    // The receipt: staged in this transaction, so it exists if and only if the payment is recorded.
-    await tx
-      .insert(outbox)
-      .values({ topic: 'receipt', dedupeKey: `receipt:${order.id}`, payload: paid })
-      .onConflictDoNothing();
-    return paid as never;
+    await advanceOrder(tx, order.id, result.status === 'succeeded' ? 'paid' : 'payment_processing', result.paymentIntentId);
+    return (await getOrder(tx, customerId, order.id)) as never;
   })) as unknown as OrderView;
 }
 
@@ -88,7 +86,7 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
 export async function cancelAbandonedPurchase(steps: Steps): Promise<never> {
   const created = steps.progress.order_created as { id: string } | undefined;
   return steps.fail('cancelled', new AppError('CHECKOUT_ABANDONED'), async (tx) => {
-    if (created) await tx.update(orders).set({ status: 'cancelled' }).where(and(eq(orders.id, created.id), eq(orders.status, 'pending_payment')));
+    if (created) await advanceOrder(tx, created.id, 'cancelled');
   });
 }
 
@@ -97,6 +95,8 @@ export interface RefundView {
   orderId: string;
   amountCents: number;
   refundedCents: number;
+  /** pending until the provider confirms it; succeeded; or failed (the amount is given back). */
+  status: 'pending' | 'succeeded' | 'failed';
 }
 
 export async function refundOrder(steps: Steps, customerId: string, input: RefundInput, provider: PaymentProvider = stripeProvider): Promise<RefundView> {
@@ -119,30 +119,30 @@ export async function refundOrder(steps: Steps, customerId: string, input: Refun
     return { refundId: row!.id, paymentIntentId: order.paymentIntentId };
   })) as { refundId: string; paymentIntentId: string };
 
-  let providerRefundId: string;
+  let result: RefundResult;
   try {
     const found = reservedBefore && mayBeForgotten(steps) ? await provider.findRefund(reserved.paymentIntentId, reserved.refundId) : null;
-    ({ providerRefundId } =
+    result =
       found ??
       (await provider.refund(
         { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId, orderId: input.orderId, customerId },
         { idempotencyKey: steps.providerKey('refund') },
-      )));
+      ));
   } catch (err) {
     if (!(err instanceof ProviderRefusal)) throw err;
     // Nothing was refunded: the reservation is given back in the transaction that stores the answer.
     return steps.fail('refund_recorded', new AppError('REFUND_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
-      await tx.update(refunds).set({ status: 'failed' }).where(eq(refunds.id, reserved.refundId));
-      await tx
-        .update(orders)
-        .set({ refundedCents: sql`${orders.refundedCents} - ${input.amountCents}` })
-        .where(eq(orders.id, input.orderId));
+      await advanceRefund(tx, reserved.refundId, 'failed');
     });
   }
 
+  // A refund the provider has only accepted stays pending (and reserved) until it says succeeded or
+  // failed, by webhook or when the settle job asks.
   return (await steps.complete('refund_recorded', async (tx) => {
-    await tx.update(refunds).set({ status: 'succeeded', providerRefundId }).where(eq(refunds.id, reserved.refundId));
+    await tx.update(refunds).set({ providerRefundId: result.providerRefundId }).where(eq(refunds.id, reserved.refundId));
+    if (result.status !== 'pending') await advanceRefund(tx, reserved.refundId, result.status, result.providerRefundId);
     const [order] = await tx.select({ refundedCents: orders.refundedCents }).from(orders).where(eq(orders.id, input.orderId));
-    return { refundId: reserved.refundId, orderId: input.orderId, amountCents: input.amountCents, refundedCents: order!.refundedCents };
+    const [row] = await tx.select({ status: refunds.status }).from(refunds).where(eq(refunds.id, reserved.refundId));
+    return { refundId: reserved.refundId, orderId: input.orderId, amountCents: input.amountCents, refundedCents: order!.refundedCents, status: row!.status };
   })) as unknown as RefundView;
 }

@@ -3,9 +3,12 @@
  * none means every charge has its paid order and every paid order has exactly its one charge.
  *
  * Checked: at most one successful charge per order; every successful charge belongs to a paid
- * (possibly refunded) order with the same amount; every paid order has its charge; the provider's
- * refunds of a charge add up to the order's succeeded refunds; no refund is left half-done; no
- * checkout the completer gave up on is left unseen; no outbox message was set aside.
+ * (possibly refunded) order with the same amount; every paid order has its charge; an order waiting
+ * for the provider (payment_processing) waits for a payment the provider has not settled either; the
+ * provider's succeeded refunds of a charge add up to the order's; a refund pending here is pending
+ * there too; no checkout the completer gave up on is left unseen; no outbox message was set aside.
+ * A mismatch of the waiting kinds means a webhook was missed: the settle job (server/jobs/settle.ts)
+ * catches up by asking the provider.
  */
 import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
@@ -33,8 +36,18 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
   for (const pi of charged) {
     const order = byIntent.get(pi.id);
     if (!order) problems.push(`charge ${pi.id} (${pi.amount} ${pi.currency}) for order ${pi.metadata.order_id ?? '?'} has no paid order recorded`);
+    else if (order.status === 'payment_processing') problems.push(`order ${order.id} is payment_processing here, but its charge ${pi.id} succeeded (a webhook was missed)`);
     else if (order.status !== 'paid') problems.push(`charge ${pi.id} belongs to order ${order.id}, which is ${order.status}`);
     else if (order.totalCents !== pi.amount_received) problems.push(`order ${order.id} totals ${order.totalCents} but charge ${pi.id} took ${pi.amount_received}`);
+  }
+  const intentById = new Map(intents.map((pi) => [pi.id, pi]));
+  for (const o of ourOrders) {
+    const pi = intentById.get(o.paymentIntentId!);
+    const providerWaits = pi?.status === 'processing' || pi?.status === 'requires_action';
+    if (o.status === 'payment_processing' && pi && !providerWaits && pi.status !== 'succeeded') {
+      problems.push(`order ${o.id} is payment_processing here, but its payment is ${pi.status} at the provider (a webhook was missed)`);
+    }
+    if (o.status === 'paid' && providerWaits) problems.push(`order ${o.id} is paid here, but its payment is still ${pi!.status} at the provider`);
   }
   const chargedIds = new Set(charged.map((pi) => pi.id));
   for (const o of paidOrders) {
@@ -42,9 +55,10 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
   }
 
   const refundedAtProvider = new Map<string, number>();
+  const providerRefundStatus = new Map(providerRefunds.map((r) => [r.id, r.status]));
   for (const r of providerRefunds) {
     const pi = typeof r.payment_intent === 'string' ? r.payment_intent : r.payment_intent?.id;
-    if (pi && byIntent.has(pi)) refundedAtProvider.set(pi, (refundedAtProvider.get(pi) ?? 0) + r.amount);
+    if (pi && byIntent.has(pi) && r.status === 'succeeded') refundedAtProvider.set(pi, (refundedAtProvider.get(pi) ?? 0) + r.amount);
   }
   const orderIds = ourOrders.map((o) => o.id);
   const ourRefunds = orderIds.length ? await db.select().from(refunds).where(inArray(refunds.orderId, orderIds)) : [];
@@ -52,8 +66,12 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
     const succeeded = ourRefunds.filter((r) => r.orderId === o.id && r.status === 'succeeded').reduce((s, r) => s + r.amountCents, 0);
     const atProvider = refundedAtProvider.get(o.paymentIntentId!) ?? 0;
     if (succeeded !== atProvider) problems.push(`order ${o.id}: ${succeeded} cents refunded here, ${atProvider} at the provider`);
-    const pending = ourRefunds.filter((r) => r.orderId === o.id && r.status === 'pending');
-    if (pending.length) problems.push(`order ${o.id}: ${pending.length} refund(s) still pending`);
+    // Pending here is fine while the provider has it pending too; anything else is a missed webhook
+    // (or a refund whose provider call never ended: the completer finishes those).
+    for (const r of ourRefunds.filter((x) => x.orderId === o.id && x.status === 'pending')) {
+      const there = r.providerRefundId ? providerRefundStatus.get(r.providerRefundId) : undefined;
+      if (there !== 'pending') problems.push(`order ${o.id}: refund ${r.id} is pending here, ${there ?? 'unknown'} at the provider`);
+    }
   }
 
   // A pending order whose key has an answer was given up on (any other answer moves the order on);

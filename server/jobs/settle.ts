@@ -1,0 +1,44 @@
+/**
+ * The settle job: for payments and refunds still waiting for the provider after a while, it asks the
+ * provider where they stand and moves them on, as the webhook would have. Webhooks are delivered at
+ * least once, but "at least once" assumes the shop is up to receive them, and a shop may have been
+ * down for longer than the provider keeps retrying. Forward only (payment-states.ts), so whichever
+ * of the webhook and this job comes first, the other changes nothing.
+ */
+import { and, eq, isNotNull, lt, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client';
+import { orders, refunds } from '../../db/schema';
+import { advanceOrder, advanceRefund } from '../services/payment-states';
+import { paymentStatus, refundStatus } from '../services/payments';
+
+// A minute: a webhook normally arrives within seconds, so by then one was probably missed. Asking
+// sooner would only duplicate the webhook's work; asking much later would leave customers waiting.
+export const SETTLE_AFTER_SECONDS = 60;
+// Records per run: each costs one provider call.
+const BATCH = 50;
+
+export async function settleWaiting(db: Db, options: { olderThanSeconds?: number } = {}) {
+  const age = sql`now() - make_interval(secs => ${options.olderThanSeconds ?? SETTLE_AFTER_SECONDS})`;
+  const outcome = { orders: 0, refunds: 0 };
+  const waitingOrders = await db
+    .select({ id: orders.id, paymentIntentId: orders.paymentIntentId })
+    .from(orders)
+    .where(and(eq(orders.status, 'payment_processing'), isNotNull(orders.paymentIntentId), lt(orders.createdAt, age)))
+    .limit(BATCH);
+  for (const o of waitingOrders) {
+    const now = await paymentStatus(o.paymentIntentId!);
+    const to = now.status === 'succeeded' ? 'paid' : now.status === 'declined' ? 'payment_failed' : null;
+    if (to && (await db.transaction((tx) => advanceOrder(tx, o.id, to, o.paymentIntentId)))) outcome.orders++;
+  }
+  const waitingRefunds = await db
+    .select({ id: refunds.id, providerRefundId: refunds.providerRefundId })
+    .from(refunds)
+    .where(and(eq(refunds.status, 'pending'), isNotNull(refunds.providerRefundId), lt(refunds.createdAt, age)))
+    .limit(BATCH);
+  for (const r of waitingRefunds) {
+    const { status } = await refundStatus(r.providerRefundId!);
+    if (status === 'pending') continue;
+    if (await db.transaction((tx) => advanceRefund(tx, r.id, status))) outcome.refunds++;
+  }
+  return outcome;
+}
