@@ -4,9 +4,17 @@
  * run-time files are written, because none of them lives where the dev server watches.
  *
  * The conditions are made, not hoped for: jobs every second, expired keys for the reaper to delete,
- * purchases (the simulator writes its ledger) and raw inserts (Postgres writes its WAL), for 10 s.
- * The detector (navigations of the main frame, "[Fast Refresh]" in the console, the dev server's
- * "Compiled" lines) is itself proved by a positive control: a write the dev server does watch.
+ * purchases (the simulator writes its ledger, then posts a webhook to the dev server) and raw
+ * inserts (Postgres writes its WAL), for 10 s.
+ *
+ * What counts as a reload: a navigation of the main frame, an HMR message that changes the page
+ * (a module update, a server component change, a page reload, ...), a Fast Refresh that follows
+ * one, or a "Compiled" line from the dev server. What does not: Next's "building" message alone.
+ * Next sends it whenever its bundler spends more than 100 ms on a request, which on a loaded
+ * machine happens for ordinary API calls with no file changed anywhere (watched with inotify); the
+ * page then prints "[Fast Refresh] rebuilding" and "done" with nothing to apply. Those idle lines
+ * are counted and reported as an annotation, not failed on. The detector is itself proved by a
+ * positive control: a write the dev server does watch.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -94,28 +102,78 @@ test.afterAll(async () => {
   fs.rmSync(dev.stateDir, { recursive: true, force: true });
 });
 
+/** HMR messages that change what the page runs or shows. */
+const CHANGE_MESSAGES = new Set([
+  'addedPage',
+  'removedPage',
+  'reloadPage',
+  'serverComponentChanges',
+  'staticParamsChanged',
+  'middlewareChanges',
+  'clientChanges',
+  'serverOnlyChanges',
+  'devPagesManifestUpdate',
+  'turbopack-message',
+]);
+
 /**
- * Counts what a reload loop shows: main-frame navigations, Fast Refresh lines in the console,
- * rebuilds the dev server pushes to the page ("building" on its HMR socket) and "Compiled" lines.
+ * Counts what a reload loop shows: main-frame navigations, HMR messages that change the page, Fast
+ * Refresh runs that applied one, and the dev server's "Compiled" lines; and, apart, the idle
+ * "building" messages and the Fast Refresh lines that had nothing to apply.
  */
 function watch(page: Page) {
-  const seen = { navigations: 0, fastRefresh: 0, builds: 0, lastBuildAt: Date.now(), compiledBefore: (dev.output().match(/Compiled/g) ?? []).length };
-  page.on('framenavigated', (frame) => frame === page.mainFrame() && seen.navigations++);
-  page.on('console', (m) => m.text().includes('[Fast Refresh]') && seen.fastRefresh++);
+  const seen = { navigations: 0, changes: 0, appliedRefreshes: 0, idleRefreshLines: 0, builds: 0, lastBuildAt: Date.now() };
+  const compiledLines = () => (dev.output().match(/Compiled/g) ?? []).length;
+  const compiledBefore = compiledLines();
+  let changeSinceLastRefresh = false;
+  /** What happened and when, for a failure message: the HMR socket's messages and the page's Fast Refresh lines. */
+  const events: string[] = [];
+  const note = (what: string) => events.push(`${new Date().toISOString().slice(11, 23)} ${what.slice(0, 200)}`);
+  page.on('framenavigated', (frame) => {
+    if (frame !== page.mainFrame()) return;
+    seen.navigations++;
+    note(`navigated to ${frame.url()}`);
+  });
+  page.on('console', (m) => {
+    const text = m.text();
+    if (!text.includes('[Fast Refresh]')) return;
+    seen.lastBuildAt = Date.now();
+    note(`console: ${text}`);
+    if (!text.includes('[Fast Refresh] done')) return;
+    if (changeSinceLastRefresh) seen.appliedRefreshes++;
+    else seen.idleRefreshLines++;
+    changeSinceLastRefresh = false;
+  });
   page.on('websocket', (ws) =>
     ws.on('framereceived', (f) => {
-      if (String(f.payload).includes('"type":"building"')) {
+      const payload = String(f.payload);
+      let type: string | undefined;
+      try {
+        type = (JSON.parse(payload) as { type?: string }).type;
+      } catch {
+        return; // binary frames: React debug chunks, not HMR events
+      }
+      if (type === 'ping') return;
+      note(`hmr: ${payload}`);
+      if (type === 'building') {
         seen.builds++;
         seen.lastBuildAt = Date.now();
+      }
+      if (type && CHANGE_MESSAGES.has(type)) {
+        seen.changes++;
+        changeSinceLastRefresh = true;
       }
     }),
   );
   return {
     seen,
-    compiledSince: () => (dev.output().match(/Compiled/g) ?? []).length - seen.compiledBefore,
+    events: () => events.join('\n'),
+    mark: (what: string) => note(`--- ${what}`),
+    compiledSince: () => compiledLines() - compiledBefore,
     /**
-     * Waits until the dev server has pushed no rebuild for 5 s: on a cold cache it compiles a few more
-     * things in the seconds after the first page load, then stops. A reload loop never stops, and fails here.
+     * Waits until the dev server has pushed no "building" (and the page printed no Fast Refresh line)
+     * for 5 s: on a cold cache it compiles a few more things in the seconds after the first page load,
+     * then stops. A reload loop never stops, and fails here.
      */
     settled: () =>
       expect
@@ -142,12 +200,13 @@ test('next dev: with the jobs running and everything being written, the shop sta
       body: JSON.stringify({ items: [{ productId, quantity: 1 }], paymentMethod: 'pm_card_visa' }),
     });
   expect((await purchase('travel-mug')).status).toBe(200);
+  // The purchase's webhook reaches the dev server (its endpoint is registered by the launcher) and
+  // compiles that route: wait for it, so that its first compile is not counted as a reload.
+  await expect.poll(() => dev.output().includes('POST /api/webhooks/stripe'), { timeout: 60_000, message: 'no webhook reached the dev server' }).toBe(true);
   await detector.settled();
-  const before = projectFiles();
-  const navigationsBefore = detector.seen.navigations;
-  const fastRefreshBefore = detector.seen.fastRefresh;
-  const buildsBefore = detector.seen.builds;
-  const compiledBefore = detector.compiledSince();
+  const files = projectFiles();
+  const before = { ...detector.seen, compiled: detector.compiledSince() };
+  detector.mark('the calm window starts');
 
   // Writes of every kind the app makes at run time, for CALM_MS.
   const until = Date.now() + CALM_MS;
@@ -165,14 +224,20 @@ test('next dev: with the jobs running and everything being written, the shop sta
   await sql.end();
 
   expect(purchases).toBeGreaterThan(5);
-  expect(detector.seen.navigations - navigationsBefore, 'the page navigated by itself').toBe(0);
-  expect(detector.seen.fastRefresh - fastRefreshBefore, 'Fast Refresh ran with no source change').toBe(0);
-  expect(detector.seen.builds - buildsBefore, 'the dev server rebuilt with no source change').toBe(0);
-  expect(detector.compiledSince() - compiledBefore, `the dev server recompiled:\n${dev.output().slice(-1500)}`).toBe(0);
+  const during = (k: 'navigations' | 'changes' | 'appliedRefreshes' | 'idleRefreshLines' | 'builds') => detector.seen[k] - before[k];
+  test.info().annotations.push({
+    type: 'idle dev-server messages',
+    description: `${during('builds')} "building" message(s) and ${during('idleRefreshLines')} Fast Refresh line(s) with nothing to apply in ${CALM_MS / 1000} s`,
+  });
+  const timeline = `\n${detector.events()}`;
+  expect(during('navigations'), `the page navigated by itself:${timeline}`).toBe(0);
+  expect(during('changes'), `the dev server pushed a change with no source change:${timeline}`).toBe(0);
+  expect(during('appliedRefreshes'), `Fast Refresh applied a change with no source change:${timeline}`).toBe(0);
+  expect(detector.compiledSince() - before.compiled, `the dev server recompiled:\n${dev.output().slice(-1500)}`).toBe(0);
   await expect(page.getByTestId('catalog').getByRole('listitem').first()).toBeVisible();
   // Nothing the app wrote is in the project: every run-time file is in the state folder.
   const after = projectFiles();
-  const changed = [...after].filter(([file, mtime]) => before.get(file) !== mtime).map(([file]) => file);
+  const changed = [...after].filter(([file, mtime]) => files.get(file) !== mtime).map(([file]) => file);
   expect(changed, 'files under the project changed while the app ran').toEqual([]);
   expect(fs.existsSync(path.join(dev.stateDir, 'stripe-simulator.json'))).toBe(true);
   expect(fs.existsSync(path.join(dev.stateDir, 'postgres-dev', 'PG_VERSION'))).toBe(true);
@@ -184,8 +249,7 @@ test('positive control: a file the dev server does watch (an .env file) changing
   const detector = watch(page);
   await openShop(page);
   await detector.settled();
-  const navigationsBefore = detector.seen.navigations;
-  const buildsBefore = detector.seen.builds;
+  const before = { ...detector.seen };
   try {
     for (let i = 0; i < 4; i++) {
       fs.writeFileSync(probe, `${yours ?? ''}\n# written by e2e/dev-server.spec.ts, removed at its end\nCHECKOUT_DEV_PROBE=${i}\n`);
@@ -195,5 +259,8 @@ test('positive control: a file the dev server does watch (an .env file) changing
     if (yours) fs.writeFileSync(probe, yours);
     else fs.rmSync(probe, { force: true });
   }
-  await expect.poll(() => detector.seen.navigations - navigationsBefore + detector.seen.builds - buildsBefore, { timeout: 15_000 }).toBeGreaterThan(0);
+  // What the calm test fails on, seen here: a navigation or a change pushed to the page.
+  await expect
+    .poll(() => detector.seen.navigations - before.navigations + detector.seen.changes - before.changes, { timeout: 15_000, message: `no reload seen:\n${detector.events()}` })
+    .toBeGreaterThan(0);
 });
