@@ -12,7 +12,7 @@ import { MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
 import type { Execution } from './request';
-import { countNotes, createNotesTable, tinyApp } from './testing';
+import { countNotes, createNotesTable, makeEveryDecision, tinyApp } from './testing';
 
 const { sql, db } = createDatabase(process.env.DATABASE_URL!, { max: 20 });
 const app = tinyApp(db);
@@ -48,7 +48,7 @@ describe('rule 1: the key travels in the Idempotency-Key header', () => {
 });
 
 describe('rule 2: the handler writes in the transaction that stores the answer', () => {
-  it('the note references its key row, and both were committed together', async () => {
+  it('the note references its key row, and both were committed together, the row marked finished', async () => {
     const scope = randomUUID();
     const key = randomUUID();
     const res = await add(scope, key);
@@ -56,6 +56,7 @@ describe('rule 2: the handler writes in the transaction that stores the answer',
     const [note] = await sql`select key_id from idempotency_test_notes where id = ${noteId(res)}`;
     expect(note!.key_id).toBe(row!.id);
     expect(row!.state).toBe('completed');
+    expect(row!.recovery_point).toBe('finished');
     expect(row!.response_body).toEqual({ ok: true, data: res.body.result.data });
   });
 
@@ -295,7 +296,7 @@ describe('rule 8: what is stored when the procedure fails', () => {
     const first = await add(scope, key, body);
     expect(first.status).toBe(409);
     expect(errorCode(first)).toBe('NOTES_SOLD_OUT');
-    expect((await keyRow(scope, key))!.state).toBe('completed');
+    expect(await keyRow(scope, key)).toMatchObject({ state: 'completed', recovery_point: 'finished' });
 
     const replay = await add(scope, key, body);
     expect(replay.status).toBe(409);
@@ -425,37 +426,9 @@ describe('rule 12: one decision per request, reported without the key', () => {
   it('every decision the layer can make is reported: all eleven, each for the request that made it', async () => {
     const seen: DecisionEvent[] = [];
     const stop = onDecision((e) => seen.push(e));
-    const slowApp = tinyApp(db, { waitMs: 150, leaseMs: 2_000 });
     try {
       const scope = randomUUID();
-      const key = () => randomUUID();
-      const k1 = key();
-      await add(scope, k1); // executed
-      await add(scope, k1); // replayed
-      await add(scope, k1, OTHER); // reused_with_different_input
-      await add(scope, null); // missing
-      await add(scope, ''); // invalid
-      await add(scope, key(), { text: 'x', outcome: 'conflict' }); // failure_stored
-      await add(scope, key(), { text: 'x', outcome: 'crash' }); // released
-      const k2 = key();
-      planFault({ scope, boundary: 'executed', action: 'delay', ms: 600 });
-      const slow = add(scope, k2);
-      await new Promise((r) => setTimeout(r, 150));
-      await add(scope, k2); // waited_then_replayed
-      await slow;
-      const k3 = key();
-      planFault({ scope, boundary: 'executed', action: 'delay', ms: 800 });
-      const held = slowApp.http('notes.add', { scope, key: k3, body: NOTE });
-      await new Promise((r) => setTimeout(r, 150));
-      await slowApp.http('notes.add', { scope, key: k3, body: NOTE }); // in_use (its bound is 150 ms)
-      await held;
-      await sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope} and key = ${k1}`;
-      await add(scope, k1, OTHER); // expired, then executed
-      const k4 = key();
-      app.service.failNext = 'before';
-      await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // released (the service failed)
-      await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // resumed, then executed
-
+      await makeEveryDecision(db, scope);
       const decisions = new Set(seen.filter((e) => e.scope === scope).map((e) => e.decision));
       expect([...decisions].sort()).toEqual([...DECISIONS].sort());
     } finally {

@@ -84,7 +84,7 @@ export async function deleteIfExpired(db: DbOrTx, k: KeyId): Promise<boolean> {
 export async function completeKey(tx: Tx, id: string, status: number, body: StoredResponse): Promise<void> {
   await tx
     .update(idempotencyKeys)
-    .set({ state: 'completed', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
+    .set({ state: 'completed', recoveryPoint: 'finished', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
     .where(eq(idempotencyKeys.id, id));
 }
 
