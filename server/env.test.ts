@@ -1,16 +1,32 @@
 /** The environment is checked once, at start: unsafe or meaningless settings stop the server with a message. */
 import { describe, expect, it } from 'vitest';
 import { startAppServer } from '../dev/app-server';
-import { getEnv, parseServerEnv } from './env.js';
+import { DEV_WEBHOOK_SECRET, getEnv, parseServerEnv } from './env.js';
 
 const BASE = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', STRIPE_API_BASE: 'http://127.0.0.1:12111' };
+/** What a production server needs besides: its own cookie key and the provider's signing secret. */
+const PRODUCTION = { NODE_ENV: 'production', COOKIE_SECRET: 'x'.repeat(32), STRIPE_WEBHOOK_SECRET: 'whsec_theShopsOwnSecret0123' };
 
 describe('server environment', () => {
   it('refuses ENABLE_TEST_HOOKS=1 in production: its faults can stall or kill the server', () => {
-    expect(() => parseServerEnv({ ...BASE, NODE_ENV: 'production', COOKIE_SECRET: 'x'.repeat(32), ENABLE_TEST_HOOKS: '1' })).toThrow(
+    expect(() => parseServerEnv({ ...BASE, ...PRODUCTION, ENABLE_TEST_HOOKS: '1' })).toThrow(
       /ENABLE_TEST_HOOKS: is refused in production/,
     );
     expect(parseServerEnv({ ...BASE, NODE_ENV: 'test', ENABLE_TEST_HOOKS: '1' }).ENABLE_TEST_HOOKS).toBe(true);
+  });
+
+  it('refuses a production server without the provider\'s webhook secret, or with the simulator\'s public one', () => {
+    const { STRIPE_WEBHOOK_SECRET: _secret, ...withoutSecret } = PRODUCTION;
+    expect(() => parseServerEnv({ ...BASE, ...withoutSecret })).toThrow(/STRIPE_WEBHOOK_SECRET: is required in production/);
+    expect(() => parseServerEnv({ ...BASE, ...PRODUCTION, STRIPE_WEBHOOK_SECRET: DEV_WEBHOOK_SECRET })).toThrow(/STRIPE_WEBHOOK_SECRET: is required in production/);
+    expect(() => parseServerEnv({ ...BASE, ...PRODUCTION, STRIPE_WEBHOOK_SECRET: 'not-a-secret' })).toThrow(/must look like whsec_/);
+    expect(parseServerEnv({ ...BASE, ...PRODUCTION }).STRIPE_WEBHOOK_SECRET).toBe(PRODUCTION.STRIPE_WEBHOOK_SECRET);
+  });
+
+  it('refuses metrics in production without a token: they name customers\' traffic', () => {
+    expect(() => parseServerEnv({ ...BASE, ...PRODUCTION, ENABLE_METRICS: '1' })).toThrow(/METRICS_TOKEN: is required in production when ENABLE_METRICS=1/);
+    expect(parseServerEnv({ ...BASE, ...PRODUCTION }).ENABLE_METRICS).toBe(false);
+    expect(parseServerEnv({ ...BASE, ...PRODUCTION, ENABLE_METRICS: '1', METRICS_TOKEN: 't'.repeat(16) }).ENABLE_METRICS).toBe(true);
   });
 
   it('refuses a provider timeout that is not shorter than the lease', () => {
@@ -32,7 +48,7 @@ describe('server environment', () => {
   it('a production server with ENABLE_TEST_HOOKS=1 does not start, and says why', async () => {
     const started = startAppServer({
       port: 3219,
-      env: { NODE_ENV: 'production', DATABASE_URL: getEnv().DATABASE_URL, COOKIE_SECRET: 'x'.repeat(32), ENABLE_TEST_HOOKS: '1' },
+      env: { ...PRODUCTION, DATABASE_URL: getEnv().DATABASE_URL, ENABLE_TEST_HOOKS: '1' },
     });
     await expect(started).rejects.toThrow(/ENABLE_TEST_HOOKS: is refused in production/);
   });

@@ -7,6 +7,8 @@ import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { createContext } from './context';
 import { getDatabase } from './db';
 import { idempotencyOptions } from './env.js';
+import { log } from './observability/log';
+import { metrics } from './observability/metrics';
 import { verifiedEvent } from './services/payments';
 import { applyEvent } from './services/webhooks';
 import { appRouter } from './routers/_app';
@@ -22,7 +24,7 @@ export function handleApiRequest(req: Request): Promise<Response> {
     responseMeta: () => ({ headers: { 'Idempotency-Key-Retention': String(Math.floor(idempotencyOptions().ttlMs / 1000)) } }),
     onError({ error, path }) {
       // Deliberate errors are answers, not incidents; only unexpected ones are logged with their cause.
-      if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`[trpc] ${path ?? '?'} failed:`, error.cause ?? error);
+      if (error.code === 'INTERNAL_SERVER_ERROR') log().error({ err: error.cause ?? error, procedure: path }, `${path ?? '?'} failed`);
     },
   });
 }
@@ -39,8 +41,12 @@ export async function handleStripeWebhook(req: Request): Promise<Response> {
   try {
     event = verifiedEvent(payload, req.headers.get('stripe-signature'));
   } catch (err) {
+    metrics().webhooks.inc({ type: 'unverified', outcome: 'refused' });
+    log().warn({ reason: (err as Error).message }, 'webhook refused');
     return Response.json({ error: `webhook refused: ${(err as Error).message}` }, { status: 400 });
   }
   const outcome = await applyEvent(getDatabase().db, event);
+  metrics().webhooks.inc({ type: event.type, outcome });
+  log().info({ event: event.id, type: event.type, outcome }, `webhook ${event.type} ${outcome}`);
   return Response.json({ received: true, id: event.id, type: event.type, outcome });
 }

@@ -1,11 +1,17 @@
 /**
  * What a server process does once when it starts (called from instrumentation.ts, which Next runs
- * once per server process): check the environment, then start the background jobs, and the fault
- * injection when a test asked for it. A reload of server code in development does not run it again.
+ * once per server process): check the environment, install the log and metrics of the idempotency
+ * layer's decisions, then start the background jobs, and the fault injection when a test asked for it. A reload of server code in development does not run it again.
  */
 import { getEnv } from './env.js';
 import { installFaultInjection } from './idempotency/faults';
+import { setDecisionListeners, type DecisionEvent } from './idempotency/hooks';
 import { startBackgroundJobs } from './jobs/schedule';
+import { log } from './observability/log';
+import { countDecision } from './observability/metrics';
+
+/** Each decision of the idempotency layer: a log line (never the key itself) and its metrics. */
+const logDecision = ({ decision, ...fields }: DecisionEvent) => log().info({ ...fields, decision }, `idempotency ${decision}`);
 
 const state = globalThis as unknown as { __serverStarted?: boolean };
 
@@ -13,6 +19,7 @@ export function startServerProcess(): void {
   if (state.__serverStarted) return;
   state.__serverStarted = true;
   const env = getEnv();
+  setDecisionListeners([logDecision, countDecision]);
   // A test server may be killed on purpose by a planned fault; `next dev` and production never.
   if (env.ENABLE_TEST_HOOKS) installFaultInjection({ allowKill: env.NODE_ENV !== 'development' });
   startBackgroundJobs();

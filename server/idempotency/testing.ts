@@ -15,6 +15,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db, DbOrTx } from '../../db/client';
 import { errorCodeOf } from './errors';
+import { planFault } from './faults';
 import { oneTransactionIdempotency, phasedIdempotency, type KeyedContext } from './trpc';
 
 export async function createNotesTable(db: DbOrTx): Promise<void> {
@@ -125,4 +126,41 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
   }
 
   return { router, http, service, settings };
+}
+
+/**
+ * Makes the layer reach each of its eleven decisions once or more, for `scope`, on tiny apps of its
+ * own (the log and metrics tests check each is reported).
+ */
+export async function makeEveryDecision(db: Db, scope: string): Promise<void> {
+  const app = tinyApp(db);
+  const strict = tinyApp(db, { waitMs: 150, leaseMs: 2_000 });
+  const add = (key: string | null, body: unknown = { text: 'note' }, on = app) => on.http('notes.add', { scope, key, body });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const k1 = randomUUID();
+  await add(k1); // executed
+  await add(k1); // replayed
+  await add(k1, { text: 'other' }); // reused_with_different_input
+  await add(null); // missing
+  await add(''); // invalid
+  await add(randomUUID(), { text: 'x', outcome: 'conflict' }); // failure_stored
+  await add(randomUUID(), { text: 'x', outcome: 'crash' }); // released
+  const k2 = randomUUID();
+  planFault({ scope, boundary: 'executed', action: 'delay', ms: 600 });
+  const slow = add(k2);
+  await sleep(150);
+  await add(k2); // waited_then_replayed
+  await slow;
+  const k3 = randomUUID();
+  planFault({ scope, boundary: 'executed', action: 'delay', ms: 800 });
+  const held = add(k3, { text: 'note' }, strict);
+  await sleep(150);
+  await add(k3, { text: 'note' }, strict); // in_use (its bound is 150 ms)
+  await held;
+  await db.execute(sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope} and key = ${k1}`);
+  await add(k1, { text: 'other' }); // expired, then executed
+  const k4 = randomUUID();
+  app.service.failNext = 'before';
+  await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // released (the service failed)
+  await app.http('calls.make', { scope, key: k4, body: { amount: 3 } }); // resumed, then executed
 }

@@ -23,6 +23,8 @@ import { keyTag } from '../idempotency/key';
 import { drive, type Steps } from '../idempotency/phased';
 import type { Execution } from '../idempotency/request';
 import { findAbandoned, takeOver } from '../idempotency/store';
+import { log } from '../observability/log';
+import { metrics } from '../observability/metrics';
 import { cancelAbandonedPurchase, purchase, refundOrder, type PurchaseInput, type RefundInput } from '../services/purchase';
 
 /** How each phased procedure is finished without its client, and what giving up on it answers. */
@@ -68,11 +70,12 @@ export async function runCompleter(db: Db, options: CompleterOptions = {}) {
   for (const id of stuck) {
     const row = await takeOver(db, id, phaseOptions.leaseMs, { byCompleter: true });
     if (!row) continue; // a client retry took it first
+    metrics().completer.inc({ outcome: 'takeover' });
     const flow = flows[row.procedure]!;
-    const log = (decision: Decision, extra: Record<string, unknown> = {}) =>
+    const decide = (decision: Decision, extra: Record<string, unknown> = {}) =>
       reportDecision({ decision, procedure: row.procedure, scope: row.scope, keyTag: keyTag(row.key), by: 'completer', ...extra });
     const givingUp = row.completerRuns > maxRuns;
-    log('resumed', { recoveryPoint: row.recoveryPoint, completerRun: row.completerRuns, givingUp });
+    decide('resumed', { recoveryPoint: row.recoveryPoint, completerRun: row.completerRuns, givingUp });
     const result = await drive<Execution>(
       db,
       { row, token: row.leaseToken },
@@ -85,11 +88,12 @@ export async function runCompleter(db: Db, options: CompleterOptions = {}) {
           return { ok: false, error: getTRPCErrorFromUnknown(err) };
         }
       },
-      log,
+      decide,
     ).catch((err: unknown) => ({ ok: false as const, error: getTRPCErrorFromUnknown(err) }));
     if (givingUp) {
       outcome.gaveUp++;
-      console.warn(`[completer] gave up on ${row.procedure} key ${keyTag(row.key)} after ${maxRuns} tries: npm run reconcile lists what needs a person`);
+      metrics().completer.inc({ outcome: 'gave_up' });
+      log().warn({ procedure: row.procedure, keyTag: keyTag(row.key), tries: maxRuns }, 'completer gave up on a key: npm run reconcile lists what needs a person');
     } else if (result.ok) outcome.finished++;
     else if (result.error.code === 'SERVICE_UNAVAILABLE' || result.error.code === 'INTERNAL_SERVER_ERROR') outcome.released++;
     else outcome.failed++;

@@ -12,6 +12,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client';
 import { receipts } from '../../db/schema';
+import { metrics } from '../observability/metrics';
 import type { OrderView } from '../services/orders';
 
 const BATCH = 20;
@@ -60,6 +61,7 @@ export async function deliverOutbox(db: Db): Promise<OutboxRun> {
             await one.execute(sql`update outbox set delivered_at = now(), attempts = attempts + 1 where id = ${message.id}`);
           });
           run.delivered++;
+          metrics().outbox.inc({ outcome: 'delivered' });
         } catch (err) {
           // Only this message's savepoint rolled back: record the failure and move on.
           const attempts = message.attempts + 1;
@@ -72,6 +74,7 @@ export async function deliverOutbox(db: Db): Promise<OutboxRun> {
             where id = ${message.id}`);
           if (dead) run.dead++;
           else run.failed++;
+          metrics().outbox.inc({ outcome: dead ? 'dead' : 'failed' });
         }
       }
       return batch.length;

@@ -6,6 +6,7 @@
  */
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
+import { log } from '../observability/log';
 import { reapExpiredKeys } from '../idempotency/reaper';
 import { runCompleter } from './completer';
 import { deliverOutbox } from './outbox';
@@ -20,7 +21,7 @@ function every(seconds: number, name: string, job: () => Promise<unknown>): Node
     if (running) return;
     running = true;
     job()
-      .catch((err: unknown) => console.error(`[jobs] ${name} failed; will run again`, err))
+      .catch((err: unknown) => log().error({ err, job: name }, `background job ${name} failed; it will run again`))
       .finally(() => (running = false));
   }, seconds * 1000 * (0.8 + Math.random() * 0.4));
   timer.unref(); // never keeps a process alive on its own

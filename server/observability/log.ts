@@ -1,0 +1,26 @@
+/**
+ * The server's log: one line per event, through pino. Every line has the time, the level, the
+ * process id and the instance name (INSTANCE_NAME, else the host name), so lines from several
+ * instances can be told apart. `npm run dev` prints them for people (pino-pretty); anywhere else
+ * they are JSON, for machines.
+ */
+import os from 'node:os';
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { getEnv } from '../env.js';
+
+const cache = globalThis as unknown as { __log?: Logger };
+
+export function log(): Logger {
+  if (!cache.__log) {
+    const env = getEnv();
+    const options = {
+      level: env.LOG_LEVEL,
+      base: { pid: process.pid, instance: env.INSTANCE_NAME ?? os.hostname() },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    };
+    // Synchronous pretty-printing in development: no worker thread for the dev server to juggle.
+    cache.__log = env.NODE_ENV === 'development' ? pino(options, pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' })) : pino(options);
+  }
+  return cache.__log;
+}

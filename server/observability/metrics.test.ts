@@ -1,0 +1,66 @@
+/** Metrics and logs: every decision moves its counter, and the scrape shows each family. */
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getDatabase } from '../db';
+import { parseServerEnv } from '../env.js';
+import { DECISIONS, onDecision } from '../idempotency/hooks';
+import { createNotesTable, makeEveryDecision } from '../idempotency/testing';
+import { authorized, countDecision, handleMetrics, metrics } from './metrics';
+
+const { db } = getDatabase();
+const stop = onDecision(countDecision);
+afterAll(() => stop());
+
+async function count(procedure: string, decision: string): Promise<number> {
+  const { values } = await metrics().decisions.get();
+  return values.find((v) => v.labels.procedure === procedure && v.labels.decision === decision)?.value ?? 0;
+}
+
+describe('metrics', () => {
+  it('every decision the layer can make moves its counter', async () => {
+    await createNotesTable(db);
+    const before = Object.fromEntries(await Promise.all(DECISIONS.map(async (d) => [d, (await count('notes.add', d)) + (await count('calls.make', d))] as const)));
+    await makeEveryDecision(db, randomUUID());
+    for (const d of DECISIONS) {
+      const after = (await count('notes.add', d)) + (await count('calls.make', d));
+      expect(after, `idempotency_decisions_total{decision="${d}"}`).toBeGreaterThan(before[d]!);
+    }
+    const { values } = await metrics().latency.get();
+    expect(values.some((v) => v.metricName === 'idempotency_request_duration_seconds_count' && v.labels.decision === 'replayed' && v.value > 0)).toBe(true);
+  });
+
+  it('GET /api/metrics answers in the Prometheus format, with every family', async () => {
+    const res = await handleMetrics(new Request('http://localhost/api/metrics'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    for (const family of [
+      'idempotency_decisions_total',
+      'idempotency_request_duration_seconds_bucket',
+      'idempotency_keys_in_flight',
+      'completer_runs_total',
+      'outbox_backlog',
+      'outbox_delivery_attempts_total',
+      'webhook_events_total',
+      'process_cpu_user_seconds_total',
+    ]) {
+      expect(text, family).toContain(family);
+    }
+    expect(text).toMatch(/idempotency_decisions_total\{procedure="notes.add",decision="replayed"\} [1-9]/);
+  });
+
+  it('in production, metrics need a token: ENABLE_METRICS=1 alone is refused at start', () => {
+    const base = { DATABASE_URL: 'postgres://u@127.0.0.1/db', STRIPE_API_BASE: 'http://127.0.0.1:1', NODE_ENV: 'production', COOKIE_SECRET: 'x'.repeat(32), STRIPE_WEBHOOK_SECRET: 'whsec_production_secret' };
+    expect(() => parseServerEnv({ ...base, ENABLE_METRICS: '1' })).toThrow(/METRICS_TOKEN: is required in production/);
+    expect(parseServerEnv({ ...base }).ENABLE_METRICS).toBe(false);
+    expect(parseServerEnv({ ...base, ENABLE_METRICS: '1', METRICS_TOKEN: 't'.repeat(20) }).ENABLE_METRICS).toBe(true);
+  });
+
+  it('with a token, a scrape without it or with another is refused', () => {
+    const token = 'a-long-enough-metrics-token';
+    const ask = (auth?: string) => new Request('http://localhost/api/metrics', { headers: auth ? { authorization: auth } : {} });
+    expect(authorized(ask(), token)).toBe(false);
+    expect(authorized(ask('Bearer wrong-token-of-some-length'), token)).toBe(false);
+    expect(authorized(ask(`Bearer ${token}`), token)).toBe(true);
+  });
+});
