@@ -211,3 +211,16 @@ test('after a decline, paying again with the same card is a new attempt with a n
   expect(await shop.ordersOf(customer)).toHaveLength(2); // two attempts, each its own order, both declined
   expect(await shop.chargesOf(customer)).toEqual([]);
 });
+
+test('a card that asks for 3-D Secure: the order waits for the bank, then shows paid once the webhook says so', async ({ page, context, shop }) => {
+  await shop.checkoutWith(page, MUG);
+  await page.getByTestId('card-pm_card_authenticationRequired').check();
+  await page.getByTestId('pay').click();
+  const id = await new Confirmation(page).orderId();
+  // The provider settles the payment a moment later and tells the shop by webhook; the page looks again.
+  await expect(page.getByTestId('confirmation')).toContainText('paid by card', { timeout: 20_000 });
+  await expect(page.getByTestId('payment-status')).toHaveText('');
+  const customer = await shop.customerOf(context);
+  expect(await shop.ordersOf(customer)).toEqual([id]);
+  expect((await shop.chargesOf(customer)).map((c) => c.metadata.order_id)).toEqual([id]);
+});

@@ -52,6 +52,7 @@ export default defineConfig({
       ],
     },
   },
+  globalSetup: './global-setup.ts',
   webServer: {
     // Builds only when the sources are newer than the last build (the crash test may have built it).
     command: `npx tsx dev/app-server.ts --port ${PORT}`,

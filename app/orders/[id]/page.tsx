@@ -17,7 +17,11 @@ export default function OrderConfirmationPage({ params }: { params: Promise<{ id
 
 function Confirmation({ id }: { id: string }) {
   const trpc = useTRPC();
-  const order = useQuery(trpc.orders.byId.queryOptions({ orderId: id }));
+  const order = useQuery({
+    ...trpc.orders.byId.queryOptions({ orderId: id }),
+    // While the provider has not settled the payment (3-D Secure, a bank transfer), look again every 2 s.
+    refetchInterval: (q) => (q.state.data?.status === 'payment_processing' ? 2_000 : false),
+  });
   // Set by the checkout when the server answered from the stored result of an earlier request.
   const replayed = useSearchParams().get('replayed') === '1';
   const heading = useRef<HTMLHeadingElement>(null);
@@ -41,6 +45,10 @@ function Confirmation({ id }: { id: string }) {
         Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}
         {o.status === 'paid' ? ', paid by card' : ''}.
       </div>
+      <p role="status" aria-live="polite" data-testid="payment-status" className={o.status === 'payment_failed' ? 'notice error' : 'muted'}>
+        {o.status === 'payment_processing' && 'Your bank has not confirmed the payment yet. This page updates by itself as soon as it does.'}
+        {o.status === 'payment_failed' && 'Your bank did not confirm the payment: nothing was charged. You can order again with another card.'}
+      </p>
       <table>
         <caption className="visually-hidden">What you ordered</caption>
         <tbody>
