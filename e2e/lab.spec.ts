@@ -14,6 +14,8 @@ interface Records {
   orders: number;
   charges: number;
   quantity: number;
+  /** Dollars the run's orders show as refunded. */
+  refunded: number;
   ordersByCustomer: number[];
   productsOrdered: string[];
 }
@@ -37,12 +39,14 @@ test.describe('the retry lab', () => {
         const ordersByCustomer = await Promise.all(customers.map(async (c) => (await shop.ordersOf(c)).length));
         const charges = (await Promise.all(customers.map((c) => shop.chargesOf(c)))).flat().length;
         const [cart] = await sql<{ quantity: number }[]>`select quantity from lab_cart_lines where customer_id = ${customers[0]!}`;
+        const [refunded] = await sql<{ cents: number }[]>`select coalesce(sum(refunded_cents), 0)::int as cents from orders where customer_id in ${sql(customers)}`;
         const products = await sql<{ product_id: string }[]>`
           select distinct i.product_id from order_items i join orders o on o.id = i.order_id where o.customer_id in ${sql(customers)}`;
         return {
           orders: ordersByCustomer.reduce((a, b) => a + b, 0),
           charges,
           quantity: cart?.quantity ?? 0,
+          refunded: refunded!.cents / 100,
           ordersByCustomer,
           productsOrdered: products.map((p) => p.product_id).sort(),
         };

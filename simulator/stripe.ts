@@ -71,9 +71,11 @@ export type FaultMode =
   | 'auth_error'
   | 'timeout_after_charge'
   | 'reset_after_charge'
-  // A refund the provider accepts (pending) and settles later: it succeeds, or it fails.
+  // A refund the provider accepts (pending) and settles later: it succeeds, or it fails; or, held,
+  // only when told (POST /__sim/refunds/:id/settle).
   | 'refund_pending'
-  | 'refund_fails_later';
+  | 'refund_fails_later'
+  | 'refund_held';
 
 /** One call the simulator received, for tests that count what reached the provider. */
 export interface LoggedRequest {
@@ -394,32 +396,32 @@ export class StripeSimulator {
   }
 
   /** A waiting payment settles: it succeeds (the money arrived, the customer authenticated) or fails. */
-  settlePaymentIntent(id: string, outcome: 'succeeded' | 'failed'): PaymentIntent | undefined {
+  settlePaymentIntent(id: string, outcome: 'succeeded' | 'failed', deliver = true): PaymentIntent | undefined {
     const intent = this.paymentIntents.get(id);
     if (!intent || (intent.status !== 'processing' && intent.status !== 'requires_action')) return intent;
     if (outcome === 'succeeded') {
       Object.assign(intent, { status: 'succeeded', amount_received: intent.amount, latest_charge: newId('ch') });
-      this.webhooks.emit('payment_intent.succeeded', intent);
+      this.webhooks.emit('payment_intent.succeeded', intent, deliver);
     } else {
       const error: StripeError = { type: 'card_error', code: 'payment_intent_authentication_failure', message: 'The payment could not be completed.' };
       Object.assign(intent, { status: 'requires_payment_method', last_payment_error: error });
-      this.webhooks.emit('payment_intent.payment_failed', intent);
+      this.webhooks.emit('payment_intent.payment_failed', intent, deliver);
     }
     this.save();
     return intent;
   }
 
   /** A pending refund settles: it succeeds or fails. (A succeeded one may still fail, as at Stripe.) */
-  settleRefund(id: string, outcome: 'succeeded' | 'failed'): Refund | undefined {
+  settleRefund(id: string, outcome: 'succeeded' | 'failed', deliver = true): Refund | undefined {
     const refund = this.refunds.get(id);
     if (!refund || refund.status === 'failed' || (refund.status === 'succeeded' && outcome === 'succeeded')) return refund;
     refund.status = outcome;
     if (outcome === 'succeeded') {
-      this.webhooks.emit('refund.updated', refund);
+      this.webhooks.emit('refund.updated', refund, deliver);
       const intent = this.paymentIntents.get(refund.payment_intent);
-      this.webhooks.emit('charge.refunded', { id: intent?.latest_charge ?? refund.payment_intent, payment_intent: refund.payment_intent, metadata: intent?.metadata ?? {} });
+      this.webhooks.emit('charge.refunded', { id: intent?.latest_charge ?? refund.payment_intent, payment_intent: refund.payment_intent, metadata: intent?.metadata ?? {} }, deliver);
     } else {
-      this.webhooks.emit('refund.failed', refund);
+      this.webhooks.emit('refund.failed', refund, deliver);
     }
     this.save();
     return refund;
@@ -446,14 +448,14 @@ export class StripeSimulator {
       amount,
       currency: intent.currency,
       payment_intent: intent.id,
-      status: faults.has('refund_pending') || faults.has('refund_fails_later') ? 'pending' : 'succeeded',
+      status: faults.has('refund_pending') || faults.has('refund_fails_later') || faults.has('refund_held') ? 'pending' : 'succeeded',
       metadata: (p.metadata as Record<string, string>) ?? {},
       created: Math.floor(this.now() / 1000),
     };
     this.refunds.set(refund.id, refund);
     this.webhooks.emit('refund.created', refund);
     if (refund.status === 'succeeded') this.webhooks.emit('charge.refunded', { id: intent.latest_charge ?? intent.id, payment_intent: intent.id, metadata: intent.metadata });
-    else this.settleLater(() => this.settleRefund(refund.id, faults.has('refund_fails_later') ? 'failed' : 'succeeded'));
+    else if (!faults.has('refund_held')) this.settleLater(() => this.settleRefund(refund.id, faults.has('refund_fails_later') ? 'failed' : 'succeeded'));
     return { status: 200, body: refund };
   }
 
@@ -524,9 +526,10 @@ export class StripeSimulator {
     }
     const settle = /^\/__sim\/(payment_intents|refunds)\/([\w-]+)\/settle$/.exec(path);
     if (method === 'POST' && settle) {
-      const { outcome } = JSON.parse(raw || '{}') as { outcome?: 'succeeded' | 'failed' };
+      const { outcome, deliver = true } = JSON.parse(raw || '{}') as { outcome?: 'succeeded' | 'failed'; deliver?: boolean };
       if (outcome !== 'succeeded' && outcome !== 'failed') return invalid('outcome', 'Send {"outcome": "succeeded" | "failed"}.');
-      const settled = settle[1] === 'payment_intents' ? this.settlePaymentIntent(settle[2]!, outcome) : this.settleRefund(settle[2]!, outcome);
+      if (typeof deliver !== 'boolean') return invalid('deliver', 'deliver is true (send the event to the endpoints) or false (only make it).');
+      const settled = settle[1] === 'payment_intents' ? this.settlePaymentIntent(settle[2]!, outcome, deliver) : this.settleRefund(settle[2]!, outcome, deliver);
       return settled ? { status: 200, body: settled } : notFound(`No such object: '${settle[2]}'`);
     }
     return notFound(`No simulator control at ${path}`);

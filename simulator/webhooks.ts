@@ -59,8 +59,8 @@ export class WebhookSender {
 
   constructor(private readonly secret: string) {}
 
-  /** Makes an event of `object`'s change and sends it to every endpoint. */
-  emit(type: string, object: EventObject): SimEvent {
+  /** Makes an event of `object`'s change and sends it to every endpoint (unless `deliver` is false). */
+  emit(type: string, object: EventObject, deliver = true): SimEvent {
     const event: SimEvent = {
       id: `evt_${randomBytes(12).toString('base64url')}`,
       object: 'event',
@@ -71,6 +71,7 @@ export class WebhookSender {
       data: { object: structuredClone(object) },
     };
     this.events.push(event);
+    if (!deliver) return event;
     for (const url of this.endpoints) {
       void this.deliver(event, url);
       if (Math.random() < this.config.duplicates) void this.deliver(event, url);

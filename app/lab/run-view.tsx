@@ -10,7 +10,7 @@ import { useTRPC } from '../components/trpc';
 export type Prediction = Partial<Record<string, number>>;
 
 const LABELS: Record<string, string> = { orders: 'order', charges: 'charge', quantity: 'mug' };
-const plural = (n: number, what: string) => `${n} ${LABELS[what] ?? what}${n === 1 ? '' : 's'}`;
+const plural = (n: number, what: string) => (what === 'refunded' ? `$${n} refunded` : `${n} ${LABELS[what] ?? what}${n === 1 ? '' : 's'}`);
 
 interface Props {
   runId: string;

@@ -9,7 +9,7 @@ import { RunView, type Prediction } from './run-view';
 
 type ScenarioCardData = inferRouterOutputs<AppRouter>['lab']['scenarios'][number];
 
-const LABELS: Record<string, string> = { orders: 'Orders', charges: 'Charges', quantity: 'Mugs in the cart' };
+const LABELS: Record<string, string> = { orders: 'Orders', charges: 'Charges', quantity: 'Mugs in the cart', refunded: 'Dollars refunded' };
 
 export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData; number: number }) {
   const trpc = useTRPC();

@@ -24,6 +24,7 @@ export async function startRun(db: Db, scenarioId: string, variant: Variant): Pr
       const counted: Counts = {};
       if (scenario.counts.includes('orders') || scenario.counts.includes('charges')) Object.assign(counted, await session.counts());
       if (scenario.counts.includes('quantity')) counted.quantity = await twins.cartQuantity(db, customers[0]!, 'travel-mug');
+      if (scenario.counts.includes('refunded')) counted.refunded = (await session.refundedCents()) / 100;
       const counts = Object.fromEntries(scenario.counts.map((c) => [c, counted[c]])) as Counts;
       const ok = scenario.counts.every((c) => counts[c] === scenario.expected[c]) && checks.every((c) => c.ok);
       const verdict: Verdict = { counts, expected: scenario.expected, checks, ok };

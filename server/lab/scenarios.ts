@@ -5,9 +5,11 @@
  * the same way every time. A scenario, its browser test (e2e/lab.spec.ts) and its walkthrough
  * chapter (docs/) share one id.
  */
+import { and, eq } from 'drizzle-orm';
+import { refunds } from '../../db/schema';
 import { keyTooOld } from '../../shared/key-age';
 import { idempotencyOptions } from '../env.js';
-import { twins } from './twins';
+import { handleWebhookWithoutRecord, twins } from './twins';
 import type { Check, Counts, LabSession } from './session';
 
 export type Variant = 'safe' | 'unsafe';
@@ -266,6 +268,50 @@ export const scenarios: Scenario[] = [
       const procedure = variant === 'safe' ? 'lab.setCartQuantity' : 'lab.addOneToCart';
       await lab.send({ procedure, input, key: null, network: 'lose-response' });
       await lab.send({ procedure, input, key: null });
+    },
+  },
+  {
+    id: 'webhook-twice',
+    title: 'The provider sends one event twice',
+    story:
+      'Two refunds of $10 went through on a $39.90 order. A third, of $10, is accepted by the provider and later refused by the bank. The provider tells the shop with a refund.failed webhook, and, as providers do, sends it again.',
+    question: 'How many dollars does the order show as refunded at the end?',
+    counts: ['refunded'],
+    expected: { refunded: 20 },
+    safeguard:
+      "The event's id is recorded in the transaction that applies it: the second delivery finds the record, changes nothing, and is answered 200 so that the provider stops.",
+    twin: 'A handler that trusts each event to come once: no record of its id, and a plain subtraction, so the second delivery gives the $10 back again.',
+    chapter: 'docs/10-webhooks.md',
+    needsSimulator: true,
+    async play(lab, variant) {
+      const purchase = { items: [{ productId: 'travel-mug', quantity: 2 }], paymentMethod: 'pm_card_visa' };
+      const bought = await lab.send({ procedure: 'checkout.purchase', input: purchase, key: lab.newKey() });
+      const orderId = bought?.body?.result?.data?.id as string | undefined;
+      if (!orderId) throw new Error(`the purchase failed: ${bought?.status}`);
+      for (let i = 0; i < 2; i++) await lab.send({ procedure: 'orders.refund', input: { orderId, amountCents: 1000 }, key: lab.newKey() });
+      await lab.providerFault('refund_held');
+      await lab.send({ procedure: 'orders.refund', input: { orderId, amountCents: 1000 }, key: lab.newKey() });
+      const [held] = await lab.db
+        .select({ providerRefundId: refunds.providerRefundId })
+        .from(refunds)
+        .where(and(eq(refunds.orderId, orderId), eq(refunds.status, 'pending')));
+      if (!held?.providerRefundId) throw new Error('the third refund is not pending at the provider');
+      await lab.settleHeldRefund(held.providerRefundId, 'failed');
+      await lab.note('The bank refuses the third refund: the provider makes a refund.failed event, and delivers it twice.');
+      const [failed] = await lab.providerEvents('refund.failed');
+      if (!failed) throw new Error('the provider made no refund.failed event');
+      const { handleStripeWebhook } = await import('../http'); // the shop's own endpoint, as the provider reaches it
+      const handler = variant === 'safe' ? handleStripeWebhook : (req: Request) => handleWebhookWithoutRecord(lab.db, req);
+      const first = await lab.deliverWebhook(failed.signed, handler);
+      const second = await lab.deliverWebhook(failed.signed, handler);
+      const acknowledged = first.status === 200 && second.status === 200;
+      return [
+        {
+          label: 'Both deliveries are answered 200, so the provider stops sending',
+          ok: acknowledged,
+          detail: `The deliveries were answered ${first.status} (${first.body.outcome ?? first.body.error}) and ${second.status} (${second.body.outcome ?? second.body.error}).`,
+        },
+      ];
     },
   },
 ];

@@ -44,6 +44,8 @@ export interface Counts {
   orders?: number;
   charges?: number;
   quantity?: number;
+  /** Dollars the run's orders show as refunded. */
+  refunded?: number;
 }
 
 export interface Check {
@@ -187,6 +189,58 @@ export class LabSession {
     return network === 'deliver' ? { status: res.status, body } : null;
   }
 
+  /**
+   * Settles a refund the provider holds (the `refund_held` fault): it makes its event but does not
+   * send it, so that the scenario delivers it, and as often as it likes.
+   */
+  async settleHeldRefund(providerRefundId: string, outcome: 'succeeded' | 'failed'): Promise<void> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) throw new Error('this scenario needs the payment simulator');
+    const res = await fetch(`${base}/__sim/refunds/${providerRefundId}/settle`, { method: 'POST', body: JSON.stringify({ outcome, deliver: false }) });
+    if (!res.ok) throw new Error(`the simulator did not settle ${providerRefundId}: ${res.status} ${await res.text()}`);
+  }
+
+  /** The provider's events about this run's first customer, of one type, each signed as the provider sends it. */
+  async providerEvents(type: string): Promise<{ event: { id: string; type: string }; signed: { payload: string; header: string } }[]> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) throw new Error('this scenario needs the payment simulator');
+    const { events } = (await (await fetch(`${base}/__sim/events?customer_id=${this.customer}`)).json()) as {
+      events: { event: { id: string; type: string }; signed: { payload: string; header: string } }[];
+    };
+    return events.filter((e) => e.event.type === type);
+  }
+
+  /** Delivers a signed event to a webhook handler as the provider does, and writes it into the timeline. */
+  async deliverWebhook(
+    signed: { payload: string; header: string },
+    handler: (req: Request) => Promise<Response>,
+  ): Promise<{ status: number; body: { outcome?: string; type?: string; id?: string; error?: string } }> {
+    const t = Date.now() - this.started;
+    const req = new Request('http://lab/api/webhooks/stripe', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'stripe-signature': signed.header },
+      body: signed.payload,
+    });
+    const res = await handler(req);
+    const body = (await res.json()) as { outcome?: string; type?: string; id?: string; error?: string };
+    this.timeline.push({
+      t,
+      kind: 'attempt',
+      attempt: ++this.attempts,
+      who: 'provider',
+      procedure: `webhook ${body.type ?? ''}`.trim(),
+      key: short(body.id),
+      network: 'delivered',
+      status: res.status,
+      answer: `${res.status} ${body.outcome ?? body.error ?? ''}`.trim(),
+      decisions: body.outcome ? [body.outcome] : [],
+      keyAfter: null,
+      provider: [],
+    });
+    await this.save();
+    return { status: res.status, body };
+  }
+
   /** Calls the payment simulator received for this run since the last attempt (none with real Stripe). */
   private async newProviderCalls(): Promise<TimelineEntry['provider']> {
     const base = getEnv().STRIPE_API_BASE;
@@ -207,6 +261,12 @@ export class LabSession {
     let charges = 0;
     for (const customer of this.customers) charges += (await providerIntentsOf(customer)).filter((pi) => pi.status === 'succeeded').length;
     return { orders: row!.n, charges };
+  }
+
+  /** Cents the run's orders show as refunded. */
+  async refundedCents(): Promise<number> {
+    const [row] = await this.db.select({ n: sql<number>`coalesce(sum(${orders.refundedCents}), 0)::int` }).from(orders).where(inArray(orders.customerId, this.customers));
+    return row!.n;
   }
 
   private save(): Promise<void> {

@@ -17,6 +17,8 @@
  *                                  answer charges again
  *   without the lookup             a resume after the provider forgot its key charges again
  *   add one (vs set to n)          an operation that is not idempotent by nature, retried without a key
+ *   webhook without a record       every delivery of an event is applied: a redelivered refund.failed
+ *                                  gives the amount back twice
  */
 import { randomUUID } from 'node:crypto';
 import { getTRPCErrorFromUnknown } from '@trpc/server';
@@ -28,6 +30,7 @@ import { reached } from '../idempotency/hooks';
 import { fingerprint } from '../idempotency/key';
 import { runIdempotent } from '../idempotency/one-transaction';
 import { runPhased } from '../idempotency/phased';
+import { verifiedEvent } from '../services/payments';
 import type { Execution } from '../idempotency/request';
 import { findLiveKey, storeAnswerAfterTheFact, type StoredResponse } from '../idempotency/store';
 import { placeOrder, type OrderView, type PlaceOrderInput } from '../services/orders';
@@ -185,4 +188,20 @@ export async function applyRefundFailedWithoutRecord(db: Db, event: { type: stri
     await tx.update(refunds).set({ status: 'failed' }).where(eq(refunds.id, refundId));
     await tx.update(orders).set({ refundedCents: sql`${orders.refundedCents} - ${refund.amount}` }).where(eq(orders.id, row.orderId));
   });
+}
+
+/**
+ * The webhook endpoint with that handler: the signature is checked as in the shop (the lesson is not
+ * about signatures), then every delivery is applied, a redelivery too.
+ */
+export async function handleWebhookWithoutRecord(db: Db, req: Request): Promise<Response> {
+  const payload = await req.text();
+  let event;
+  try {
+    event = verifiedEvent(payload, req.headers.get('stripe-signature'));
+  } catch (err) {
+    return Response.json({ error: `webhook refused: ${(err as Error).message}` }, { status: 400 });
+  }
+  await applyRefundFailedWithoutRecord(db, event as unknown as Parameters<typeof applyRefundFailedWithoutRecord>[1]);
+  return Response.json({ received: true, id: event.id, type: event.type, outcome: 'applied' });
 }

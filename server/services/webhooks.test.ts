@@ -4,6 +4,8 @@
  * backwards whatever the order of arrival.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signature } from '../../simulator/webhooks';
 import { getDatabase } from '../db';
@@ -208,5 +210,46 @@ describe('events out of order never move a record backwards', () => {
     const succeeded = ofType(events, 'payment_intent.succeeded')[0]!;
     await deliverWebhook(succeeded.signed.payload, succeeded.signed.header);
     await expect(sql`update orders set status = 'payment_processing' where id = ${order.id}`).rejects.toMatchObject({ code: '23514' });
+  });
+});
+
+describe("a refund the provider holds (the lab's webhook-twice scenario)", () => {
+  it('stays pending while others settle; settled with deliver: false, its event is made and sent to no endpoint', async () => {
+    const received: string[] = [];
+    const endpoint = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push((JSON.parse(body) as { type: string }).type);
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+    await fetch(`${sim()}/__sim/webhooks`, { method: 'POST', body: JSON.stringify({ url }) });
+    await simConfig({ settleAfterMs: 50 });
+    try {
+      const customer = randomUUID();
+      const order = await buy(customer, 'pm_card_visa');
+      await scriptProviderFault(customer, 'refund_held', { path: '/v1/refunds' });
+      expect((await refund(customer, order.id, 1000)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 400)); // ample time for a refund that settles after 50 ms
+      const [row] = await sql`select provider_refund_id, status from refunds where order_id = ${order.id}`;
+      expect(row!.status).toBe('pending');
+      expect(ofType(await providerEvents(customer), 'refund.failed')).toHaveLength(0);
+      expect(received).toContain('refund.created'); // the endpoint does get what is sent
+
+      const settled = await fetch(`${sim()}/__sim/refunds/${row!.provider_refund_id}/settle`, { method: 'POST', body: JSON.stringify({ outcome: 'failed', deliver: false }) });
+      expect(settled.status).toBe(200);
+      expect(ofType(await providerEvents(customer), 'refund.failed')).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(received).not.toContain('refund.failed');
+      const refused = await fetch(`${sim()}/__sim/refunds/${row!.provider_refund_id}/settle`, { method: 'POST', body: JSON.stringify({ outcome: 'failed', deliver: 'no' }) });
+      expect(refused.status).toBe(400);
+    } finally {
+      await fetch(`${sim()}/__sim/webhooks`, { method: 'DELETE', body: JSON.stringify({ url }) });
+      await simConfig({ settleAfterMs: null });
+      endpoint.close();
+    }
   });
 });

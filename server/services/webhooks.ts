@@ -28,22 +28,19 @@ const PAYMENT_STATUS: Record<string, 'paid' | 'payment_processing' | 'payment_fa
   'payment_intent.payment_failed': 'payment_failed',
 };
 
-/** Applies one verified event, once. `record: false` is the lab's unsafe twin only (no event-id record). */
-export async function applyEvent(db: Db, event: Stripe.Event, options: { record?: boolean } = {}): Promise<WebhookOutcome> {
-  const record = options.record ?? true;
+/** Applies one verified event, once. (The lab's unsafe twin, without the record, is in server/lab/twins.ts.) */
+export async function applyEvent(db: Db, event: Stripe.Event): Promise<WebhookOutcome> {
   const object = event.data.object as { id: string };
   return db.transaction(async (tx) => {
-    if (record) {
-      // The claim, as for idempotency keys: one atomic insert; a copy of this event finds it taken.
-      const [claimed] = await tx
-        .insert(webhookEvents)
-        .values({ id: event.id, type: event.type, objectId: object.id, outcome: 'unrelated' })
-        .onConflictDoNothing()
-        .returning({ id: webhookEvents.id });
-      if (!claimed) return 'duplicate';
-    }
+    // The claim, as for idempotency keys: one atomic insert; a copy of this event finds it taken.
+    const [claimed] = await tx
+      .insert(webhookEvents)
+      .values({ id: event.id, type: event.type, objectId: object.id, outcome: 'unrelated' })
+      .onConflictDoNothing()
+      .returning({ id: webhookEvents.id });
+    if (!claimed) return 'duplicate';
     const outcome = await effect(tx, event);
-    if (record && outcome !== 'unrelated') await tx.update(webhookEvents).set({ outcome }).where(eq(webhookEvents.id, event.id));
+    if (outcome !== 'unrelated') await tx.update(webhookEvents).set({ outcome }).where(eq(webhookEvents.id, event.id));
     return outcome;
   });
 }
