@@ -57,8 +57,11 @@ export function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
-/** Starts `next start` on the port and resolves once it answers. */
-export async function startAppServer(options: { port: number; env?: Record<string, string> }): Promise<AppServer> {
+/**
+ * Starts `next start` on the port and resolves once it answers. With `logFile`, the server's log
+ * lines (stdout and stderr) are appended there; otherwise its stdout is dropped.
+ */
+export async function startAppServer(options: { port: number; env?: Record<string, string>; logFile?: string }): Promise<AppServer> {
   const url = `http://127.0.0.1:${options.port}`;
   // A server left over from an interrupted run would answer in our place: refuse to start instead.
   const occupied = await fetch(`${url}/api/trpc/health.ping`).then(
@@ -66,14 +69,19 @@ export async function startAppServer(options: { port: number; env?: Record<strin
     () => false,
   );
   if (occupied) throw new Error(`port ${options.port} is already serving (a server left over from an earlier run?)`);
+  const log = options.logFile ? fs.openSync(options.logFile, 'a') : undefined;
   const child = spawn(nextBin, ['start', '-p', String(options.port), '-H', '127.0.0.1'], {
     cwd: root,
     env: appEnv(options.env),
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', log ?? 'ignore', 'pipe'],
     detached: true, // its own process group, so a kill reaches next's worker too
   });
+  if (log !== undefined) fs.closeSync(log); // the child has its own copy
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (options.logFile) fs.appendFileSync(options.logFile, chunk);
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const deadline = Date.now() + 60_000;

@@ -27,6 +27,7 @@ import { statePath } from '../dev/state';
 import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
 import { runCompleter } from '../server/jobs/completer';
+import { settleWaiting } from '../server/jobs/settle';
 import { reconcile } from '../server/services/reconcile';
 import { parseFlags } from './args';
 import { startCluster } from './cluster';
@@ -48,6 +49,9 @@ const UNSAFE = flags.unsafe;
 const PURCHASE = UNSAFE ? 'lab.purchaseWithRandomProviderKeys' : 'checkout.purchase';
 const CUSTOMERS = 100;
 const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
+const WEBHOOKS = { duplicates: 0.3, maxDelayMs: 2_000 };
+// Deliveries still retrying when the clients stop (each spans about 16 s at most) are let land.
+const WEBHOOK_SETTLE_MS = 18_000;
 const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];
 
 const databaseUrl = process.env.DATABASE_URL!;
@@ -72,12 +76,22 @@ interface Attempt {
 }
 
 const history: Attempt[] = [];
-const stats = { instanceKills: 0, postgresRestarts: 0, gaveUp: 0 };
+const stats = { instanceKills: 0, postgresRestarts: 0, gaveUp: 0, webhookDeliveries: 0, webhookEvents: 0 };
+/** When Postgres was down (restarted by this run): a webhook answered 500 then is right, and is sent again. */
+const postgresDown: { from: number; to: number }[] = [];
+/**
+ * How long after a restart a server may still fail on a connection Postgres ended: postgres.js
+ * reports the end on that connection's next use, seen here up to 12 s after a restart.
+ */
+const RECONNECT_GRACE_MS = 15_000;
 const rand = (n: number) => Math.floor(Math.random() * n);
 
 async function main() {
   const started = Date.now();
+  const out = statePath('chaos'); // the history of every attempt, and each instance's log
+  fs.mkdirSync(out, { recursive: true });
   const cluster = await startCluster({
+    logDir: out,
     instances: 2,
     basePort: 3401,
     lbPort: 8481,
@@ -102,6 +116,11 @@ async function main() {
     await sql.end();
   }
   await setProviderFaults(PROVIDER_FAULTS);
+  // Webhooks as Stripe sends them at their worst: to the load balancer, a third of them twice, each
+  // up to 2 s late (so they overtake one another), while instances die under them.
+  const webhookUrl = `${cluster.url}/api/webhooks/stripe`;
+  await fetch(`${sim}/__sim/webhooks`, { method: 'POST', body: JSON.stringify({ url: webhookUrl }) });
+  await simConfig({ faultRates: PROVIDER_FAULTS, settleAfterMs: 500, webhooks: WEBHOOKS });
 
   let done = 0;
   let stopFaults = false;
@@ -115,7 +134,9 @@ async function main() {
         const { EMBEDDED_PG_DATA, EMBEDDED_PG_BIN } = getLauncherEnv();
         if (EMBEDDED_PG_DATA && EMBEDDED_PG_BIN) {
           console.log('[chaos] restarting Postgres');
+          const from = Date.now();
           restartEmbeddedPostgres({ dataDir: EMBEDDED_PG_DATA, binDir: EMBEDDED_PG_BIN });
+          postgresDown.push({ from, to: Date.now() });
           stats.postgresRestarts++;
           console.log('[chaos] Postgres is back');
         } else console.log('[chaos] DATABASE_URL is not the embedded test cluster: Postgres restart skipped');
@@ -142,6 +163,10 @@ async function main() {
   stopFaults = true;
   await faults;
   await setProviderFaults({});
+  // Let the webhooks in flight land (their retries span about 16 s) before the instances stop.
+  await sleep(WEBHOOK_SETTLE_MS);
+  await fetch(`${sim}/__sim/webhooks`, { method: 'DELETE', body: JSON.stringify({ url: webhookUrl }) });
+  await simConfig({ faultRates: {}, settleAfterMs: 1_000, webhooks: { duplicates: 0, maxDelayMs: 0 } });
   await cluster.stop();
 
   // Finish what clients gave up on, as the completer would after its delay.
@@ -152,6 +177,8 @@ async function main() {
     await runCompleter(db, { delaySeconds: 0, backoffBaseSeconds: 0 });
     await sleep(1000); // leases of killed holders lapse after 3 s
   }
+  // Payments whose webhook never got through (an instance died under every retry): asked of the provider.
+  await settleWaiting(db, { olderThanSeconds: 0 });
 
   const violations = await check(db, sql, customers);
   const [{ orders, paid }] = (await sql`
@@ -174,6 +201,7 @@ async function main() {
     ['faults: instances killed', stats.instanceKills],
     ['faults: Postgres restarts', stats.postgresRestarts],
     ['faults: provider rates', `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`],
+    ['webhook events / deliveries (duplicated, reordered)', `${stats.webhookEvents} / ${stats.webhookDeliveries}`],
     ['orders', orders],
     ['paid orders', paid],
     ['charges', charges],
@@ -183,10 +211,8 @@ async function main() {
   console.log('\n| chaos run | |\n| --- | ---: |');
   for (const [k, v] of summary) console.log(`| ${k} | ${v} |`);
   for (const v of violations.slice(0, 50)) console.log(`VIOLATION ${v}`);
-  const out = statePath('chaos');
-  fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'history.jsonl'), history.map((a) => JSON.stringify(a)).join('\n'));
-  console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}`);
+  console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}; instance logs: ${path.join(out, 'instance-*.log')}`);
   process.exit(violations.length === 0 ? 0 : 1);
 }
 
@@ -194,7 +220,10 @@ async function main() {
 async function intent(targets: string[], customer: string, started: number) {
   const key = randomUUID();
   const items = [...PRODUCTS].sort(() => Math.random() - 0.5).slice(0, 1 + rand(3)).map((productId) => ({ productId, quantity: 1 + rand(3) }));
-  const payload = JSON.stringify({ items, paymentMethod: Math.random() < 0.05 ? 'pm_card_chargeDeclined' : 'pm_card_visa' });
+  const card = Math.random();
+  // Mostly cards that pay at once; some declined; some paid later, by webhook (3-D Secure, processing).
+  const paymentMethod = card < 0.05 ? 'pm_card_chargeDeclined' : card < 0.1 ? 'pm_card_authenticationRequired' : card < 0.13 ? 'pm_card_processing' : 'pm_card_visa';
+  const payload = JSON.stringify({ items, paymentMethod });
   const clients = [client(targets, customer, key, payload, started)];
   if (Math.random() < DUPLICATE_RATE) clients.push(sleep(rand(200)).then(() => client(targets, customer, key, payload, started)));
   await Promise.all(clients);
@@ -260,11 +289,46 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
     }
   }
   for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
+
+  // Webhooks: each event applied once (its id recorded once, whatever the copies), and none ever
+  // refused by the app: a 4xx would be a signature bug; a 500 while Postgres was up, a record moved
+  // backwards (the database refuses that). A 500 while Postgres restarted is the right answer: the
+  // provider sends the event again. 502 and no answer are the killed instances.
+  const { events, deliveries } = (await (await fetch(`${sim}/__sim/events`)).json()) as {
+    events: { event: { id: string; data: { object: { metadata?: Record<string, string> } } } }[];
+    deliveries: { eventId: string; status: number | null; at: number }[];
+  };
+  const whileDown = (at: number) => postgresDown.some((w) => at >= w.from && at <= w.to + RECONNECT_GRACE_MS);
+  const mine = new Set(customers);
+  const ours = new Set(events.filter((e) => mine.has(e.event.data.object.metadata?.customer_id ?? '')).map((e) => e.event.id));
+  const received = new Map<string, string[]>();
+  const refused = new Set<string>();
+  const sinceRestart = (at: number) => {
+    const last = postgresDown.filter((w) => w.to <= at).at(-1);
+    return last ? ` (${((at - last.to) / 1000).toFixed(1)} s after Postgres came back)` : '';
+  };
+  for (const d of deliveries) {
+    if (!ours.has(d.eventId)) continue;
+    received.set(d.eventId, [...(received.get(d.eventId) ?? []), `${d.status ?? 'no answer'}${d.status === 500 ? sinceRestart(d.at) : ''}`]);
+    if (d.status !== null && ((d.status >= 400 && d.status < 500) || (d.status === 500 && !whileDown(d.at)))) refused.add(d.eventId);
+  }
+  const recorded = ours.size ? await sql`select id from webhook_events where id in ${sql([...ours])}` : [];
+  const recordedIds = new Set(recorded.map((r) => r.id as string));
+  for (const [id, statuses] of received) {
+    if (refused.has(id)) violations.push(`webhook ${id}: answered ${statuses.join(', ')}`);
+    if (statuses.some((st) => st.startsWith('2')) && !recordedIds.has(id)) violations.push(`webhook ${id}: acknowledged but never recorded`);
+  }
+  stats.webhookDeliveries = [...received.values()].reduce((n, st) => n + st.length, 0);
+  stats.webhookEvents = ours.size;
   return violations;
 }
 
 async function setProviderFaults(faultRates: Record<string, number>) {
-  await fetch(`${sim}/__sim/config`, { method: 'POST', body: JSON.stringify({ faultRates }) });
+  await simConfig({ faultRates, settleAfterMs: 500, webhooks: WEBHOOKS });
+}
+
+async function simConfig(config: Record<string, unknown>) {
+  await fetch(`${sim}/__sim/config`, { method: 'POST', body: JSON.stringify(config) });
 }
 
 function sleep(ms: number) {

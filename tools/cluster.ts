@@ -63,11 +63,14 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`)
 `;
 }
 
-export async function startCluster(options: { instances: number; basePort: number; lbPort: number; env: Record<string, string> }): Promise<Cluster> {
+/** Instances' log lines go to `logDir`/instance-<n>.log when given (a restarted instance appends). */
+export async function startCluster(options: { instances: number; basePort: number; lbPort: number; env: Record<string, string>; logDir?: string }): Promise<Cluster> {
   ensureProductionBuild();
   const ports = Array.from({ length: options.instances }, (_, i) => options.basePort + i);
   const env = { IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '600', ...options.env };
-  const instances = await Promise.all(ports.map((port) => startAppServer({ port, env })));
+  const logFile = (i: number) => (options.logDir ? path.join(options.logDir, `instance-${i}.log`) : undefined);
+  if (options.logDir) for (let i = 0; i < ports.length; i++) fs.rmSync(logFile(i)!, { force: true });
+  const instances = await Promise.all(ports.map((port, i) => startAppServer({ port, env, logFile: logFile(i) })));
 
   let nginx: ChildProcess | undefined;
   let url = instances[0]!.url;
@@ -98,7 +101,7 @@ export async function startCluster(options: { instances: number; basePort: numbe
     async crash(i, downMs = 500) {
       await instances[i]!.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, downMs));
-      instances[i] = await startAppServer({ port: ports[i]!, env });
+      instances[i] = await startAppServer({ port: ports[i]!, env, logFile: logFile(i) });
     },
     async stop() {
       nginx?.kill('SIGTERM');
