@@ -9,7 +9,7 @@
  *
  * Clients behave like the real one: one key per intent, the same key on every retry (network
  * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
- * 30% of intents sent twice at once (a double-click, a second tab). Every attempt is recorded.
+ * 30% of intents sent twice at once (a double-click, or a client retrying while its first request still runs). Every attempt is recorded.
  * Meanwhile: app instances are SIGKILLed and restarted, Postgres is restarted once, and the
  * payment simulator fails 2% of calls with a 500 and times out 2% after charging.
  *
