@@ -4,7 +4,9 @@
  * business (server/db.ts).
  */
 import postgres from 'postgres';
-import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { drizzle, PostgresJsSession, PostgresJsTransaction, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import * as schema from './schema';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -36,4 +38,62 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
     ...(onQuery ? { debug: (_conn: number, query: string) => onQuery(query) } : {}),
   });
   return { db: drizzle(sql, { schema }), sql };
+}
+
+/** How a pipelined transaction ends: committed (with a last statement sent along), or rolled back. */
+export type TransactionEnd<T> = { commit: T; last?: SQL } | { rollback: T };
+
+const dialect = new PgDialect();
+
+/**
+ * `db.transaction`, with two round trips fewer. On one reserved connection, BEGIN goes to Postgres
+ * in the same packet as the transaction's first statement (`first`), and COMMIT in the same packet
+ * as its last (`last`): postgres.js pipelines queries issued together, so neither waits for the
+ * other's answer. What Postgres runs is exactly what `db.transaction` would run, in the same order;
+ * only the waiting between them is gone. That matters where a statement costs less than its round
+ * trip, as on a small machine shared by the app and the database.
+ *
+ * - If `first` fails, the transaction is rolled back and the error thrown (BEGIN cannot fail alone).
+ * - If `last` fails, Postgres answers the COMMIT sent behind it with a rollback: nothing is kept,
+ *   and the error is thrown. Nothing is ever committed that `body` did not see succeed, except `last`.
+ * - If `body` throws, the transaction is rolled back and the error thrown, as with `db.transaction`.
+ *
+ * `body` gets a Drizzle transaction on the reserved connection (no nested transactions: savepoints
+ * are not needed on the paths that use this) and the rows `first` returned.
+ */
+export async function pipelinedTransaction<Row extends Record<string, unknown>, T>(
+  db: Db,
+  first: SQL,
+  body: (tx: Tx, rows: Row[]) => Promise<TransactionEnd<T>>,
+): Promise<T> {
+  const connection = await (db as Db & { $client: postgres.Sql }).$client.reserve();
+  let open = true;
+  try {
+    const opening = dialect.sqlToQuery(first);
+    const [, rows] = await Promise.all([connection.unsafe('begin'), connection.unsafe<Row[]>(opening.sql, opening.params as never[])]);
+    // The same Drizzle transaction db.transaction would give, on the reserved connection.
+    const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
+    const session = new PostgresJsSession(connection as unknown as postgres.Sql, dialect, schema, {});
+    const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as Tx;
+    const end = await body(tx, [...rows]);
+    if ('rollback' in end) {
+      open = false;
+      await connection.unsafe('rollback');
+      return end.rollback;
+    }
+    open = false;
+    const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
+    const [lastResult, commitResult] = await Promise.allSettled([
+      closing ? connection.unsafe(closing.sql, closing.params as never[]) : Promise.resolve(),
+      connection.unsafe('commit'),
+    ]);
+    if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
+    if (commitResult.status === 'rejected') throw commitResult.reason;
+    return end.commit;
+  } catch (err) {
+    if (open) await connection.unsafe('rollback').catch(() => {}); // a broken connection rolls back by itself
+    throw err;
+  } finally {
+    connection.release();
+  }
 }

@@ -467,6 +467,9 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     listen_addresses: '127.0.0.1',
     unix_socket_directories: "''", // TCP only: no socket file to clash with a system Postgres
     max_connections: '300', // several app processes, each with its own pool, plus test pools
+    // Where the database time goes, per statement (`create extension pg_stat_statements` to read it):
+    // the benchmark reports it; it costs little.
+    shared_preload_libraries: 'pg_stat_statements',
     ...options.settings,
   };
   const serverFlags = [`-p ${options.port}`, ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');

@@ -5,12 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sql as drizzleSql, TransactionRollbackError } from 'drizzle-orm';
 import { createDatabase } from '../../db/client';
 import { clearFaults, planFault } from './faults';
 import { DECISIONS, onDecision, type DecisionEvent } from './hooks';
-import { MAX_KEY_LENGTH } from './key';
+import { fingerprint, MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
+import { claimKey } from './store';
 import type { Execution } from './request';
 import { countNotes, createNotesTable, makeEveryDecision, tinyApp } from './testing';
 
@@ -183,16 +185,16 @@ describe('rule 6: a completed key replays its stored answer without running the 
     expect(replay.headers.get('set-cookie')).toBeNull();
   });
 
-  it('a replay sends one read-only statement: no transaction, no write', async () => {
+  it('a replay sends one claim between BEGIN and ROLLBACK, and nothing else', async () => {
     const scope = randomUUID();
     const key = randomUUID();
     await add(scope, key);
     const statements: string[] = [];
-    const counted = createDatabase(process.env.DATABASE_URL!, { max: 1, onQuery: (q) => statements.push(q) });
+    const counted = createDatabase(process.env.DATABASE_URL!, { max: 1, onQuery: (q) => statements.push(q.trim()) });
     try {
       await counted.sql`select 1`; // open the connection first: its one-time setup queries are not the request's
       statements.length = 0;
-      await runIdempotent({
+      const result = await runIdempotent({
         db: counted.db,
         scope,
         procedure: 'notes.add',
@@ -203,11 +205,38 @@ describe('rule 6: a completed key replays its stored answer without running the 
         execute: async () => ({ ok: true, data: 'must not run' }),
         replay: (data) => ({ ok: true, data }),
       });
-      expect(statements).toHaveLength(1);
-      expect(statements[0]).toMatch(/^select/i);
+      expect(result.ok && result.data).not.toBe('must not run');
+      expect(statements).toHaveLength(3);
+      expect(statements[0]).toBe('begin');
+      expect(statements[1]).toMatch(/^with claim as \(\s*insert into idempotency_keys/);
+      expect(statements[2]).toBe('rollback');
     } finally {
       await counted.sql.end();
     }
+  });
+
+  it('the claim of a key that exists writes nothing: its transaction never gets a transaction id', async () => {
+    const scope = randomUUID();
+    const key = randomUUID();
+    await add(scope, key);
+    // A write of any kind (a tuple, a row lock, the WAL record of either) first gives the transaction
+    // an id; a conflicting ON CONFLICT DO NOTHING must not. Rolled back either way.
+    const xidAfterClaiming = async (k: string) => {
+      let xid: string | null | undefined;
+      await db
+        .transaction(async (tx) => {
+          await claimKey(tx, { scope, procedure: 'notes.add', key: k }, fingerprint('notes.add', NOTE), { ttlMs: 3_600_000, waitMs: 1_000 });
+          const [row] = await tx.execute<{ xid: string | null }>(drizzleSql`select pg_current_xact_id_if_assigned()::text as xid`);
+          xid = row!.xid;
+          tx.rollback();
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof TransactionRollbackError)) throw err;
+        });
+      return xid;
+    };
+    expect(await xidAfterClaiming(randomUUID())).toMatch(/^\d+$/); // the probe sees a write: a new key's claim
+    expect(await xidAfterClaiming(key)).toBeNull();
   });
 });
 

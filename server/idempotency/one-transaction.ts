@@ -2,11 +2,11 @@
  * Keyed procedures whose whole effect is in the database: the claim, the work and the stored answer
  * are one transaction. See README.md in this folder for the flow and why it is crash-safe.
  */
-import type { DbOrTx, Tx } from '../../db/client';
+import { pipelinedTransaction, type Db, type TransactionEnd, type Tx } from '../../db/client';
 import { toStoredError } from './errors';
 import { reached } from './hooks';
-import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall } from './request';
-import { claimKey, completeKey, deleteIfExpired, findLiveKey, insertCompletedFailure } from './store';
+import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall, type KeyState } from './request';
+import { claimStatement, completeKeyStatement, deleteIfExpired, findLiveKey, insertCompletedFailure, readClaim, type Claim, type ExistingKey } from './store';
 
 export interface OneTransactionOptions {
   /** How long a key and its answer are kept. */
@@ -16,8 +16,8 @@ export interface OneTransactionOptions {
 }
 
 export interface IdempotentCall<R extends Execution> extends KeyedCall {
-  /** The pool: the layer opens its own transaction. */
-  db: DbOrTx;
+  /** The pool: the layer opens its own transaction (on a connection it reserves). */
+  db: Db;
   options: OneTransactionOptions;
   /** Runs the procedure in `tx`; `keyId` is the claimed key row (orders reference it). */
   execute: (tx: Tx, keyId: string) => Promise<R>;
@@ -43,47 +43,71 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
   const at = (boundary: string, tx?: Tx, keyId?: string) => reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const existing = await findLiveKey(call.db, k);
-    if (existing) return request.answerFrom(await waitWhileStarted(existing), call.replay);
-
     const attempt = await claimAndExecute();
     if (attempt !== 'conflict') return attempt;
-    // The key exists but was not live a moment ago: expired and not yet reaped, or just claimed by
-    // someone else. An expired row goes, in its own committed statement (so a failure of the work
-    // that follows cannot bring it back), and this request is a new one; otherwise their answer is ours.
-    if (await deleteIfExpired(call.db, k)) request.log('expired');
-    else request.waited = true;
   }
   return request.inUse();
 
+  /**
+   * One round: claim the key and, if it is ours, do the work and store the answer, all in one
+   * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again.
+   */
   async function claimAndExecute(): Promise<R | 'conflict'> {
     let rollback: RollBack;
     let keyId: string | undefined;
+    let outcome: Claim | 'executed';
+    let result: R | undefined;
     try {
-      const result = await call.db.transaction(async (tx) => {
-        const id = await claimKey(tx, k, fp, call.options);
-        if (!id) return 'conflict' as const;
-        keyId = id;
-        await at('claimed', tx, id);
+      outcome = await pipelinedTransaction(call.db, claimStatement(k, fp, call.options), async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
+        const claim = readClaim(rows);
+        if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
+        keyId = claim.id;
+        await at('claimed', tx, claim.id);
 
-        const execution = await call.execute(tx, id);
+        const execution = await call.execute(tx, claim.id);
         if (!execution.ok) throw new RollBack(execution as Extract<Execution, { ok: false }>);
-        await at('executed', tx, id);
+        await at('executed', tx, claim.id);
         // Stored and returned as the same JSON, so the first answer and every replay are identical.
         const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
-        await completeKey(tx, id, 200, { ok: true, data });
-        return { ...execution, data };
+        result = { ...execution, data };
+        // The answer is recorded by the last statement of the transaction that did the work.
+        return { commit: 'executed', last: completeKeyStatement(claim.id, 200, { ok: true, data }) };
       });
-      if (result === 'conflict') return result;
-      request.log('executed');
-      await at('stored', undefined, keyId);
-      return result;
     } catch (err) {
       if (isLockTimeout(err)) return request.inUse();
       if (!(err instanceof RollBack)) throw err; // our own SQL failed: nothing was kept; a 500
       rollback = err;
+      return storeFailure(rollback);
     }
 
+    if (outcome === 'executed') {
+      request.log('executed');
+      await at('stored', undefined, keyId);
+      return result!;
+    }
+    if (outcome.claimed) throw new Error('unreachable: a claimed key is either executed or rolled back');
+    return answerExisting(outcome.existing);
+  }
+
+  /** The key is held by a row: its stored answer, or wait for it, or (expired) start again. */
+  async function answerExisting(existing: ExistingKey | undefined): Promise<R | 'conflict'> {
+    // Not in the claim's snapshot: it committed while the claim waited on it. Read it afresh.
+    if (!existing) {
+      request.waited = true;
+      const live = await findLiveKey(call.db, k);
+      return live ? request.answerFrom(await waitWhileStarted(live), call.replay) : 'conflict';
+    }
+    // Expired and not yet reaped: it goes, in its own committed statement (so a failure of the work
+    // that follows cannot bring it back), and this request is a new one.
+    if (existing.expired) {
+      if (await deleteIfExpired(call.db, k)) request.log('expired');
+      return 'conflict';
+    }
+    return request.answerFrom(await waitWhileStarted(existing), call.replay);
+  }
+
+  /** The procedure failed and its work was rolled back: a business failure is stored as the answer. */
+  async function storeFailure(rollback: RollBack): Promise<R | 'conflict'> {
     const { error } = rollback.execution;
     if (!isStoredFailure(error)) {
       request.log('released', KeyedRequest.describe(error));
@@ -98,7 +122,7 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
   }
 
   /** A committed 'started' row belongs to a phased procedure in flight: poll it until it finishes. */
-  async function waitWhileStarted(row: NonNullable<Awaited<ReturnType<typeof findLiveKey>>>) {
+  async function waitWhileStarted(row: KeyState): Promise<KeyState> {
     while (row.state === 'started' && row.fingerprint === fp) {
       await request.pause();
       row = (await findLiveKey(call.db, k)) ?? row;

@@ -44,6 +44,9 @@ export function isStoredFailure(error: TRPCError): boolean {
   return status > 400 && status < 500 && !NOT_STORED_STATUSES.has(status);
 }
 
+/** What an answer needs from a key's row. */
+export type KeyState = Pick<IdempotencyKey, 'state' | 'fingerprint' | 'responseStatus' | 'responseBody'>;
+
 export class KeyedRequest {
   readonly k: KeyId;
   readonly fp: string;
@@ -79,7 +82,7 @@ export class KeyedRequest {
   }
 
   /** The answer a completed row gives this request: its stored result, or 422 for other input. */
-  answerFrom<R>(row: IdempotencyKey, replay: (data: unknown) => R): R {
+  answerFrom<R>(row: KeyState, replay: (data: unknown) => R): R {
     this.refuseOtherInput(row);
     this.call.resHeaders.set('Idempotent-Replayed', 'true');
     this.log(this.waited ? 'waited_then_replayed' : 'replayed', { status: row.responseStatus });
@@ -89,7 +92,7 @@ export class KeyedRequest {
   }
 
   /** 422 when the row was made by a request with other input: nothing runs. */
-  refuseOtherInput(row: IdempotencyKey): void {
+  refuseOtherInput(row: Pick<KeyState, 'fingerprint'>): void {
     if (row.fingerprint === this.fp) return;
     this.log('reused_with_different_input');
     throw new IdempotencyError('IDEMPOTENCY_KEY_REUSED');

@@ -2,7 +2,7 @@
  * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
  * The table is `idempotency_keys` in db/schema.ts. Nothing outside this folder writes to it.
  */
-import { and, eq, gt, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
 import type { StoredError } from './errors';
@@ -33,38 +33,86 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
   return row;
 }
 
+/** What the claim found: the key is ours now, or here is the row that holds it. */
+export type Claim =
+  | { claimed: true; id: string }
+  | { claimed: false; existing: ExistingKey | undefined };
+
+/** The columns of an existing key that decide the answer, and whether it has expired. */
+export interface ExistingKey {
+  id: string;
+  state: IdempotencyKey['state'];
+  fingerprint: string;
+  responseStatus: number | null;
+  responseBody: unknown;
+  expired: boolean;
+}
+
 /**
- * The claim: one atomic INSERT ... ON CONFLICT DO NOTHING on the unique (scope, procedure, key)
- * index. There is no check-then-insert window: of any number of concurrent claims, Postgres lets
- * exactly one insert, and makes the others wait on it until its transaction ends. When it commits,
- * they see a conflict (and then read its stored result); when it rolls back, one of them inserts.
+ * The claim, which is also the lookup: one atomic INSERT ... ON CONFLICT DO NOTHING on the unique
+ * (scope, procedure, key) index, and in the same statement, only when that insert did nothing, the
+ * row that is in the way. There is no check-then-insert window: of any number of concurrent claims,
+ * Postgres lets exactly one insert, and makes the others wait on it until its transaction ends. When
+ * it commits, they see a conflict; when it rolls back, one of them inserts.
  *
- * That wait, and only that wait, is bounded by `lock_timeout`. The FROM clause saves the session's
- * own value and sets the bound for this transaction before the insert can wait (evaluating it
- * produces the row to insert); RETURNING, which runs once the row is in, puts the saved value back,
- * so the procedure that follows waits on its own locks as it would without a key. No extra round
- * trip either way. A wait past the bound fails with SQLSTATE 55P03.
+ * A first execution therefore costs no separate lookup, and a replay costs this one statement (a
+ * conflicting ON CONFLICT DO NOTHING writes nothing: it finds the row in the index and stops, before
+ * any tuple or WAL record is made; store.test.ts checks the WAL position). The row read back is the
+ * one in this statement's snapshot: a claim that waited on a duplicate in flight sees the conflict
+ * but not the row (it committed after the snapshot was taken), and gets `existing: undefined`; the
+ * caller then reads it afresh (findLiveKey).
  *
- * Returns the new row's id, or undefined when the key already exists.
+ * The wait on a duplicate in flight, and only that wait, is bounded by `lock_timeout`. The FROM
+ * clause saves the session's own value and sets the bound for this transaction before the insert
+ * can wait (evaluating it produces the row to insert); RETURNING, which runs once the row is in,
+ * puts the saved value back, so the procedure that follows waits on its own locks as it would
+ * without a key. A wait past the bound fails with SQLSTATE 55P03.
  */
-export async function claimKey(
-  tx: Tx,
-  k: KeyId,
-  fingerprint: string,
-  options: { ttlMs: number; waitMs: number },
-): Promise<string | undefined> {
+export function claimStatement(k: KeyId, fingerprint: string, options: { ttlMs: number; waitMs: number }): SQL {
   // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
   const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
-  const rows = await tx.execute<{ id: string }>(sql`
-    insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-    select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs => ${options.ttlMs / 1000})
-    from (
-      select set_config('lock_timeout', ${lockTimeout}, true)
-      from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
-    ) as bounded_wait
-    on conflict (scope, procedure, key) do nothing
-    returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as restored`);
-  return rows[0]?.id;
+  return sql`
+    with claim as (
+      insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+      select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs => ${options.ttlMs / 1000})
+      from (
+        select set_config('lock_timeout', ${lockTimeout}, true)
+        from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
+      ) as bounded_wait
+      on conflict (scope, procedure, key) do nothing
+      returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as restored
+    )
+    select id, true as claimed, null::text as state, null::text as fingerprint, null::integer as response_status,
+           null::json as response_body, false as expired
+    from claim
+    union all
+    select id, false, state, fingerprint, response_status, response_body, expires_at <= now()
+    from idempotency_keys
+    where scope = ${k.scope} and procedure = ${k.procedure} and key = ${k.key} and not exists (select from claim)`;
+}
+
+/** Reads what claimStatement returned. */
+export function readClaim(rows: Record<string, unknown>[]): Claim {
+  const [row] = rows;
+  if (row?.claimed) return { claimed: true, id: row.id as string };
+  if (!row) return { claimed: false, existing: undefined };
+  return {
+    claimed: false,
+    existing: {
+      id: row.id as string,
+      state: row.state as ExistingKey['state'],
+      fingerprint: row.fingerprint as string,
+      responseStatus: row.response_status as number | null,
+      responseBody: row.response_body,
+      expired: row.expired as boolean,
+    },
+  };
+}
+
+/** The claim on its own, in a caller's transaction: the new row's id, or undefined when the key exists. */
+export async function claimKey(tx: Tx, k: KeyId, fingerprint: string, options: { ttlMs: number; waitMs: number }): Promise<string | undefined> {
+  const claim = readClaim(await tx.execute<Record<string, unknown>>(claimStatement(k, fingerprint, options)));
+  return claim.claimed ? claim.id : undefined;
 }
 
 /**
@@ -80,12 +128,16 @@ export async function deleteIfExpired(db: DbOrTx, k: KeyId): Promise<boolean> {
   return deleted.length > 0;
 }
 
-/** Stores the result on the claimed row, in the transaction that did the work: both commit or neither. */
-export async function completeKey(tx: Tx, id: string, status: number, body: StoredResponse): Promise<void> {
-  await tx
-    .update(idempotencyKeys)
-    .set({ state: 'completed', recoveryPoint: 'finished', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
-    .where(eq(idempotencyKeys.id, id));
+/**
+ * Stores the result on the claimed row, in the transaction that did the work: both commit or neither.
+ * A statement, so that the runner can send it with the COMMIT behind it (db/client.ts).
+ */
+export function completeKeyStatement(id: string, status: number, body: StoredResponse): SQL {
+  return sql`
+    update idempotency_keys
+    set state = 'completed', recovery_point = 'finished', response_status = ${status},
+        response_body = ${JSON.stringify(body)}::json, completed_at = now(), locked_until = null
+    where id = ${id}`;
 }
 
 /**

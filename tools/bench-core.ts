@@ -1,0 +1,156 @@
+/**
+ * What the protection itself costs, without HTTP: the same order placed in one Node process by 20
+ * concurrent callers on a pool of 20, unprotected (one transaction) and through the keyed layer
+ * (first executions, then replays). For each kind: operations per second, Node CPU per operation
+ * (`process.cpuUsage`), and Postgres time per operation and statements per operation
+ * (`pg_stat_statements`, which the embedded cluster preloads).
+ *
+ * Used by tools/bench.ts; alone: `npx tsx dev/with-db.ts --test -- tsx tools/bench-core.ts`.
+ */
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { sql } from 'drizzle-orm';
+import { createDatabase, type Db } from '../db/client';
+import { setDecisionListeners } from '../server/idempotency/hooks';
+import { runIdempotent } from '../server/idempotency/one-transaction';
+import { DECISION_LISTENERS } from '../server/start';
+import { placeOrder } from '../server/services/orders';
+
+export interface CoreRow {
+  kind: string;
+  opsPerSecond: number;
+  /** Node CPU (user + system) per operation, microseconds. */
+  cpuUs: number;
+  /** Postgres execution time per operation (pg_stat_statements), microseconds. */
+  dbUs: number;
+  /** Statements per operation (as pg_stat_statements counts them). */
+  statements: number;
+  /** Latency of one operation, milliseconds. */
+  p50: number;
+  p99: number;
+}
+
+export const INPUT = { items: [{ productId: 'travel-mug', quantity: 1 }] };
+const OPTIONS = { ttlMs: 86_400_000, waitMs: 10_000 };
+
+/** One keyed order, as the tRPC middleware makes it (without tRPC). */
+export function keyedOrder(db: Db, customer: string, key: string) {
+  return runIdempotent({
+    db,
+    scope: customer,
+    procedure: 'checkout.placeOrder',
+    rawInput: INPUT,
+    headers: new Headers({ 'idempotency-key': key }),
+    resHeaders: new Headers(),
+    options: OPTIONS,
+    execute: async (tx, keyId) => ({ ok: true as const, data: await placeOrder(tx, customer, INPUT, { idempotencyKeyId: keyId }) }),
+    replay: (data: unknown) => ({ ok: true as const, data }),
+  });
+}
+
+export async function statementStats(db: Db): Promise<{ calls: number; ms: number }> {
+  const [row] = await db.execute<{ calls: number; ms: number }>(sql`
+    select coalesce(sum(calls), 0)::float8 as calls, coalesce(sum(total_exec_time), 0)::float8 as ms
+    from pg_stat_statements where query not ilike '%pg_stat_statements%'`);
+  return row!;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+/**
+ * Runs `op` from `callers` concurrent loops for `seconds`, and measures what each operation cost.
+ * `stats` is a separate connection that reads pg_stat_statements (null: Postgres not measured).
+ */
+export async function measure(kind: string, stats: Db | null, seconds: number, callers: number, op: (i: number) => Promise<unknown>): Promise<CoreRow> {
+  if (stats) await stats.execute(sql`select pg_stat_statements_reset()`);
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  const latencies: number[] = [];
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (performance.now() < until) {
+        const t = performance.now();
+        await op(done++);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const pg = stats ? await statementStats(stats) : { ms: 0, calls: 0 };
+  latencies.sort((a, b) => a - b);
+  return {
+    kind,
+    opsPerSecond: done / elapsed,
+    cpuUs: (cpu.user + cpu.system) / done,
+    dbUs: (pg.ms * 1000) / done,
+    statements: pg.calls / done,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
+}
+
+export async function coreBench(databaseUrl: string, options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void }): Promise<CoreRow[]> {
+  const callers = options.callers ?? 20;
+  const log = options.log ?? (() => {});
+  const { db, sql: client } = createDatabase(databaseUrl, { max: callers });
+  const stats = createDatabase(databaseUrl, { max: 1 });
+  await stats.db.execute(sql`create extension if not exists pg_stat_statements`);
+  const customer = randomUUID();
+  const completed: string[] = [];
+  (process.env as Record<string, string>).NODE_ENV ??= 'test'; // JSON log lines, as a server writes them (not development's pretty ones)
+  setDecisionListeners(process.env.XNOLOG ? [] : DECISION_LISTENERS); // each decision logged and counted, as in a server
+  try {
+    // Warm every connection of the pool and every prepared statement.
+    await measure('warm', stats.db, 1, callers, () => db.transaction((tx) => placeOrder(tx, customer, INPUT)));
+    await measure('warm', stats.db, 1, callers, () => keyedOrder(db, customer, randomUUID()));
+    const baselines: CoreRow[] = [];
+    const firsts: CoreRow[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      baselines.push(await measure('baseline', stats.db, options.seconds, callers, () => db.transaction((tx) => placeOrder(tx, customer, INPUT))));
+      firsts.push(
+        await measure('first', stats.db, options.seconds, callers, () => {
+          const key = randomUUID();
+          completed.push(key);
+          return keyedOrder(db, customer, key);
+        }),
+      );
+      log(`[bench] in-process round ${round + 1}/${options.rounds}: baseline ${baselines.at(-1)!.opsPerSecond.toFixed(0)}/s, first ${firsts.at(-1)!.opsPerSecond.toFixed(0)}/s`);
+    }
+    const median = (rows: CoreRow[]) => [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
+    const replay = await measure('replay', stats.db, options.seconds, callers, (i) => keyedOrder(db, customer, completed[i % completed.length]!));
+    return [median(baselines), median(firsts), replay];
+  } finally {
+    await client.end();
+    await stats.sql.end();
+  }
+}
+
+export function coreTable(rows: CoreRow[]): string[] {
+  const baseline = rows.find((r) => r.kind === 'baseline')!;
+  return [
+    '| kind | operations/s | vs baseline | Node CPU µs/op | Postgres µs/op | statements/op |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.kind} | ${r.opsPerSecond.toFixed(0)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x | ${r.cpuUs.toFixed(0)} | ${r.dbUs.toFixed(0)} | ${r.statements.toFixed(1)} |`,
+    ),
+  ];
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
+  coreBench(url, { seconds: Number(process.env.BENCH_DURATION_S ?? 5), rounds: 3, log: console.log }).then(
+    (rows) => {
+      console.log(coreTable(rows).join('\n'));
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
