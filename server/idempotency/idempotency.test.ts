@@ -422,11 +422,38 @@ describe('rule 10: keys expire, and a reaper deletes them', () => {
     for (const key of keys) await add(scope, key);
     await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = ${scope} and key in ${sql(keys.slice(0, 5))}`;
 
-    const deleted = await reapExpiredKeys(db, 2); // batches of 2: 2 + 2 + 1, plus any other test's expired keys
+    const deleted = await reapExpiredKeys(db, { batchSize: 2 }); // batches of 2: 2 + 2 + 1, plus any other test's expired keys
     expect(deleted).toBeGreaterThanOrEqual(5);
     const [left] = await sql<{ n: number }[]>`select count(*)::int as n from idempotency_keys where scope = ${scope}`;
     expect(left!.n).toBe(2);
     expect(await countNotes(db, scope)).toBe(7);
+  });
+});
+
+describe('the reaper is paced', () => {
+  it('rests after each batch for restFactor times as long as the batch took, and stops when aborted', async () => {
+    const scope = randomUUID();
+    const keys = Array.from({ length: 6 }, () => randomUUID());
+    for (const key of keys) await add(scope, key);
+    await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = ${scope}`;
+
+    const started = performance.now();
+    const marks: number[] = [];
+    const stop = new AbortController();
+    await reapExpiredKeys(db, {
+      batchSize: 2,
+      restFactor: 20,
+      signal: stop.signal,
+      onBatch: () => {
+        marks.push(performance.now());
+        if (marks.length === 2) stop.abort(); // after the second batch: no third
+      },
+    });
+    expect(marks).toHaveLength(2);
+    const firstBatch = marks[0]! - started;
+    expect(marks[1]! - marks[0]!).toBeGreaterThanOrEqual(20 * firstBatch); // the rest, then the second batch
+    const [left] = await sql<{ n: number }[]>`select count(*)::int as n from idempotency_keys where scope = ${scope}`;
+    expect(left!.n).toBeGreaterThan(0); // aborted before the last of them
   });
 });
 
