@@ -5,7 +5,7 @@
  * (`process.cpuUsage`), and Postgres time per operation and statements per operation
  * (`pg_stat_statements`, which the embedded cluster preloads).
  *
- * Used by tools/bench.ts; alone: `npx tsx dev/with-db.ts --test -- tsx tools/bench-core.ts`.
+ * Run by tools/bench.ts in a process of its own; alone: `npx tsx dev/with-db.ts --test -- tsx tools/bench-core.ts`.
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -101,7 +101,7 @@ export async function coreBench(databaseUrl: string, options: { seconds: number;
   const customer = randomUUID();
   const completed: string[] = [];
   (process.env as Record<string, string>).NODE_ENV ??= 'test'; // JSON log lines, as a server writes them (not development's pretty ones)
-  setDecisionListeners(process.env.XNOLOG ? [] : DECISION_LISTENERS); // each decision logged and counted, as in a server
+  setDecisionListeners(DECISION_LISTENERS); // each decision logged and counted, as in a server
   try {
     // Warm every connection of the pool and every prepared statement.
     await measure('warm', stats.db, 1, callers, () => db.transaction((tx) => placeOrder(tx, customer, INPUT)));
@@ -141,11 +141,16 @@ export function coreTable(rows: CoreRow[]): string[] {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Alone it prints its table; under tools/bench.ts (--json) its last line is the rows as JSON, and
+  // its progress goes to stderr, since stdout also carries the log line of every decision it makes.
+  const json = process.argv.includes('--json');
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
-  coreBench(url, { seconds: Number(process.env.BENCH_DURATION_S ?? 5), rounds: 3, log: console.log }).then(
-    (rows) => {
-      console.log(coreTable(rows).join('\n'));
+  const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 5;
+  coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s) }).then(
+    async (rows) => {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
+      console.log(json ? JSON.stringify({ rows }) : coreTable(rows).join('\n'));
       process.exit(0);
     },
     (err: unknown) => {

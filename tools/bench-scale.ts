@@ -2,20 +2,23 @@
  * The scale-out half of `npm run bench` (called by tools/bench.ts):
  *   - protected checkout through 1 instance, and through 2 instances behind nginx;
  *   - the claim and replay statements' own time at the database with 10,000 and 1,000,000 keys;
- *   - the reaper clearing 1,000,000 expired keys while checkouts run, and their p99 meanwhile.
+ *   - the reaper on 1,000,000 expired keys while checkouts run: none, paced, unpaced, second by second.
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
-import { createDatabase } from '../db/client';
-import { reapExpiredKeys } from '../server/idempotency/reaper';
+import { createDatabase, type Db } from '../db/client';
+import { REAP_BATCH_SIZE, REAP_REST_FACTOR, reapExpiredKeys } from '../server/idempotency/reaper';
+import { claimStatement } from '../server/idempotency/store';
 import { startCluster } from './cluster';
 
 const BODY = JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1 }] });
 const SAMPLES = 2_000;
 
-/** Protected checkouts (fresh keys) for `seconds`, or until stopped. */
+/** Protected checkouts (fresh keys) for `seconds`, or until stopped, counting responses per second. */
 function checkoutLoad(url: string, cookie: string, seconds: number) {
   let instance: autocannon.Instance | undefined;
+  const perSecond: number[] = [];
+  const started = performance.now();
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     instance = autocannon(
       {
@@ -29,35 +32,62 @@ function checkoutLoad(url: string, cookie: string, seconds: number) {
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
+    instance.on('response', () => {
+      const second = Math.floor((performance.now() - started) / 1000);
+      while (perSecond.length <= second) perSecond.push(0);
+      perSecond[second]!++;
+    });
   });
-  return { done, stop: () => instance?.stop() };
+  return { done, stop: () => instance?.stop(), perSecond };
+}
+
+export interface ReaperFigures {
+  /** Checkout requests/s with no reaper, with the paced one, with the unpaced one. */
+  quiet: number;
+  paced: number;
+  unpaced: number;
+  perSecond: number[];
+  window: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Per-statement time in µs (median of SAMPLES), measured at the driver, one connection, no HTTP. */
-async function statementTimes(sql: ReturnType<typeof createDatabase>['sql'], existingKeys: string[]) {
-  const claim: number[] = [];
-  const replay: number[] = [];
-  const scope = randomUUID();
-  for (let i = 0; i < SAMPLES; i++) {
-    await sql
-      .begin(async (tx) => {
+/**
+ * The claim's own time in µs (median of SAMPLES), at the driver, one connection, no HTTP: for a new
+ * key (what a first execution pays) and for a key that exists (what a replay pays). Both rolled
+ * back, to keep the table at its size.
+ */
+async function statementTimes(db: Db, existingKeys: string[]) {
+  const fresh: number[] = [];
+  const existing: number[] = [];
+  const options = { ttlMs: 86_400_000, waitMs: 10_000 };
+  const time = async (into: number[], key: string) => {
+    await db
+      .transaction(async (tx) => {
         const t = performance.now();
-        await tx`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-                 select ${scope}, 'checkout.placeOrder', ${randomUUID()}, ${'a'.repeat(64)}, now() + make_interval(secs => 86400)
-                 from (select set_config('lock_timeout', '10000ms', true)) as bounded_wait
-                 on conflict (scope, procedure, key) do nothing returning id`;
-        claim.push((performance.now() - t) * 1000);
-        throw new Error('roll back, to keep the table at its size');
+        await tx.execute(claimStatement({ scope: 'bench', procedure: 'checkout.placeOrder', key }, 'a'.repeat(64), options));
+        into.push((performance.now() - t) * 1000);
+        tx.rollback();
       })
       .catch(() => {});
-    const key = existingKeys[Math.floor(Math.random() * existingKeys.length)]!;
-    const t = performance.now();
-    await sql`select * from idempotency_keys where scope = ${'bench'} and procedure = 'checkout.placeOrder' and key = ${key} and expires_at > now() limit 1`;
-    replay.push((performance.now() - t) * 1000);
+  };
+  for (let i = 0; i < SAMPLES; i++) {
+    await time(fresh, randomUUID());
+    await time(existing, existingKeys[Math.floor(Math.random() * existingKeys.length)]!);
   }
-  return { claim: median(claim), replay: median(replay) };
+  return { claim: median(fresh), replay: median(existing) };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reaps until the signal, at the given pace; returns how many keys it deleted. */
+async function reapUntil(db: Db, restFactor: number, signal: AbortSignal): Promise<number> {
+  let total = 0;
+  while (!signal.aborted) {
+    total += await reapExpiredKeys(db, { restFactor, signal });
+    if (!signal.aborted) await sleep(100); // all reaped: nothing more will expire in this window
+  }
+  return total;
 }
 
 async function fill(sql: ReturnType<typeof createDatabase>['sql'], from: number, to: number) {
@@ -69,8 +99,19 @@ async function fill(sql: ReturnType<typeof createDatabase>['sql'], from: number,
   await sql`vacuum analyze idempotency_keys`;
 }
 
-export async function scaleSections(options: { databaseUrl: string; env: Record<string, string>; singleUrl: string; cookie: string; seconds: number }): Promise<string[]> {
+export async function scaleSections(options: {
+  databaseUrl: string;
+  env: Record<string, string>;
+  singleUrl: string;
+  cookie: string;
+  seconds: number;
+  /** Told when each part starts. */
+  progress?: (what: string) => void;
+}): Promise<{ lines: string[]; reaper: ReaperFigures }> {
   const lines: string[] = [];
+  const progress = options.progress;
+  let reaper: ReaperFigures | undefined;
+  progress?.('scale-out: 1 instance, then 2 behind nginx');
 
   // 1 instance vs 2 behind nginx: the same protected checkout load.
   const one = await checkoutLoad(options.singleUrl, options.cookie, options.seconds).done;
@@ -91,16 +132,17 @@ export async function scaleSections(options: { databaseUrl: string; env: Record<
   );
 
   // The keys table at 10,000 and at 1,000,000 rows.
+  progress?.('the keys table at 10,000 and 1,000,000 rows (filling it takes about a minute)');
   const { sql, db } = createDatabase(options.databaseUrl, { max: 2 });
   try {
     await sql`delete from idempotency_keys where scope = 'bench'`;
     await fill(sql, 1, 10_000);
     const sample = (n: number) => Array.from({ length: 500 }, () => `bench-${1 + Math.floor(Math.random() * n)}`);
-    const small = await statementTimes(sql, sample(10_000));
+    const small = await statementTimes(db, sample(10_000));
     const started = performance.now();
     for (let from = 10_001; from <= 1_000_000; from += 110_000) await fill(sql, from, Math.min(from + 109_999, 1_000_000));
     const fillSeconds = (performance.now() - started) / 1000;
-    const large = await statementTimes(sql, sample(1_000_000));
+    const large = await statementTimes(db, sample(1_000_000));
     lines.push(
       '## The keys table at 10,000 and 1,000,000 rows',
       '',
@@ -108,36 +150,73 @@ export async function scaleSections(options: { databaseUrl: string; env: Record<
       '',
       '| statement | 10,000 keys µs | 1,000,000 keys µs | ratio (target at most 1.2x) |',
       '| --- | ---: | ---: | ---: |',
-      `| claim (INSERT … ON CONFLICT, rolled back) | ${small.claim.toFixed(0)} | ${large.claim.toFixed(0)} | ${(large.claim / small.claim).toFixed(2)}x |`,
-      `| replay lookup (SELECT by scope, procedure, key) | ${small.replay.toFixed(0)} | ${large.replay.toFixed(0)} | ${(large.replay / small.replay).toFixed(2)}x |`,
+      `| claim of a new key (a first execution) | ${small.claim.toFixed(0)} | ${large.claim.toFixed(0)} | ${(large.claim / small.claim).toFixed(2)}x |`,
+      `| claim of a key that exists (a replay: the row read back) | ${small.replay.toFixed(0)} | ${large.replay.toFixed(0)} | ${(large.replay / small.replay).toFixed(2)}x |`,
       '',
       `(Filling the table to 1,000,000 rows took ${fillSeconds.toFixed(0)} s.)`,
       '',
     );
 
-    // The reaper on 1,000,000 expired keys while checkouts continue.
-    const quiet = await checkoutLoad(options.singleUrl, options.cookie, options.seconds).done;
+    // The reaper on 1,000,000 expired keys while checkouts continue: a quiet window, then the paced
+    // reaper (as the servers run it), then the same reaper unpaced, in one continuous load.
+    progress?.('the reaper under load: quiet, paced, unpaced');
     await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = 'bench'`;
-    const load = checkoutLoad(options.singleUrl, options.cookie, 120);
-    const t = performance.now();
-    const deleted = await reapExpiredKeys(db);
-    const reapSeconds = (performance.now() - t) / 1000;
-    load.stop();
-    const during = await load.done;
+    const window = Math.max(8, options.seconds);
+    const load = checkoutLoad(options.singleUrl, options.cookie, 3 * window);
+    const zones: { name: string; deleted: number }[] = [];
+    const reapFor = async (name: string, restFactor: number) => {
+      const stop = new AbortController();
+      const timer = setTimeout(() => stop.abort(), window * 1000);
+      zones.push({ name, deleted: await reapUntil(db, restFactor, stop.signal) });
+      clearTimeout(timer);
+    };
+    await sleep(window * 1000);
+    await reapFor('paced (as the servers run it)', REAP_REST_FACTOR);
+    await reapFor('unpaced (back to back)', 0);
+    const result = await load.done;
+    const perSecond = load.perSecond.slice(0, 3 * window);
+    // Each zone's mean, leaving out its first and last second (the switch between zones).
+    const zoneMean = (z: number) => {
+      const xs = perSecond.slice(z * window + 1, (z + 1) * window - 1);
+      return xs.reduce((a, b) => a + b, 0) / xs.length;
+    };
+    const quiet = zoneMean(0);
+    reaper = {
+      quiet,
+      paced: zoneMean(1),
+      unpaced: zoneMean(2),
+      perSecond,
+      window,
+    };
     lines.push(
       '## The reaper on 1,000,000 expired keys while checkouts continue',
       '',
-      `The reaper deleted ${deleted.toLocaleString('en-US')} keys in ${reapSeconds.toFixed(1)} s (batches of 1,000) while protected checkouts ran.`,
+      `One load of protected checkouts for ${3 * window} s: ${window} s with no reaper, then ${window} s with the reaper as`,
+      `the servers run it (paced: it rests ${REAP_REST_FACTOR} times as long as each batch of ${REAP_BATCH_SIZE.toLocaleString('en-US')} took), then ${window} s with the same`,
+      'reaper running batches back to back. Each window\'s mean leaves out its first and last second.',
       '',
-      '| checkouts | requests/s | p50 ms | p99 ms |',
-      '| --- | ---: | ---: | ---: |',
-      `| without the reaper | ${quiet.requests.average.toFixed(0)} | ${quiet.latency.p50} | ${quiet.latency.p99} |`,
-      `| while it reaps | ${during.requests.average.toFixed(0)} | ${during.latency.p50} | ${during.latency.p99} |`,
+      '| checkouts | requests/s | vs no reaper | keys deleted | keys deleted/s |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      `| no reaper | ${quiet.toFixed(0)} | 1.00x | 0 | 0 |`,
+      ...zones.map(
+        (z, i) =>
+          `| reaper ${z.name} | ${zoneMean(i + 1).toFixed(0)} | ${(zoneMean(i + 1) / quiet).toFixed(2)}x | ${z.deleted.toLocaleString('en-US')} | ${(z.deleted / window).toFixed(0)} |`,
+      ),
+      '',
+      `Over the whole load: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms.`,
+      '',
+      '```mermaid',
+      'xychart-beta',
+      '  title "Checkout requests per second: no reaper, paced reaper, unpaced reaper"',
+      `  x-axis "second" [${perSecond.map((_, i) => i + 1).join(', ')}]`,
+      `  y-axis "requests/s" 0 --> ${Math.ceil((Math.max(...perSecond) * 1.1) / 10) * 10}`,
+      `  line [${perSecond.join(', ')}]`,
+      '```',
       '',
     );
   } finally {
     await sql`delete from idempotency_keys where scope = 'bench'`;
     await sql.end();
   }
-  return lines;
+  return { lines, reaper: reaper! };
 }
