@@ -67,33 +67,62 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
   body: (tx: Tx, rows: Row[]) => Promise<TransactionEnd<T>>,
 ): Promise<T> {
   const connection = await (db as Db & { $client: postgres.Sql }).$client.reserve();
+  // A query sent on a connection that dies may never settle (postgres.js's own `begin` races its
+  // transaction against the connection's close for the same reason): so does this one.
+  let raw: RawConnection | undefined;
+  let rejectClosed: (err: unknown) => void = () => {};
+  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  closed.catch(() => {}); // only awaited while the transaction runs
+  const guard = <V>(p: Promise<V>) => Promise.race([p, closed]);
   let open = true;
+  let alive = true;
   try {
     const opening = dialect.sqlToQuery(first);
-    const [, rows] = await Promise.all([connection.unsafe('begin'), connection.unsafe<Row[]>(opening.sql, opening.params as never[])]);
+    const onexecute = (c: RawConnection) => {
+      raw = c;
+      c.onclose = (err) => {
+        alive = false;
+        rejectClosed(err);
+      };
+      return true; // the connection takes the next query at once: pipelined
+    };
+    const [, rows] = await guard(
+      Promise.all([connection.unsafe('begin', [], { onexecute } as never), connection.unsafe<Row[]>(opening.sql, opening.params as never[])]),
+    );
     // The same Drizzle transaction db.transaction would give, on the reserved connection.
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
     const session = new PostgresJsSession(connection as unknown as postgres.Sql, dialect, schema, {});
     const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as Tx;
-    const end = await body(tx, [...rows]);
+    // If the body fails too, its error wins over the connection's: it may be why the connection
+    // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
+    const end = await Promise.race([body(tx, [...rows]), closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50)))]);
+    open = false;
     if ('rollback' in end) {
-      open = false;
-      await connection.unsafe('rollback');
+      await guard(connection.unsafe('rollback'));
       return end.rollback;
     }
-    open = false;
     const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
-    const [lastResult, commitResult] = await Promise.allSettled([
-      closing ? connection.unsafe(closing.sql, closing.params as never[]) : Promise.resolve(),
-      connection.unsafe('commit'),
-    ]);
+    const [lastResult, commitResult] = await guard(
+      Promise.allSettled([closing ? connection.unsafe(closing.sql, closing.params as never[]) : Promise.resolve(), connection.unsafe('commit')]),
+    );
     if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
     if (commitResult.status === 'rejected') throw commitResult.reason;
     return end.commit;
   } catch (err) {
-    if (open) await connection.unsafe('rollback').catch(() => {}); // a broken connection rolls back by itself
+    // Still open: roll it back (a connection that died took its transaction with it already).
+    if (open && alive) await guard(connection.unsafe('rollback')).catch(() => {});
     throw err;
   } finally {
-    connection.release();
+    if (raw) raw.onclose = null;
+    // A connection that closed while reserved is already among postgres.js's closed ones, to be
+    // opened again when the pool needs it; releasing it would put it back among the open ones, and
+    // the next query sent on it would fail (postgres.js 3.4.9). Any other goes back to the pool (if
+    // it closes later, the pool sees that as it does for any of its connections).
+    if (alive) connection.release();
   }
+}
+
+/** The part of a postgres.js connection this needs: its close callback (set by `begin` too). */
+interface RawConnection {
+  onclose: ((err: unknown) => void) | null;
 }

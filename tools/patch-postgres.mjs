@@ -6,7 +6,8 @@
 // the whole server. Our fault tests cut a transaction's connection on purpose and hit it every time.
 //
 // The guard: when the socket is gone, drop the buffered bytes and fail the waiting queries with
-// CONNECTION_CLOSED (catchable, so the transaction rolls back and the key is released); and let
+// CONNECTION_CLOSED (catchable, so the transaction rolls back and the key is released), leaving no
+// query marked as running (else `sql.end()` would wait for its answer forever); and let
 // the teardown paths forget their timer, so a later write can be scheduled again.
 // Idempotent: running it twice changes nothing. If the code it patches has changed (a new
 // postgres.js), the install fails with a message instead of going on unguarded.
@@ -31,6 +32,10 @@ const edits = [
   [
     '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)',
     '  function nextWrite(fn) {\n    if (!socket) { // patched: the connection closed while this write waited\n      chunk = nextWriteTimer = null\n      error(Errors.connection(\'CONNECTION_CLOSED\', options, socket))\n      return false\n    }\n    const x = socket.write(chunk, fn)',
+  ],
+  [
+    '    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n  }',
+    '    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n    query = null // patched: every query failed above, so none is running (else sql.end() waits for one forever)\n  }',
   ],
   ['    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)', '    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null // patched\n    socket.removeListener(\'data\', data)'],
 ];
