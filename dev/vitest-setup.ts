@@ -21,5 +21,6 @@ export default async function setup() {
   process.env.DATABASE_URL = database.url;
   if (database.stripeApiBase) process.env.STRIPE_API_BASE = database.stripeApiBase;
   process.env.STRIPE_WEBHOOK_SECRET = database.webhookSecret; // what the simulator signs its webhooks with
+  Object.assign(process.env, database.env); // DATABASE_POOL_MODE when DATABASE_POOLER=pgbouncer
   return () => database.release();
 }
