@@ -158,6 +158,8 @@ export async function startReplicatedPostgres(options: {
 
   // The standby: a copy of the primary taken over the replication protocol, then streaming from it.
   // initdb's pg_hba.conf already lets 127.0.0.1 connect for replication, with the password.
+  fs.mkdirSync(standby.dataDir, { mode: 0o700 }); // empty: pg_basebackup fills it
+  if (user) fs.chownSync(standby.dataDir, user.uid, user.gid);
   const backup = run(
     path.join(binDir, 'pg_basebackup'),
     ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-X', 'stream', '-c', 'fast'],
