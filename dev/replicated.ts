@@ -229,6 +229,32 @@ export function killPrimary(state: ReplicatedState): void {
   }
 }
 
+/**
+ * Makes the standby fall behind, as a slow or broken link would: its WAL receiver is stopped
+ * (SIGSTOP), so it receives nothing more until the returned function lets it go on (SIGCONT).
+ * With synchronous replication every COMMIT waits meanwhile; with asynchronous, commits go on
+ * and are acknowledged on the primary alone.
+ */
+export function pauseStandbyReceiver(state: ReplicatedState): () => void {
+  const pid = postmasterPid(state.standby.dataDir);
+  const receiver = pid ? childrenOf(pid).find((c) => readCmdline(c).startsWith('postgres: walreceiver')) : undefined;
+  if (!receiver) throw new Error(`the standby in ${state.standby.dataDir} has no WAL receiver running`);
+  process.kill(receiver, 'SIGSTOP');
+  return () => {
+    try {
+      process.kill(receiver, 'SIGCONT');
+    } catch {} // gone: the standby starts another when it needs one
+  };
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** Promotes the standby (`pg_ctl promote`): it ends recovery and accepts writes. */
 export function promoteStandby(state: ReplicatedState): void {
   const r = run(path.join(state.binDir, 'pg_ctl'), ['promote', '-D', state.standby.dataDir, '-w', '-t', String(PG_CTL_WAIT_SECONDS)], postgresRunner());
