@@ -230,20 +230,20 @@ export function killPrimary(state: ReplicatedState): void {
 }
 
 /**
- * Makes the standby fall behind, as a slow or broken link would: its WAL receiver is stopped
- * (SIGSTOP), so it receives nothing more until the returned function lets it go on (SIGCONT).
- * With synchronous replication every COMMIT waits meanwhile; with asynchronous, commits go on
- * and are acknowledged on the primary alone.
+ * Makes the standby fall behind, as a slow or broken link would: the primary's WAL sender is
+ * stopped (SIGSTOP), so the standby receives nothing more until the returned function lets it go on
+ * (SIGCONT), or the primary dies with it. With synchronous replication every COMMIT waits
+ * meanwhile; with asynchronous, commits go on and are acknowledged by the primary alone.
  */
-export function pauseStandbyReceiver(state: ReplicatedState): () => void {
-  const pid = postmasterPid(state.standby.dataDir);
-  const receiver = pid ? childrenOf(pid).find((c) => readCmdline(c).startsWith('postgres: walreceiver')) : undefined;
-  if (!receiver) throw new Error(`the standby in ${state.standby.dataDir} has no WAL receiver running`);
-  process.kill(receiver, 'SIGSTOP');
+export function pauseReplication(state: ReplicatedState): () => void {
+  const pid = postmasterPid(state.primary.dataDir);
+  const sender = pid ? childrenOf(pid).find((c) => readCmdline(c).startsWith('postgres: walsender')) : undefined;
+  if (!sender) throw new Error(`the primary in ${state.primary.dataDir} has no WAL sender running`);
+  process.kill(sender, 'SIGSTOP');
   return () => {
     try {
-      process.kill(receiver, 'SIGCONT');
-    } catch {} // gone: the standby starts another when it needs one
+      process.kill(sender, 'SIGCONT');
+    } catch {} // gone with the primary
   };
 }
 

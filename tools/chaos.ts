@@ -22,7 +22,7 @@
  * exists and is paid; a clean reconcile. Loopback only, bounded in count and time.
  *
  * With --failover (on the replicated pair of `dev/with-db.ts --replicated`), instead of the Postgres
- * restart: the standby falls 2 s behind (its WAL receiver is paused, as a slow link would), the
+ * restart: the standby falls 2 s behind (the primary's WAL sender is paused, as a slow link would), the
  * primary is SIGKILLed, and the standby is promoted; the app instances find it by themselves (their
  * URL names both hosts). The checker adds: every key and order a client saw acknowledged still
  * exists with that answer, and the provider holds no charge without its order. With synchronous
@@ -34,7 +34,7 @@ import path from 'node:path';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
 import { restartEmbeddedPostgres } from '../dev/postgres';
-import { killPrimary, pauseStandbyReceiver, promoteStandby, setSynchronous, type ReplicatedState } from '../dev/replicated';
+import { killPrimary, pauseReplication, promoteStandby, setSynchronous, type ReplicatedState } from '../dev/replicated';
 import { statePath } from '../dev/state';
 import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
@@ -272,12 +272,11 @@ async function main() {
  */
 async function failover(state: ReplicatedState) {
   console.log(`[chaos] failover: the standby falls behind for ${STANDBY_LAG_MS / 1000} s`);
-  const resume = pauseStandbyReceiver(state);
+  pauseReplication(state); // never resumed: the primary dies with what it did not send
   await sleep(STANDBY_LAG_MS);
   const from = Date.now();
   killPrimary(state);
   console.log('[chaos] failover: primary SIGKILLed');
-  resume();
   await sleep(PROMOTION_DELAY_MS);
   promoteStandby(state);
   postgresDown.push({ from, to: Date.now() });
