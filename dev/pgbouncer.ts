@@ -1,8 +1,8 @@
 /**
  * PgBouncer in transaction mode between the app and its Postgres, for a run of any command:
  *
- *   DATABASE_POOLER=pgbouncer npx vitest run                 # the database suites through it
- *   tsx dev/with-db.ts --test --pgbouncer -- tsx tools/chaos.ts
+ *   DATABASE_POOLER=pgbouncer npx vitest run    # the database suites through it
+ *   DATABASE_POOLER=pgbouncer npm run dev        # the dev server through it
  *
  * Debian's `pgbouncer` (apt-get install pgbouncer), started by the launcher (dev/with-db.ts) on a
  * free loopback port with a config generated under the state folder, and stopped with it. As root
