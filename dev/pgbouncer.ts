@@ -86,13 +86,14 @@ export async function startPgBouncer(options: { targetUrl: string; dir: string; 
       'install it (`apt-get install pgbouncer` on Debian or Ubuntu), or unset DATABASE_POOLER.',
     );
   }
-  const target = new URL(options.targetUrl);
-  if (target.host.includes(',')) {
+  const hosts = options.targetUrl.replace(/^[a-z]+:\/\//, '').replace(/^[^@]*@/, '').split('/')[0]!;
+  if (hosts.includes(',')) {
     throw new DatabaseStartError(
       'PgBouncer cannot stand in front of a multi-host DATABASE_URL: it would not know which host is writable.',
       'point DATABASE_URL at one server (or at an address that follows the primary), or unset DATABASE_POOLER.',
     );
   }
+  const target = new URL(options.targetUrl);
   const user = postgresRunner();
   const dir = reachableDataDir(options.dir, user, RELOCATED_ROOT);
   stopLeftOver(dir);

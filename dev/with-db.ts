@@ -66,6 +66,12 @@ export async function prepareDatabase(options: { test: boolean; pgbouncer?: bool
   let pooler: Pooler | undefined;
   const extraEnv: Record<string, string> = {};
   let url = env.DATABASE_URL;
+  if (options.replicated && pgbouncer) {
+    throw new DatabaseStartError(
+      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the failover needs the app to find it.',
+      'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
+    );
+  }
   if (options.replicated) {
     if (url) throw new DatabaseStartError('--replicated starts its own primary and standby, and DATABASE_URL names another database.', 'unset DATABASE_URL, or run without --replicated.');
     const name = options.test ? 'test' : 'dev';
