@@ -112,6 +112,8 @@ const stats = { instanceKills: 0, postgresRestarts: 0, failovers: 0, gaveUp: 0, 
  * death to the standby's promotion): a webhook answered 500 then is right, and is sent again.
  */
 const postgresDown: { from: number; to: number }[] = [];
+/** When the primary was SIGKILLed (--failover). */
+let failoverAt: number | undefined;
 /** What the failover cost, counted by the checker (see failoverFindings). */
 let failoverReport: [string, string | number][] = [];
 /**
@@ -275,6 +277,7 @@ async function failover(state: ReplicatedState) {
   pauseReplication(state); // never resumed: the primary dies with what it did not send
   await sleep(STANDBY_LAG_MS);
   const from = Date.now();
+  failoverAt = from;
   killPrimary(state);
   console.log('[chaos] failover: primary SIGKILLed');
   await sleep(PROMOTION_DELAY_MS);
@@ -347,6 +350,19 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
     if (key) chargesPerIntent.set(key, (chargesPerIntent.get(key) ?? 0) + 1);
   }
   const chargedTwice = [...chargesPerIntent.values()].filter((n) => n > 1).length;
+  // Intents acknowledged before the failover whose key row survived but lost later steps: resumed
+  // afterwards (by a retry or the completer), their charge call carried the same derived key, and
+  // the provider answered it with the first charge instead of charging again.
+  const { requests } = (await (await fetch(`${sim}/__sim/requests`)).json()) as { requests: { at: number; path: string; idempotencyKey: string | null; replayed: boolean }[] };
+  const replayedAfter = new Set(
+    requests.filter((r) => r.replayed && r.path === '/v1/payment_intents' && r.at >= (failoverAt ?? Infinity)).map((r) => r.idempotencyKey),
+  );
+  let protectedRetries = 0;
+  for (const [key, attempts] of byKey) {
+    const ackedBefore = attempts.some((a) => (a.status === 200 || a.status === 402) && a.end < (failoverAt ?? 0));
+    const row = rowByKey.get(key);
+    if (ackedBefore && row && replayedAfter.has(`${row.id as string}:charge`)) protectedRetries++;
+  }
   for (const [key, n] of chargesPerIntent) if (n > 1) findings.push(`key ${key}: one intent, ${n} charges`);
   failoverReport = [
     ['failover: acknowledged intents (200 or 402)', ackKeys],
@@ -354,6 +370,7 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
     ['failover: acknowledged keys run again with another answer', keysRerun],
     ['failover: acknowledged orders lost', ordersLost],
     ['failover: charges without their order', orphanCharges],
+    ['failover: acknowledged intents charged again after it, answered by the provider with the first charge (same derived key)', protectedRetries],
     ['failover: intents charged twice (derived provider key did not protect)', chargedTwice],
   ];
   return findings;
