@@ -449,7 +449,7 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
     }
   }
   for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
-  if (FAILOVER) violations.push(...(await failoverFindings(sql, customers)));
+  if (FAILOVER) violations.push(...(stats.failovers === 0 ? ['no failover happened: the run ended before it was due'] : []), ...(await failoverFindings(sql, customers)));
 
   // Webhooks: each event applied once (its id recorded once, whatever the copies), and none ever
   // refused by the app: a 4xx would be a signature bug; a 500 while Postgres was up, a record moved
