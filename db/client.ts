@@ -22,21 +22,40 @@ export interface Database {
 
 export interface CreateDatabaseOptions {
   max?: number;
-  /** Session settings sent when each connection opens (e.g. timeouts). */
+  /** Session settings of the app's connections (timeouts): see `transactionPooler` for where they go. */
   connection?: Record<string, string | number>;
+  /**
+   * The URL is a pooler in transaction mode (PgBouncer's `pool_mode = transaction`): consecutive
+   * transactions of one of our connections run on different server sessions, shared with other
+   * clients. Two things change:
+   *
+   * - No prepared statements (`prepare: false`): a statement prepared on one server session does not
+   *   exist on the next. (Drizzle's query builder sends unnamed statements anyway; raw SQL and
+   *   postgres.js tagged templates would otherwise be prepared.)
+   * - The session settings are not sent when the connection opens (PgBouncer refuses startup
+   *   parameters it does not track, and a session setting would apply to whoever gets that server
+   *   session next, or to nobody). Each transaction sets them itself as its first statement, with
+   *   `set_config(name, value, true)`: local to the transaction, forgotten at its commit or
+   *   rollback, so nothing leaks to the pooler's next client. The statement is pipelined with the
+   *   transaction's own first statement: no extra round trip.
+   */
+  transactionPooler?: boolean;
   /** Called once per statement sent to Postgres: the benchmark counts statements with it. */
   onQuery?: (query: string) => void;
 }
 
 export function createDatabase(url: string, options: CreateDatabaseOptions = {}): Database {
-  const { onQuery } = options;
+  const { onQuery, transactionPooler = false } = options;
+  const settings = options.connection ?? {};
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {}, // "relation already exists, skipping" and friends are not news
-    // names this app's sessions in pg_stat_activity
-    connection: { application_name: 'retry-safe-checkout', ...options.connection },
+    // names this app's sessions in pg_stat_activity (PgBouncer tracks it per client, so it passes)
+    connection: { application_name: 'retry-safe-checkout', ...(transactionPooler ? {} : settings) },
+    ...(transactionPooler ? { prepare: false } : {}),
     ...(onQuery ? { debug: (_conn: number, query: string) => onQuery(query) } : {}),
   });
+  if (transactionPooler && Object.keys(settings).length > 0) settingsPerTransaction(sql, settings);
   return { db: drizzle(sql, { schema }), sql };
 }
 
@@ -125,4 +144,52 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
 /** The part of a postgres.js connection this needs: its close callback (set by `begin` too). */
 interface RawConnection {
   onclose: ((err: unknown) => void) | null;
+}
+
+/**
+ * Makes every transaction begun on `sql` start with `select set_config(name, value, true), ...`:
+ * those of `sql.begin` (Drizzle's `db.transaction`) and those opened with a BEGIN on a reserved
+ * connection (`sql.reserve()`). The statement is sent right behind the BEGIN, before anything the
+ * caller sends next, on the same connection: pipelined, no extra round trip. Statements outside a
+ * transaction run with the server's defaults: each is short, and waits at most for a transaction
+ * that is itself bounded by these settings.
+ */
+function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, string | number>): void {
+  const statement = `select ${Object.entries(settings)
+    .map(([name, value]) => {
+      if (!/^[a-z_.]+$/.test(name) || !/^[\w.-]+$/.test(String(value))) throw new Error(`unsafe session setting ${name}=${value}`);
+      return `set_config('${name}', '${value}', true)`;
+    })
+    .join(', ')}`;
+  type Begin = (options: string, fn: (tx: postgres.TransactionSql) => unknown) => Promise<unknown>;
+  const begin = sql.begin.bind(sql) as unknown as Begin;
+  const wrapped: Begin = (options, fn) =>
+    begin(options, (tx) => {
+      // Executed now, so it is queued ahead of the first statement of `fn`.
+      const applied = tx.unsafe(statement).execute();
+      return Promise.all([applied, fn(tx)]).then(([, result]) => result);
+    });
+  Object.assign(sql, {
+    begin: (options: unknown, fn?: unknown) => (typeof options === 'function' ? wrapped('', options as never) : wrapped(options as string, fn as never)),
+  });
+
+  const reserve = sql.reserve.bind(sql);
+  Object.assign(sql, {
+    reserve: async () => {
+      const connection = await reserve();
+      const unsafe = connection.unsafe.bind(connection);
+      Object.assign(connection, {
+        unsafe: (query: string, ...rest: unknown[]) => {
+          const q = unsafe(query, ...(rest as []));
+          if (!/^\s*(begin|start\s+transaction)\b/i.test(query)) return q;
+          // Queries run in the order they are executed: BEGIN first, then the settings, then whatever
+          // the caller sends next. A failure here fails the transaction's next statement too.
+          q.execute();
+          unsafe(statement).execute().catch(() => {});
+          return q;
+        },
+      });
+      return connection;
+    },
+  });
 }

@@ -15,11 +15,13 @@ export default async function setup() {
   // test files run in parallel (two `next build`s at once would trip over each other).
   ensureProductionBuild();
   const database = await prepareDatabase({ test: true }).catch((err: unknown) => {
-    if (err instanceof DatabaseStartError) err.stack = err.message; // the message is the whole story
+    // The message is the whole story: a failed start, or a bad variable (DATABASE_POOLER=pgbuoncer).
+    if (err instanceof DatabaseStartError || (err instanceof Error && err.message.startsWith('Invalid environment'))) err.stack = err.message;
     throw err;
   });
   process.env.DATABASE_URL = database.url;
   if (database.stripeApiBase) process.env.STRIPE_API_BASE = database.stripeApiBase;
   process.env.STRIPE_WEBHOOK_SECRET = database.webhookSecret; // what the simulator signs its webhooks with
+  Object.assign(process.env, database.env); // DATABASE_POOL_MODE when DATABASE_POOLER=pgbouncer
   return () => database.release();
 }

@@ -6,6 +6,8 @@
  *   tsx dev/with-db.ts -- next dev            # what `npm run dev` does
  *   tsx dev/with-db.ts --test -- "vitest run" # a fresh test database for one run
  *   tsx dev/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
+ *   tsx dev/with-db.ts --test --pgbouncer -- … # the same, through PgBouncer in transaction mode
+ *   tsx dev/with-db.ts --test --replicated -- …# a primary and a synchronous standby instead
  *
  * With DATABASE_URL already set, that database is used as it is (your own Postgres). Otherwise the
  * embedded Postgres (dev/postgres.ts) is started: the `dev` cluster for the app, the `test` cluster
@@ -14,16 +16,25 @@
  *
  * The payment simulator (simulator/stripe.ts) runs inside this process, unless you set
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
+ *
+ * Past one machine: `--pgbouncer` (or DATABASE_POOLER=pgbouncer, which `npx vitest run` also honours)
+ * puts PgBouncer in transaction mode in front of whichever database was chosen (dev/pgbouncer.ts),
+ * and the command talks to it; migrations go through it too. `--replicated` starts a primary and a
+ * streaming standby with synchronous commits instead of the embedded cluster (dev/replicated.ts),
+ * and hands the command a URL naming both.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runMigrations } from '../db/migrate';
 import { seedCatalog } from '../db/seed';
 import { DEV_WEBHOOK_SECRET, getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
+import { startPgBouncer, type Pooler } from './pgbouncer';
 import { DatabaseStartError, ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
+import { startReplicatedPostgres, type ReplicatedCluster } from './replicated';
 import { stateDir, statePath } from './state';
 
 export interface PreparedDatabase {
@@ -36,21 +47,46 @@ export interface PreparedDatabase {
   simulator?: StripeSimulator;
   /** What the app checks webhook signatures with (STRIPE_WEBHOOK_SECRET). */
   webhookSecret: string;
+  /** More variables the command needs: DATABASE_POOL_MODE behind PgBouncer, REPLICATED_PG_STATE. */
+  env: Record<string, string>;
   /** Stops what this process started: the simulator, and the embedded cluster if it owns it. */
   release(): Promise<void>;
 }
 
 /** The database for the app (`test: false`) or for one test run (`test: true`), migrated and seeded. */
-export async function prepareDatabase(options: { test: boolean }): Promise<PreparedDatabase> {
+export async function prepareDatabase(options: { test: boolean; pgbouncer?: boolean; replicated?: boolean }): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
+  const pgbouncer = options.pgbouncer || env.DATABASE_POOLER === 'pgbouncer';
   fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
   // The secret the simulator signs its webhooks with and the app checks them with: the public dev one
   // for npm run dev, a fresh one per test run (the production builds that tests start refuse the dev one).
   const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? (options.test ? `whsec_test_${randomBytes(16).toString('hex')}` : DEV_WEBHOOK_SECRET);
   let cluster: EmbeddedCluster | undefined;
+  let replicated: ReplicatedCluster | undefined;
+  let pooler: Pooler | undefined;
+  const extraEnv: Record<string, string> = {};
   let url = env.DATABASE_URL;
-  if (url) {
-    console.log(`[db] using DATABASE_URL (${new URL(url).host}${new URL(url).pathname})`);
+  if (options.replicated && pgbouncer) {
+    throw new DatabaseStartError(
+      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the failover needs the app to find it.',
+      'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
+    );
+  }
+  if (options.replicated) {
+    if (url) throw new DatabaseStartError('--replicated starts its own primary and standby, and DATABASE_URL names another database.', 'unset DATABASE_URL, or run without --replicated.');
+    const name = options.test ? 'test' : 'dev';
+    replicated = await startReplicatedPostgres({
+      ports: [env.REPLICATED_PG_PORT, env.REPLICATED_PG_PORT + 1],
+      dir: statePath(`replicated-${name}`),
+      database: options.test ? 'checkout_test' : 'checkout',
+    });
+    url = replicated.url;
+    const stateFile = path.join(path.dirname(replicated.primary.dataDir), 'cluster.json');
+    const { binDir, primary, standby, primaryAdminUrl } = replicated;
+    fs.writeFileSync(stateFile, JSON.stringify({ binDir, primary, standby, primaryAdminUrl }, null, 2));
+    extraEnv.REPLICATED_PG_STATE = stateFile;
+  } else if (url) {
+    console.log(`[db] using DATABASE_URL (${describeUrl(url)})`);
   } else {
     const name = options.test ? 'test' : 'dev';
     const port = options.test ? env.EMBEDDED_PG_TEST_PORT : env.EMBEDDED_PG_PORT;
@@ -58,11 +94,21 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
     url = await ensureDatabase(cluster.adminUrl, options.test ? 'checkout_test' : 'checkout', options.test);
     console.log(`[db] embedded Postgres ready on 127.0.0.1:${port} (data in ${cluster.dataDir})`);
   }
+  const stopDatabase = async () => {
+    await pooler?.stop();
+    await replicated?.stop();
+    await cluster?.stop();
+  };
   try {
-    await runMigrations(url);
+    if (pgbouncer) {
+      pooler = await startPgBouncer({ targetUrl: url, dir: statePath(options.test ? 'pgbouncer-test' : 'pgbouncer-dev') });
+      url = pooler.url;
+      extraEnv.DATABASE_POOL_MODE = 'transaction'; // the app sets its timeouts per transaction (server/db.ts)
+    }
+    await runMigrations(url, { transactionPooler: Boolean(pooler) });
     await seedCatalog(url);
   } catch (err) {
-    await cluster?.stop();
+    await stopDatabase();
     throw err;
   }
   console.log('[db] migrations applied, catalog seeded');
@@ -89,11 +135,18 @@ export async function prepareDatabase(options: { test: boolean }): Promise<Prepa
     stripeApiBase,
     webhookSecret,
     simulator,
+    env: extraEnv,
     release: async () => {
       await simulator?.close();
-      await cluster?.stop();
+      await stopDatabase();
     },
   };
+}
+
+/** Host(s) and database of a URL, without its password; multi-host URLs are not WHATWG URLs. */
+function describeUrl(url: string): string {
+  const rest = url.replace(/^[a-z]+:\/\//, '').replace(/^[^@]*@/, '');
+  return rest.replace(/\?.*$/, '');
 }
 
 async function main(): Promise<number> {
@@ -101,10 +154,11 @@ async function main(): Promise<number> {
   const dash = argv.indexOf('--');
   const flags = dash === -1 ? argv : argv.slice(0, dash);
   const command = dash === -1 ? [] : argv.slice(dash + 1);
-  const unknown = flags.filter((f) => f !== '--test');
-  if (unknown.length) throw new Error(`unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [-- command])`);
+  const known = ['--test', '--pgbouncer', '--replicated'];
+  const unknown = flags.filter((f) => !known.includes(f));
+  if (unknown.length) throw new Error(`unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated] [-- command])`);
 
-  const database = await prepareDatabase({ test: flags.includes('--test') });
+  const database = await prepareDatabase({ test: flags.includes('--test'), pgbouncer: flags.includes('--pgbouncer'), replicated: flags.includes('--replicated') });
   try {
     return command.length > 0 ? await runChild(command, database) : 0;
   } finally {
@@ -120,6 +174,9 @@ function runChild(command: string[], database: PreparedDatabase): Promise<number
     DATABASE_URL: database.url,
     ...(database.stripeApiBase ? { STRIPE_API_BASE: database.stripeApiBase } : {}),
     STRIPE_WEBHOOK_SECRET: database.webhookSecret,
+    ...database.env,
+    // The command talks to the PgBouncer started here: a vitest inside it must not start another.
+    ...(database.env.DATABASE_POOL_MODE ? { DATABASE_POOLER: '' } : {}),
     // The chaos run restarts the embedded Postgres; it needs to know where it lives.
     ...(database.cluster ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir } : {}),
   };

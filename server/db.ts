@@ -26,22 +26,31 @@ export function installDatabase(database: Database): void {
  *   own wait is bounded far lower, by lock_timeout (IDEMPOTENCY_WAIT_MS).
  * - tcp_keepalives_* (10 s idle, then 3 probes 5 s apart): Postgres notices within about 25 s that
  *   the machine of a client vanished (its process cannot answer a probe when its host is gone).
+ *
+ * Behind a pooler in transaction mode (DATABASE_POOL_MODE=transaction) the first two are set by
+ * each transaction instead (db/client.ts), which is where they act: idleness inside a transaction,
+ * and the statements of a transaction. The keepalives are the pooler's business there: its clients
+ * are our processes (PgBouncer's tcp_keepalive settings, set alike by dev/pgbouncer.ts), and a
+ * client that vanishes mid-transaction makes PgBouncer close the server session, which rolls back.
  */
 function sessionSettings(env: ReturnType<typeof getEnv>) {
-  return {
+  const bounds = {
     idle_in_transaction_session_timeout: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     statement_timeout: 30_000,
-    tcp_keepalives_idle: 10,
-    tcp_keepalives_interval: 5,
-    tcp_keepalives_count: 3,
   };
+  if (env.DATABASE_POOL_MODE === 'transaction') return bounds;
+  return { ...bounds, tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 };
 }
 
 /** The shared pool of this server process, created on first use. */
 export function getDatabase(): Database {
   if (!cache.__checkoutDatabase) {
     const env = getEnv();
-    cache.__checkoutDatabase = createDatabase(env.DATABASE_URL, { max: env.DATABASE_POOL_SIZE, connection: sessionSettings(env) });
+    cache.__checkoutDatabase = createDatabase(env.DATABASE_URL, {
+      max: env.DATABASE_POOL_SIZE,
+      connection: sessionSettings(env),
+      transactionPooler: env.DATABASE_POOL_MODE === 'transaction',
+    });
   }
   return cache.__checkoutDatabase;
 }

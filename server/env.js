@@ -26,6 +26,10 @@ const serverSchema = z
       .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres:// or postgresql://'),
     // Signs the anonymous customer cookie. 32+ characters; required in production.
     COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
+    // `transaction` when DATABASE_URL is a pooler in transaction mode (PgBouncer's pool_mode =
+    // transaction): no prepared statements, and the timeouts of server/db.ts set per transaction
+    // instead of per session. `session` (the default): direct to Postgres, or a session-mode pooler.
+    DATABASE_POOL_MODE: z.enum(['session', 'transaction'], { error: 'DATABASE_POOL_MODE must be session or transaction' }).default('session'),
     // Size of the connection pool of one server process.
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
     // A transaction left idle this long is ended by Postgres: a frozen holder of a key lets go of it
@@ -131,6 +135,13 @@ const launcherSchema = z.object({
   // 5432 is left to any Postgres you already run; the embedded clusters sit beside it.
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
   EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(54330),
+  // `pgbouncer`: the launcher puts PgBouncer in transaction mode between the app and the database
+  // (dev/pgbouncer.ts), as `--pgbouncer` does.
+  DATABASE_POOLER: z.enum(['pgbouncer'], { error: 'DATABASE_POOLER must be pgbouncer (or unset)' }).optional(),
+  // The primary of the replicated pair (`--replicated`, dev/replicated.ts); its standby is on the next port.
+  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).default(54341),
+  // Set by dev/with-db.ts for the command it runs, with --replicated: where the pair's state is.
+  REPLICATED_PG_STATE: z.string().optional(),
   // Set when you point the app at the real Stripe: then no simulator is started.
   STRIPE_API_BASE: z.string().optional(),
   STRIPE_SECRET_KEY: z.string().optional(),

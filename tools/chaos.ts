@@ -6,6 +6,10 @@
  *   npm run chaos -- --intents 1000              # the short run that `npm test` includes
  *   npm run chaos -- --intents 1000 --unsafe     # negative control: provider keys not derived, so
  *                                                # the checker must find double charges and fail
+ *   npm run chaos:failover -- --intents 1000     # on a primary and a synchronous standby: the
+ *                                                # primary dies mid-run and the standby is promoted
+ *   npm run chaos:failover -- --async            # the same with asynchronous replication: counts
+ *                                                # what the failover lost (a report, exit 0)
  *
  * Clients behave like the real one: one key per intent, the same key on every retry (network
  * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
@@ -16,6 +20,13 @@
  * Then the completer finishes whatever clients gave up on, and the checker requires: at most one
  * order and one charge per key; identical answers for a key; every successful answer's order
  * exists and is paid; a clean reconcile. Loopback only, bounded in count and time.
+ *
+ * With --failover (on the replicated pair of `dev/with-db.ts --replicated`), instead of the Postgres
+ * restart: the standby falls 2 s behind (the primary's WAL sender is paused, as a slow link would), the
+ * primary is SIGKILLed, and the standby is promoted; the app instances find it by themselves (their
+ * URL names both hosts). The checker adds: every key and order a client saw acknowledged still
+ * exists with that answer, and the provider holds no charge without its order. With synchronous
+ * replication a commit waits for the standby, so the lag stalls commits instead of losing them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -23,6 +34,7 @@ import path from 'node:path';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
 import { restartEmbeddedPostgres } from '../dev/postgres';
+import { killPrimary, pauseReplication, promoteStandby, setSynchronous, type ReplicatedState } from '../dev/replicated';
 import { statePath } from '../dev/state';
 import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
@@ -38,12 +50,20 @@ const flags = parseFlags('npm run chaos --', {
   concurrency: { type: 'number', default: 50, min: 1, max: 500, help: 'clients at once' },
   minutes: { type: 'number', default: 10, min: 0.1, max: 120, help: 'stop starting intents after this long' },
   unsafe: { type: 'boolean', help: 'negative control: provider keys not derived; the checker must fail' },
+  failover: { type: 'boolean', help: 'kill the primary mid-run and promote its standby (npm run chaos:failover)' },
+  async: { type: 'boolean', help: 'with --failover: asynchronous replication; reports what was lost, exits 0' },
 });
 const INTENTS = flags.intents;
 const DUPLICATE_RATE = flags.duplicates;
 const CONCURRENCY = flags.concurrency;
 const DEADLINE_MS = flags.minutes * 60_000;
 const UNSAFE = flags.unsafe;
+const FAILOVER = flags.failover;
+const ASYNC = flags.async;
+// How far behind the standby falls before the primary dies, and how long a failover manager takes
+// to decide the primary is gone and promote the standby.
+const STANDBY_LAG_MS = 2_000;
+const PROMOTION_DELAY_MS = 1_000;
 // What the clients buy through: the shop's checkout, or for the negative control the lab's unsafe
 // twin that sends the provider a random key on every call (server/lab/twins.ts).
 const PURCHASE = UNSAFE ? 'lab.purchaseWithRandomProviderKeys' : 'checkout.purchase';
@@ -57,6 +77,16 @@ const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug
 const databaseUrl = process.env.DATABASE_URL!;
 const sim = process.env.STRIPE_API_BASE!;
 if (!databaseUrl || !sim) throw new Error('run through `npm run chaos` (it provides the database and the simulator)');
+if (ASYNC && !FAILOVER) {
+  console.error('--async is a variant of --failover: run `npm run chaos:failover -- --async`');
+  process.exit(2);
+}
+const replicatedStateFile = getLauncherEnv().REPLICATED_PG_STATE;
+if (FAILOVER && !replicatedStateFile) {
+  console.error('--failover needs a primary and a standby: run `npm run chaos:failover` (dev/with-db.ts --replicated starts them)');
+  process.exit(2);
+}
+const replicated = replicatedStateFile ? (JSON.parse(fs.readFileSync(replicatedStateFile, 'utf8')) as ReplicatedState & { primaryAdminUrl: string }) : undefined;
 const COOKIE_SECRET = randomBytes(32).toString('hex');
 // The app reads these through server/env.js when this process runs the completer and reconcile.
 process.env.COOKIE_SECRET = COOKIE_SECRET;
@@ -76,9 +106,16 @@ interface Attempt {
 }
 
 const history: Attempt[] = [];
-const stats = { instanceKills: 0, postgresRestarts: 0, gaveUp: 0, webhookDeliveries: 0, webhookEvents: 0 };
-/** When Postgres was down (restarted by this run): a webhook answered 500 then is right, and is sent again. */
+const stats = { instanceKills: 0, postgresRestarts: 0, failovers: 0, gaveUp: 0, webhookDeliveries: 0, webhookEvents: 0 };
+/**
+ * When Postgres was down (restarted by this run) or had no writable server (from the primary's
+ * death to the standby's promotion): a webhook answered 500 then is right, and is sent again.
+ */
 const postgresDown: { from: number; to: number }[] = [];
+/** When the primary was SIGKILLed (--failover). */
+let failoverAt: number | undefined;
+/** What the failover cost, counted by the checker (see failoverFindings). */
+let failoverReport: [string, string | number][] = [];
 /**
  * How long after a restart a server may still fail on a connection Postgres ended: postgres.js
  * reports the end on that connection's next use, seen here up to 12 s after a restart.
@@ -90,6 +127,10 @@ async function main() {
   const started = Date.now();
   const out = statePath('chaos'); // the history of every attempt, and each instance's log
   fs.mkdirSync(out, { recursive: true });
+  if (replicated && ASYNC) {
+    await setSynchronous(replicated.primaryAdminUrl, false);
+    console.log('[chaos] replication is asynchronous for this run: a commit does not wait for the standby');
+  }
   const cluster = await startCluster({
     logDir: out,
     instances: 2,
@@ -131,6 +172,10 @@ async function main() {
       if (stopFaults) break;
       if (!restarted && done > INTENTS * 0.4) {
         restarted = true;
+        if (FAILOVER && replicated) {
+          await failover(replicated);
+          continue;
+        }
         const { EMBEDDED_PG_DATA, EMBEDDED_PG_BIN } = getLauncherEnv();
         if (EMBEDDED_PG_DATA && EMBEDDED_PG_BIN) {
           console.log('[chaos] restarting Postgres');
@@ -200,11 +245,13 @@ async function main() {
     ['intents a client gave up on', stats.gaveUp],
     ['faults: instances killed', stats.instanceKills],
     ['faults: Postgres restarts', stats.postgresRestarts],
+    ...(FAILOVER ? ([['faults: failovers (primary SIGKILLed, standby promoted)', `${stats.failovers} (${ASYNC ? 'asynchronous' : 'synchronous'} replication)`]] as [string, string | number][]) : []),
     ['faults: provider rates', `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`],
     ['webhook events / deliveries (duplicated, reordered)', `${stats.webhookEvents} / ${stats.webhookDeliveries}`],
     ['orders', orders],
     ['paid orders', paid],
     ['charges', charges],
+    ...failoverReport,
     ['violations', violations.length],
     ['seconds', ((Date.now() - started) / 1000).toFixed(0)],
   ];
@@ -213,7 +260,120 @@ async function main() {
   for (const v of violations.slice(0, 50)) console.log(`VIOLATION ${v}`);
   fs.writeFileSync(path.join(out, 'history.jsonl'), history.map((a) => JSON.stringify(a)).join('\n'));
   console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}; instance logs: ${path.join(out, 'instance-*.log')}`);
+  if (ASYNC) {
+    // The asynchronous run is a measurement of what that setting risks, not a pass/fail check.
+    console.log(`[chaos] asynchronous replication: ${violations.length} violations found and reported above (not a failure of this run)`);
+    process.exit(0);
+  }
   process.exit(violations.length === 0 ? 0 : 1);
+}
+
+/**
+ * The failover: the standby falls behind, the primary dies (SIGKILL, every process), and after the
+ * time a failover manager would take, the standby is promoted. Nothing is told to the app.
+ */
+async function failover(state: ReplicatedState) {
+  console.log(`[chaos] failover: the standby falls behind for ${STANDBY_LAG_MS / 1000} s`);
+  pauseReplication(state); // never resumed: the primary dies with what it did not send
+  await sleep(STANDBY_LAG_MS);
+  const from = Date.now();
+  failoverAt = from;
+  killPrimary(state);
+  console.log('[chaos] failover: primary SIGKILLed');
+  await sleep(PROMOTION_DELAY_MS);
+  promoteStandby(state);
+  postgresDown.push({ from, to: Date.now() });
+  stats.failovers++;
+  console.log(`[chaos] failover: standby promoted, ${((Date.now() - from) / 1000).toFixed(1)} s after the primary died`);
+}
+
+/**
+ * After a failover: what clients were told and the database no longer has, and what the provider
+ * charged for orders the database no longer has. Every acknowledged answer (200 or 402) must still
+ * be the key's stored answer, its order must exist, and every charge must have its order; with
+ * synchronous replication each of these is a violation. `charged twice` counts client intents with
+ * two successful charges: a lost key row, claimed again by a retry, gets a new id, so the provider
+ * key derived from it is new too, and the provider cannot tell the retry from a new payment.
+ */
+async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], customers: string[]): Promise<string[]> {
+  const findings: string[] = [];
+  const byKey = new Map<string, Attempt[]>();
+  for (const a of history) byKey.set(a.key, [...(byKey.get(a.key) ?? []), a]);
+  const keyRows = await sql`
+    select key, id, response_status, response_body::text as body from idempotency_keys
+    where scope in ${sql(customers)} and procedure = ${PURCHASE}`;
+  const rowByKey = new Map(keyRows.map((r) => [r.key as string, r]));
+  const orderRows = await sql`
+    select o.id, k.key from orders o left join idempotency_keys k on k.id = o.idempotency_key_id
+    where o.customer_id in ${sql(customers)}`;
+  const orderIds = new Set(orderRows.map((r) => r.id as string));
+  const keyOfOrder = new Map<string, string>(orderRows.filter((r) => r.key).map((r) => [r.id as string, r.key as string]));
+  const orderIdOf = (body: string) => (JSON.parse(body) as { result: { data: { id: string } } }).result.data.id;
+  let ackKeys = 0;
+  let keysLost = 0;
+  let keysRerun = 0;
+  let ordersLost = 0;
+  for (const [key, attempts] of byKey) {
+    const ack = attempts.find((a) => a.status === 200 || a.status === 402);
+    if (!ack) continue;
+    ackKeys++;
+    const ackOrder = ack.status === 200 ? orderIdOf(ack.body) : undefined;
+    for (const a of attempts) {
+      const id = a.status === 200 ? orderIdOf(a.body) : undefined;
+      if (id && !keyOfOrder.has(id)) keyOfOrder.set(id, key); // orders the database lost, known from the answers
+    }
+    const row = rowByKey.get(key);
+    if (!row || row.response_status === null) {
+      keysLost++;
+      findings.push(`key ${key}: acknowledged (${ack.status}), and its key row or its answer is gone`);
+    } else if (ackOrder && !String(row.body).includes(ackOrder)) {
+      keysRerun++;
+      findings.push(`key ${key}: acknowledged with order ${ackOrder}, and now stores another answer (the key was lost and run again)`);
+    }
+    if (ackOrder && !orderIds.has(ackOrder)) {
+      ordersLost++;
+      findings.push(`key ${key}: acknowledged order ${ackOrder} is gone`);
+    }
+  }
+  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as { payment_intents: { id: string; status: string; metadata: Record<string, string> }[] };
+  const mine = new Set(customers);
+  const charges = ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? ''));
+  let orphanCharges = 0;
+  const chargesPerIntent = new Map<string, number>();
+  for (const pi of charges) {
+    const orderId = pi.metadata.order_id ?? '';
+    if (!orderIds.has(orderId)) {
+      orphanCharges++;
+      findings.push(`charge ${pi.id}: its order ${orderId} does not exist`);
+    }
+    const key = keyOfOrder.get(orderId);
+    if (key) chargesPerIntent.set(key, (chargesPerIntent.get(key) ?? 0) + 1);
+  }
+  const chargedTwice = [...chargesPerIntent.values()].filter((n) => n > 1).length;
+  // Intents acknowledged before the failover whose key row survived but lost later steps: resumed
+  // afterwards (by a retry or the completer), their charge call carried the same derived key, and
+  // the provider answered it with the first charge instead of charging again.
+  const { requests } = (await (await fetch(`${sim}/__sim/requests`)).json()) as { requests: { at: number; path: string; idempotencyKey: string | null; replayed: boolean }[] };
+  const replayedAfter = new Set(
+    requests.filter((r) => r.replayed && r.path === '/v1/payment_intents' && r.at >= (failoverAt ?? Infinity)).map((r) => r.idempotencyKey),
+  );
+  let protectedRetries = 0;
+  for (const [key, attempts] of byKey) {
+    const ackedBefore = attempts.some((a) => (a.status === 200 || a.status === 402) && a.end < (failoverAt ?? 0));
+    const row = rowByKey.get(key);
+    if (ackedBefore && row && replayedAfter.has(`${row.id as string}:charge`)) protectedRetries++;
+  }
+  for (const [key, n] of chargesPerIntent) if (n > 1) findings.push(`key ${key}: one intent, ${n} charges`);
+  failoverReport = [
+    ['failover: acknowledged intents (200 or 402)', ackKeys],
+    ['failover: acknowledged keys lost (row or answer gone)', keysLost],
+    ['failover: acknowledged keys run again with another answer', keysRerun],
+    ['failover: acknowledged orders lost', ordersLost],
+    ['failover: charges without their order', orphanCharges],
+    ['failover: acknowledged intents charged again after it, answered by the provider with the first charge (same derived key)', protectedRetries],
+    ['failover: intents charged twice (derived provider key did not protect)', chargedTwice],
+  ];
+  return findings;
 }
 
 /** One checkout intent: one key; sometimes a second client sends it at the same time. */
@@ -289,6 +449,7 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
     }
   }
   for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
+  if (FAILOVER) violations.push(...(stats.failovers === 0 ? ['no failover happened: the run ended before it was due'] : []), ...(await failoverFindings(sql, customers)));
 
   // Webhooks: each event applied once (its id recorded once, whatever the copies), and none ever
   // refused by the app: a 4xx would be a signature bug; a 500 while Postgres was up, a record moved
