@@ -517,8 +517,8 @@ export async function peerBench(databaseUrl: string, options: PeerBenchOptions =
   const startedAt = performance.now();
   const skipped: string[] = [];
   (process.env as Record<string, string>).NODE_ENV ??= 'test'; // JSON log lines, as a server writes them
-  const decisionsLogged = !process.env.XNOLOG;
-  setDecisionListeners(decisionsLogged ? DECISION_LISTENERS : []); // as tools/bench-core.ts: each decision logged and counted
+  const decisionsLogged = true;
+  setDecisionListeners(DECISION_LISTENERS); // as tools/bench-core.ts: each decision logged and counted, as in a server
   const stats = createDatabase(databaseUrl, { max: 1 });
   await stats.db.execute(sql`create extension if not exists pg_stat_statements`);
   try {
@@ -654,12 +654,17 @@ export function peerTable(report: PeerReport): string[] {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Alone it prints its table; under tools/bench.ts (--json) its last line is the report as JSON,
+  // and its progress goes to stderr, since stdout also carries the log line of every decision.
+  const json = process.argv.includes('--json');
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
-  peerBench(url, { seconds: Number(process.env.BENCH_DURATION_S ?? DEFAULT_SECONDS), log: console.log }).then(
-    (report) => {
-      console.log(peerTable(report).join('\n'));
-      console.log(`[peers] done in ${report.elapsedSeconds.toFixed(0)} s`);
+  const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || DEFAULT_SECONDS;
+  peerBench(url, { seconds, log: (s) => console.error(s) }).then(
+    async (report) => {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
+      console.log(json ? JSON.stringify({ peers: report }) : peerTable(report).join('\n'));
+      if (!json) console.log(`[peers] done in ${report.elapsedSeconds.toFixed(0)} s`);
       process.exit(0);
     },
     (err: unknown) => {

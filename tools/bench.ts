@@ -27,6 +27,7 @@ import { installDatabase } from '../server/db';
 import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server';
 import { parseFlags } from './args';
 import { coreTable, type CoreRow } from './bench-core';
+import { peerTable, type PeerReport } from './bench-peers';
 import { scaleSections, type ReaperFigures } from './bench-scale';
 
 const flags = parseFlags('npm run bench --', {
@@ -314,9 +315,10 @@ function childJson(script: string, args: string[]): Promise<unknown> {
   });
 }
 
-/** The peers' table, when their module is there (tools/bench-peers.ts). */
+/** The same order protected by the libraries people would pick instead, and what each buys (tools/bench-peers.ts). */
 async function peerSection(): Promise<string[]> {
-  return [];
+  const { peers } = (await childJson('tools/bench-peers.ts', ['--seconds', String(Math.min(DURATION_S, 3))])) as { peers: PeerReport };
+  return [...peerTable(peers), ''];
 }
 
 function report(rows: Row[], storms: { same: number[]; different: number[] }, core: string[], peers: string[], scale: { lines: string[]; reaper: ReaperFigures }) {
