@@ -161,7 +161,7 @@ export async function scaleSections(options: {
     // reaper (as the servers run it), then the same reaper unpaced, in one continuous load.
     progress?.('the reaper under load: quiet, paced, unpaced');
     await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = 'bench'`;
-    const window = Math.max(8, options.seconds);
+    const window = Math.max(12, options.seconds);
     const load = checkoutLoad(options.singleUrl, options.cookie, 3 * window);
     const zones: { name: string; deleted: number }[] = [];
     const reapFor = async (name: string, restFactor: number) => {

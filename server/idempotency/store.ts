@@ -57,7 +57,7 @@ export interface ExistingKey {
  *
  * A first execution therefore costs no separate lookup, and a replay costs this one statement (a
  * conflicting ON CONFLICT DO NOTHING writes nothing: it finds the row in the index and stops, before
- * any tuple or WAL record is made; store.test.ts checks the WAL position). The row read back is the
+ * any tuple or WAL record is made: its transaction never gets a transaction id, as idempotency.test.ts checks). The row read back is the
  * one in this statement's snapshot: a claim that waited on a duplicate in flight sees the conflict
  * but not the row (it committed after the snapshot was taken), and gets `existing: undefined`; the
  * caller then reads it afresh (findLiveKey).
