@@ -4,6 +4,7 @@
  * only ever acts as its own lab customers (server/lab/session.ts), never as a real one.
  */
 import { z } from 'zod';
+import { MAX_QUANTITY } from '../../shared/shop-rules';
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
 import { parseIdempotencyKey } from '../idempotency/key';
@@ -48,7 +49,7 @@ function keyOf(headers: Headers): string {
   return parsed.key;
 }
 
-const cartInput = z.strictObject({ productId: z.string().min(1).max(64), quantity: z.number().int().min(1).max(99) });
+const cartInput = z.strictObject({ productId: z.string().min(1).max(64), quantity: z.number().int().min(1).max(MAX_QUANTITY) });
 
 export const labRouter = router({
   scenarios: labQuery.query(() =>
