@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { createDatabase, type Db } from '../db/client';
 import { REAP_BATCH_SIZE, REAP_REST_FACTOR, reapExpiredKeys } from '../server/idempotency/reaper';
 import { claimStatement } from '../server/idempotency/store';
@@ -13,6 +14,9 @@ import { startCluster } from './cluster';
 
 const BODY = JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1 }] });
 const SAMPLES = 2_000;
+const dialect = new PgDialect();
+// The load runs this long before the first window: its first seconds are slower (connections, JIT).
+const RAMP_S = 4;
 
 /** Protected checkouts (fresh keys) for `seconds`, or until stopped, counting responses per second. */
 function checkoutLoad(url: string, cookie: string, seconds: number) {
@@ -53,21 +57,22 @@ export interface ReaperFigures {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
- * The claim's own time in µs (median of SAMPLES), at the driver, one connection, no HTTP: for a new
- * key (what a first execution pays) and for a key that exists (what a replay pays). Both rolled
- * back, to keep the table at its size.
+ * The claim's own time in µs (median of SAMPLES), at the driver, one connection, no HTTP, prepared as
+ * the request path sends it: for a new key (what a first execution pays) and for a key that exists
+ * (what a replay pays). Both rolled back, to keep the table at its size.
  */
-async function statementTimes(db: Db, existingKeys: string[]) {
+async function statementTimes(sql: ReturnType<typeof createDatabase>['sql'], existingKeys: string[]) {
   const fresh: number[] = [];
   const existing: number[] = [];
   const options = { ttlMs: 86_400_000, waitMs: 10_000 };
   const time = async (into: number[], key: string) => {
-    await db
-      .transaction(async (tx) => {
+    const claim = dialect.sqlToQuery(claimStatement({ scope: 'bench', procedure: 'checkout.placeOrder', key }, 'a'.repeat(64), options));
+    await sql
+      .begin(async (tx) => {
         const t = performance.now();
-        await tx.execute(claimStatement({ scope: 'bench', procedure: 'checkout.placeOrder', key }, 'a'.repeat(64), options));
+        await tx.unsafe(claim.sql, claim.params as never[], { prepare: true });
         into.push((performance.now() - t) * 1000);
-        tx.rollback();
+        throw new Error('roll back, to keep the table at its size');
       })
       .catch(() => {});
   };
@@ -138,11 +143,11 @@ export async function scaleSections(options: {
     await sql`delete from idempotency_keys where scope = 'bench'`;
     await fill(sql, 1, 10_000);
     const sample = (n: number) => Array.from({ length: 500 }, () => `bench-${1 + Math.floor(Math.random() * n)}`);
-    const small = await statementTimes(db, sample(10_000));
+    const small = await statementTimes(sql, sample(10_000));
     const started = performance.now();
     for (let from = 10_001; from <= 1_000_000; from += 110_000) await fill(sql, from, Math.min(from + 109_999, 1_000_000));
     const fillSeconds = (performance.now() - started) / 1000;
-    const large = await statementTimes(db, sample(1_000_000));
+    const large = await statementTimes(sql, sample(1_000_000));
     lines.push(
       '## The keys table at 10,000 and 1,000,000 rows',
       '',
@@ -162,7 +167,7 @@ export async function scaleSections(options: {
     progress?.('the reaper under load: quiet, paced, unpaced');
     await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = 'bench'`;
     const window = Math.max(12, options.seconds);
-    const load = checkoutLoad(options.singleUrl, options.cookie, 3 * window);
+    const load = checkoutLoad(options.singleUrl, options.cookie, RAMP_S + 3 * window);
     const zones: { name: string; deleted: number }[] = [];
     const reapFor = async (name: string, restFactor: number) => {
       const stop = new AbortController();
@@ -170,11 +175,11 @@ export async function scaleSections(options: {
       zones.push({ name, deleted: await reapUntil(db, restFactor, stop.signal) });
       clearTimeout(timer);
     };
-    await sleep(window * 1000);
+    await sleep((RAMP_S + window) * 1000);
     await reapFor('paced (as the servers run it)', REAP_REST_FACTOR);
     await reapFor('unpaced (back to back)', 0);
     const result = await load.done;
-    const perSecond = load.perSecond.slice(0, 3 * window);
+    const perSecond = load.perSecond.slice(RAMP_S, RAMP_S + 3 * window);
     // Each zone's mean, leaving out its first and last second (the switch between zones).
     const zoneMean = (z: number) => {
       const xs = perSecond.slice(z * window + 1, (z + 1) * window - 1);
@@ -191,7 +196,7 @@ export async function scaleSections(options: {
     lines.push(
       '## The reaper on 1,000,000 expired keys while checkouts continue',
       '',
-      `One load of protected checkouts for ${3 * window} s: ${window} s with no reaper, then ${window} s with the reaper as`,
+      `One load of protected checkouts for ${RAMP_S + 3 * window} s: ${RAMP_S} s to warm up (not counted), ${window} s with no reaper, then ${window} s with the reaper as`,
       `the servers run it (paced: it rests ${REAP_REST_FACTOR} times as long as each batch of ${REAP_BATCH_SIZE.toLocaleString('en-US')} took), then ${window} s with the same`,
       'reaper running batches back to back. Each window\'s mean leaves out its first and last second.',
       '',
