@@ -621,8 +621,9 @@ export function probeFacts(p: ProbeResults): { storm: string; crash: string; los
 
 function added(row: PeerRow, baseline: PeerRow): string {
   if (row.protection === 'baseline') return `${row.first.statements.toFixed(1)} statements (the order itself)`;
-  const pg = row.first.statements - baseline.first.statements;
-  const parts = [`${pg >= 0 ? '+' : ''}${pg.toFixed(1)} Postgres statements`];
+  // Rounded to a tenth: a peer adds none, and "-0.0" would only be the noise of counting.
+  const pg = Math.round((row.first.statements - baseline.first.statements) * 10) / 10;
+  const parts = [`${pg > 0 ? '+' : ''}${pg === 0 ? '0' : pg.toFixed(1)} Postgres statements`];
   if (row.redisCommands !== null) parts.push(`+${row.redisCommands.toFixed(1)} Redis commands`);
   if (row.storageCalls !== null) parts.push(`+${row.storageCalls.toFixed(1)} in-process map calls, no round trip`);
   return parts.join(', ');

@@ -100,6 +100,8 @@ function processCpuUs(pid: number | undefined): number | undefined {
 }
 
 let serverPid: number | undefined;
+/** Every round's requests/s, shown under the table: the spread says how far to trust one ratio. */
+let rounds: { baseline: number[]; first: number[] } = { baseline: [], first: [] };
 let stats: ReturnType<typeof createDatabase> | undefined;
 
 function percentile(values: number[], p: number): number {
@@ -244,6 +246,7 @@ async function main() {
     }
     const median = (runs: Row[]) => [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
     rows.push(median(baselines), median(firsts));
+    rounds = { baseline: baselines.map((r) => r.rps), first: firsts.map((r) => r.rps) };
     phase();
     let i = 0;
     rows.push(await cannon('replay', `${base}/api/trpc/checkout.placeOrder`, { method: 'POST', cookie, key: () => completed[i++ % completed.length]! }));
@@ -370,6 +373,10 @@ function report(rows: Row[], storms: { same: number[]; different: number[] }, co
     `  y-axis "requests/s" 0 --> ${chartMax}`,
     `  bar [${rows.map((r) => r.rps.toFixed(0)).join(', ')}]`,
     '```',
+    '',
+    `Every round, in requests/s: baseline ${rounds.baseline.map((v) => v.toFixed(0)).join(', ')}; first execution ${rounds.first.map((v) => v.toFixed(0)).join(', ')}. On`,
+    'this shared 2-core machine one round can move by a tenth either way, and the ratio with it: run the benchmark',
+    'more than once before trusting a difference of a few points.',
     '',
     'SQL statements are counted at the driver for one request of each kind on a warm connection (BEGIN, COMMIT',
     'and ROLLBACK count). The baseline is the lab\'s unprotected twin, which also checks that the caller is a lab',
