@@ -23,6 +23,13 @@ describe('server environment', () => {
     expect(parseServerEnv({ ...BASE, ...PRODUCTION }).STRIPE_WEBHOOK_SECRET).toBe(PRODUCTION.STRIPE_WEBHOOK_SECRET);
   });
 
+  it('the lab is off in production unless ENABLE_LAB=1, and on in development and tests', () => {
+    expect(parseServerEnv({ ...BASE, ...PRODUCTION }).ENABLE_LAB).toBe(false);
+    expect(parseServerEnv({ ...BASE, ...PRODUCTION, ENABLE_LAB: '1' }).ENABLE_LAB).toBe(true);
+    expect(parseServerEnv({ ...BASE, NODE_ENV: 'test' }).ENABLE_LAB).toBe(true);
+    expect(parseServerEnv({ ...BASE, NODE_ENV: 'development' }).ENABLE_LAB).toBe(true);
+  });
+
   it('refuses metrics in production without a token: they name customers\' traffic', () => {
     expect(() => parseServerEnv({ ...BASE, ...PRODUCTION, ENABLE_METRICS: '1' })).toThrow(/METRICS_TOKEN: is required in production when ENABLE_METRICS=1/);
     expect(parseServerEnv({ ...BASE, ...PRODUCTION }).ENABLE_METRICS).toBe(false);
