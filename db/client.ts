@@ -105,6 +105,18 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
   const guard = <V>(p: Promise<V>) => Promise.race([p, closed]);
   let open = true;
   let alive = true;
+  let done = false;
+  // Everything after the opening goes through this: once the transaction is over, or its connection
+  // closed, nothing more is sent on it. (postgres.js reopens a closed connection under the same
+  // handle for whoever the pool serves next; a late statement of this body, or our COMMIT, would
+  // land in that stranger's transaction.)
+  const send: typeof connection.unsafe = (...args: Parameters<typeof connection.unsafe>) => {
+    if (done || !alive) throw new Error('pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it');
+    return connection.unsafe(...args);
+  };
+  const fenced = new Proxy(connection, {
+    get: (target, property) => (property === 'unsafe' ? send : Reflect.get(target, property)),
+  });
   try {
     const opening = dialect.sqlToQuery(first);
     const onexecute = (c: RawConnection) => {
@@ -120,28 +132,35 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
     );
     // The same Drizzle transaction db.transaction would give, on the reserved connection.
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
-    const session = new PostgresJsSession(connection as unknown as postgres.Sql, dialect, schema, {});
+    const session = new PostgresJsSession(fenced as unknown as postgres.Sql, dialect, schema, {});
     const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as Tx;
     // If the body fails too, its error wins over the connection's: it may be why the connection
     // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
     const end = await Promise.race([body(tx, [...rows]), closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50)))]);
     open = false;
     if ('rollback' in end) {
-      await guard(connection.unsafe('rollback'));
+      await guard(send('rollback'));
       return end.rollback;
     }
     const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
     const [lastResult, commitResult] = await guard(
-      Promise.allSettled([closing ? connection.unsafe(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(), connection.unsafe('commit')]),
+      Promise.allSettled([closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(), send('commit')]),
     );
     if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
     if (commitResult.status === 'rejected') throw commitResult.reason;
+    // A COMMIT sent into a transaction that failed does not fail: Postgres answers it ROLLBACK. The
+    // tag is the truth, whatever the promises say (postgres.js may also retry a failed prepared
+    // statement by itself, after the COMMIT queued behind it, outside the transaction).
+    if ((commitResult.value as { command?: string }).command !== 'COMMIT') {
+      throw new Error(`pipelinedTransaction: the transaction was rolled back at COMMIT (${(commitResult.value as { command?: string }).command})`);
+    }
     return end.commit;
   } catch (err) {
     // Still open: roll it back (a connection that died took its transaction with it already).
-    if (open && alive) await guard(connection.unsafe('rollback')).catch(() => {});
+    if (open && alive) await guard(send('rollback')).catch(() => {});
     throw err;
   } finally {
+    done = true;
     if (raw) raw.onclose = null;
     // A connection that closed while reserved is already among postgres.js's closed ones, to be
     // opened again when the pool needs it; releasing it would put it back among the open ones, and

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, pipelinedTransaction } from './client';
+import { createDatabase, pipelinedTransaction, type Tx } from './client';
 
 const { db, sql: client } = createDatabase(process.env.DATABASE_URL!, { max: 2 });
 const admin = createDatabase(process.env.DATABASE_URL!, { max: 1 });
@@ -53,6 +53,28 @@ describe('pipelinedTransaction', () => {
     expect(await pipelinedTransaction(db, insert(rolled), async () => ({ rollback: 'rolled back' }))).toBe('rolled back');
     expect(await count(thrown)).toBe(0);
     expect(await count(rolled)).toBe(0);
+  });
+
+  it('a transaction the body left failed is not reported committed: a COMMIT answered ROLLBACK is an error', async () => {
+    const tag = randomUUID();
+    const swallowed = pipelinedTransaction(db, insert(tag), async (tx) => {
+      await tx.execute(sql.raw(`insert into ${table} (tag) values (null)`)).catch(() => {}); // fails; the transaction is now aborted
+      return { commit: 'committed?' };
+    });
+    await expect(swallowed).rejects.toThrow(/rolled back at COMMIT/);
+    expect(await count(tag)).toBe(0);
+  });
+
+  it('once it is over, the body\'s handle sends nothing more: a late statement fails instead of landing in another transaction', async () => {
+    let kept: Tx | undefined;
+    await pipelinedTransaction(db, sql`select 1 as one`, async (tx) => {
+      kept = tx;
+      return { commit: null };
+    });
+    const tag = randomUUID();
+    // Drizzle wraps the refusal: "Failed query: …", caused by ours.
+    await expect(kept!.execute(insert(tag))).rejects.toSatisfy((err: unknown) => /transaction is over/.test(String((err as { cause?: Error }).cause?.message)));
+    expect(await count(tag)).toBe(0);
   });
 
   it('sends BEGIN with the first statement and COMMIT with the last: two writes to the socket where db.transaction makes four or more', async () => {

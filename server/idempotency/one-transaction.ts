@@ -58,7 +58,10 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
     let outcome: Claim | 'executed';
     let result: R | undefined;
     try {
-      outcome = await pipelinedTransaction(call.db, claimStatement(k, fp, call.options), async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
+      // The wait on a duplicate in flight is bounded by what is left of this request's bound, over
+      // every round, not by the whole bound again each round.
+      const waitMs = Math.max(1, request.deadline - Date.now());
+      outcome = await pipelinedTransaction(call.db, claimStatement(k, fp, { ...call.options, waitMs }), async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
         const claim = readClaim(rows);
         if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
         keyId = claim.id;
