@@ -22,6 +22,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './ports';
 import { DatabaseStartError, postgresRunner, reachableDataDir, RELOCATED_ROOT } from './postgres';
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => fs.existsSync(p));
@@ -34,18 +35,6 @@ export interface Pooler {
   url: string;
   port: number;
   stop(): Promise<void>;
-}
-
-/** A free loopback port (the kernel's choice): PgBouncer is started fresh for every run. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function config(dir: string, port: number, target: URL): string {

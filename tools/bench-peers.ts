@@ -22,7 +22,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -31,6 +30,7 @@ import { MemoryStorageAdapter } from '@node-idempotency/storage-adapter-memory';
 import { RedisStorageAdapter } from '@node-idempotency/storage-adapter-redis';
 import { sql } from 'drizzle-orm';
 import { createDatabase, type Db } from '../db/client';
+import { freePort } from '../dev/ports';
 import { statePath } from '../dev/state';
 import { clearFaults, planFault } from '../server/idempotency/faults';
 import { isProcessGone, ProcessGone, setDecisionListeners } from '../server/idempotency/hooks';
@@ -341,17 +341,6 @@ function onPath(name: string): string | null {
 /** Where redis-server is installed (its redis-cli beside it), or null. */
 export function redisServerPath(): string | null {
   return onPath('redis-cli') ? onPath('redis-server') : null;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
