@@ -451,7 +451,11 @@ describe('the reaper is paced', () => {
     });
     expect(marks).toHaveLength(2);
     const firstBatch = marks[0]! - started;
-    expect(marks[1]! - marks[0]!).toBeGreaterThanOrEqual(20 * firstBatch); // the rest, then the second batch
+    // The rest is 20x the batch as the reaper timed it. Seen from here the batch looks a little longer
+    // (the call itself, a pause of this process), and a timer may fire up to a millisecond early on the
+    // event loop's cached clock, so the check asks for 15x: still more than the default factor (9),
+    // and far more than no rest at all (about 1x).
+    expect(marks[1]! - marks[0]!).toBeGreaterThanOrEqual(15 * firstBatch);
     const [left] = await sql<{ n: number }[]>`select count(*)::int as n from idempotency_keys where scope = ${scope}`;
     expect(left!.n).toBeGreaterThan(0); // aborted before the last of them
   });
