@@ -312,7 +312,9 @@ describe('rule 7: a duplicate of an in-flight request waits for it, within a bou
     await new Promise((r) => setTimeout(r, 200));
     const started = Date.now();
     await expect(direct(scope, key, 0, 0)).rejects.toMatchObject({ errorCode: 'IDEMPOTENCY_KEY_IN_USE' });
-    expect(Date.now() - started).toBeLessThan(200);
+    // The holder has about 1.3 s left, so a duplicate that waited would take that long; the margin
+    // under it is for a loaded machine, not a looser rule.
+    expect(Date.now() - started).toBeLessThan(1_000);
     await holder;
   });
 });
