@@ -264,3 +264,9 @@ test('positive control: a file the dev server does watch (an .env file) changing
     .poll(() => detector.seen.navigations - before.navigations + detector.seen.changes - before.changes, { timeout: 15_000, message: `no reload seen:\n${detector.events()}` })
     .toBeGreaterThan(0);
 });
+
+test('the dev server process started its background jobs once, through everything above (an env reload included)', async () => {
+  // server/jobs/schedule.ts logs one line when it starts the jobs; a second would mean they run twice.
+  const starts = dev.output().match(/background jobs started/g) ?? [];
+  expect(starts, `the dev server's output:\n${dev.output().slice(-3000)}`).toHaveLength(1);
+});

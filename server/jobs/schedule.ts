@@ -41,4 +41,6 @@ export function startBackgroundJobs(): void {
     state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'outbox', () => deliverOutbox(db)));
     state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'settle', () => settleWaiting(db)));
   }
+  // One line per server process: a second one in the same process would mean the jobs run twice.
+  log().info({ jobs: state.__jobs.length }, `background jobs started (${state.__jobs.length})`);
 }
