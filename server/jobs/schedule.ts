@@ -42,5 +42,6 @@ export function startBackgroundJobs(): void {
     state.__jobs.push(every(env.JOBS_INTERVAL_SECONDS, 'settle', () => settleWaiting(db)));
   }
   // One line per server process: a second one in the same process would mean the jobs run twice.
-  log().info({ jobs: state.__jobs.length }, `background jobs started (${state.__jobs.length})`);
+  const n = state.__jobs.length;
+  log().info({ jobs: n }, n > 0 ? `background jobs started (${n})` : 'background jobs off (their intervals are 0)');
 }
