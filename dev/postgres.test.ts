@@ -12,6 +12,7 @@ import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DatabaseStartError, explainFailure, packagedNativeDir, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
 import { PROJECT_ROOT } from './state';
+import { freePort } from './ports';
 
 const isRoot = process.getuid?.() === 0;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
@@ -25,14 +26,6 @@ afterAll(async () => {
   for (const undo of cleanups.reverse()) undo();
   fs.rmSync(scratch, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** A copy of the package's binaries (bin, lib, share) with its package.json, as a clone would hold them. */
 function copyOfBinaries(parent: string): string {

@@ -18,26 +18,18 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
 import postgres from 'postgres';
+import { freePort } from '../dev/ports';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CALM_MS = 10_000;
 const PRODUCTS = ['travel-mug', 'espresso-beans', 'milk-frother'];
 
 test.describe.configure({ mode: 'serial', timeout: 300_000 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Every file of the project a watcher could see, with its modification time. */
 function projectFiles(): Map<string, number> {
