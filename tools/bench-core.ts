@@ -15,6 +15,7 @@ import { setDecisionListeners } from '../server/idempotency/hooks';
 import { runIdempotent } from '../server/idempotency/one-transaction';
 import { DECISION_LISTENERS } from '../server/start';
 import { placeOrder } from '../server/services/orders';
+import { parseFlags } from './args';
 
 export interface CoreRow {
   kind: string;
@@ -143,10 +144,14 @@ export function coreTable(rows: CoreRow[]): string[] {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // Alone it prints its table; under tools/bench.ts (--json) its last line is the rows as JSON, and
   // its progress goes to stderr, since stdout also carries the log line of every decision it makes.
-  const json = process.argv.includes('--json');
+  const flags = parseFlags('tsx tools/bench-core.ts', {
+    seconds: { type: 'number', default: 5, min: 1, max: 600, help: 'seconds per measured round' },
+    json: { type: 'boolean', help: 'print the result as one JSON line (how tools/bench.ts reads it)' },
+  });
+  const json = flags.json;
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
-  const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 5;
+  const seconds = flags.seconds;
   coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s) }).then(
     async (rows) => {
       await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first

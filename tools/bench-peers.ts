@@ -37,6 +37,7 @@ import { isProcessGone, ProcessGone, setDecisionListeners } from '../server/idem
 import { placeOrder } from '../server/services/orders';
 import { DECISION_LISTENERS } from '../server/start';
 import { INPUT, keyedOrder, measure, type CoreRow } from './bench-core';
+import { parseFlags } from './args';
 
 export type ProtectionName = 'baseline' | 'ours' | 'peer-redis' | 'peer-memory';
 
@@ -646,10 +647,14 @@ export function peerTable(report: PeerReport): string[] {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // Alone it prints its table; under tools/bench.ts (--json) its last line is the report as JSON,
   // and its progress goes to stderr, since stdout also carries the log line of every decision.
-  const json = process.argv.includes('--json');
+  const flags = parseFlags('tsx tools/bench-peers.ts', {
+    seconds: { type: 'number', default: DEFAULT_SECONDS, min: 1, max: 600, help: 'seconds per measured round' },
+    json: { type: 'boolean', help: 'print the result as one JSON line (how tools/bench.ts reads it)' },
+  });
+  const json = flags.json;
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
-  const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || DEFAULT_SECONDS;
+  const seconds = flags.seconds;
   peerBench(url, { seconds, log: (s) => console.error(s) }).then(
     async (report) => {
       await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
