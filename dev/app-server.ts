@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -59,9 +60,16 @@ export function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /**
  * Starts `next start` on the port and resolves once it answers. With `logFile`, the server's log
- * lines (stdout and stderr) are appended there; otherwise its stdout is dropped.
+ * lines (stdout and stderr) are appended there; otherwise its stdout is dropped. With
+ * `ready: 'listening'` it resolves once the port accepts a connection, without sending the server
+ * any request (a test of what a process does with no traffic at all).
  */
-export async function startAppServer(options: { port: number; env?: Record<string, string>; logFile?: string }): Promise<AppServer> {
+export async function startAppServer(options: {
+  port: number;
+  env?: Record<string, string>;
+  logFile?: string;
+  ready?: 'answering' | 'listening';
+}): Promise<AppServer> {
   const url = `http://127.0.0.1:${options.port}`;
   // A server left over from an interrupted run would answer in our place: refuse to start instead.
   const occupied = await fetch(`${url}/api/trpc/health.ping`).then(
@@ -87,10 +95,14 @@ export async function startAppServer(options: { port: number; env?: Record<strin
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}): ${stderr}`);
-    try {
-      const res = await fetch(`${url}/api/trpc/health.ping`);
-      if (res.ok) break;
-    } catch {}
+    if (options.ready === 'listening') {
+      if (await accepts(options.port)) break;
+    } else {
+      try {
+        const res = await fetch(`${url}/api/trpc/health.ping`);
+        if (res.ok) break;
+      } catch {}
+    }
     if (Date.now() > deadline) throw new Error(`next start did not answer on ${url} within 60 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -106,6 +118,18 @@ export async function startAppServer(options: { port: number; env?: Record<strin
       await exited;
     },
   };
+}
+
+/** Whether something accepts a TCP connection on the loopback port (no bytes are sent). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 // CLI: build if needed, then serve in the foreground (used as Playwright's webServer command).

@@ -6,6 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startAppServer, type AppServer } from '../../dev/app-server';
+import { createDatabase } from '../../db/client';
+import { runMigrations } from '../../db/migrate';
+import { seedCatalog } from '../../db/seed';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import { clearFaults, planFault } from '../idempotency/faults';
@@ -456,4 +459,66 @@ describe('a server process killed at each phase boundary', () => {
     await server.kill();
   });
 
+});
+
+describe('a restarted instance that receives no request at all', () => {
+  // A database of its own: this server runs its jobs (completer, outbox, settler) every second, and
+  // they must not reach into the keys and messages of the test files running beside this one.
+  const PORT = 3213;
+  const name = `checkout_restart_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const url = new URL(getEnv().DATABASE_URL);
+  url.pathname = `/${name}`;
+  const transactionPooler = getEnv().DATABASE_POOL_MODE === 'transaction';
+  let server: AppServer | undefined;
+  let scratch: ReturnType<typeof createDatabase> | undefined;
+  afterAll(async () => {
+    await server?.kill('SIGKILL');
+    await scratch?.sql.end();
+    await sql.unsafe(`drop database if exists ${name} with (force)`);
+  });
+
+  it('finishes a checkout abandoned after the charge on its own: its jobs start with the process, not with a request', async () => {
+    await sql.unsafe(`create database ${name}`);
+    await runMigrations(url.toString(), { transactionPooler });
+    await seedCatalog(url.toString());
+    scratch = createDatabase(url.toString(), { max: 2, transactionPooler });
+    const env = {
+      DATABASE_URL: url.toString(),
+      COOKIE_SECRET: getEnv().COOKIE_SECRET,
+      STRIPE_API_BASE: sim(),
+      ENABLE_TEST_HOOKS: '1',
+      IDEMPOTENCY_LEASE_MS: '1000',
+      STRIPE_TIMEOUT_MS: '800',
+      JOBS_INTERVAL_SECONDS: '0',
+    };
+    const ordersHere = (customer: string) => scratch!.sql<{ status: string; total_cents: number }[]>`select status, total_cents from orders where customer_id = ${customer}`;
+
+    // The process dies after the provider charged and before the charge is recorded.
+    server = await startAppServer({ port: PORT, env });
+    const customer = randomUUID();
+    const key = randomUUID();
+    await planServerFault(server.url, { scope: customer, boundary: 'inside:charge_recorded', action: 'kill' });
+    expect((await buy(customer, key, 'pm_card_visa', server.url)).status).toBe(0);
+    await server.kill('SIGKILL');
+    expect((await ordersHere(customer)).map((o) => o.status)).toEqual(['pending_payment']);
+    expect(await chargesOf(customer)).toHaveLength(1); // money taken, nothing here records it yet
+
+    // The client never comes back, and nobody else sends this instance anything: the test waits for
+    // its port to accept a connection, not for an answer.
+    server = await startAppServer({ port: PORT, env: { ...env, JOBS_INTERVAL_SECONDS: '1', COMPLETER_DELAY_SECONDS: '0' }, ready: 'listening' });
+    await expect
+      .poll(async () => (await ordersHere(customer)).map((o) => o.status), { timeout: 30_000, message: 'the restarted instance did not finish the checkout' })
+      .toEqual(['paid']);
+    const [row] = await scratch.sql`select state, response_status from idempotency_keys where scope = ${customer}`;
+    expect(row).toMatchObject({ state: 'completed', response_status: 200 });
+    const charges = await chargesOf(customer);
+    expect(charges).toHaveLength(1); // finished with the same derived key: that one charge, not a second
+    expect(charges[0]!.amount).toBe((await ordersHere(customer))[0]!.total_cents);
+    expect(await reconcile(scratch.db, { customerId: customer })).toEqual([]);
+
+    // If the client does come back, it gets the answer the completer stored.
+    const late = await buy(customer, key, 'pm_card_visa', server.url);
+    expect(late.status).toBe(200);
+    expect(late.headers.get('idempotent-replayed')).toBe('true');
+  });
 });
