@@ -1,5 +1,6 @@
 /** The HTTP surface, through the real Next route handler: statuses, cookies, error bodies. */
 import { describe, expect, it } from 'vitest';
+import { getEnv } from './env.js';
 import { countOrders, customerCookie, http } from './testing';
 
 const cookieOf = (headers: Headers) => headers.get('set-cookie')?.split(';')[0];
@@ -117,5 +118,21 @@ describe('batches and keyed mutations', () => {
     const res = await http('GET', `catalog.list,orders.history?batch=1&input=${encodeURIComponent('{}')}`, { headers: { cookie: customerCookie(crypto.randomUUID()) } });
     expect(res.status).toBe(200);
     expect(res.body).toHaveLength(2);
+  });
+});
+
+describe('Idempotency-Key-Retention', () => {
+  it('every answer says how long a key is kept, in seconds: a first execution, its replay, a refusal and a query', async () => {
+    const retention = String(getEnv().IDEMPOTENCY_KEY_TTL_HOURS * 3600); // 86400 by default
+    const cookie = customerCookie(crypto.randomUUID());
+    const key = crypto.randomUUID();
+    const order = (items: unknown) => http('POST', 'checkout.placeOrder', { headers: { cookie, 'idempotency-key': key }, body: { items } });
+    const first = await order([{ productId: 'travel-mug', quantity: 1 }]);
+    const replay = await order([{ productId: 'travel-mug', quantity: 1 }]);
+    const mismatch = await order([{ productId: 'travel-mug', quantity: 2 }]); // same key, another cart: 422
+    const query = await http('GET', 'catalog.list');
+    expect([first.status, replay.status, mismatch.status, query.status]).toEqual([200, 200, 422, 200]);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    for (const res of [first, replay, mismatch, query]) expect(res.headers.get('idempotency-key-retention')).toBe(retention);
   });
 });
