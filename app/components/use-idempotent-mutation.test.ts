@@ -1,6 +1,6 @@
 /** The retry policy of the checkout client: what is retried, and how long it waits. */
 import { describe, expect, it } from 'vitest';
-import { backoffMs, classifyFailure, continues, keyTooOld, sameInput } from './use-idempotent-mutation';
+import { backoffMs, classifyFailure, continues, intentStateAfter, keyTooOld, sameInput } from './use-idempotent-mutation';
 
 const trpcError = (httpStatus: number, errorCode: string | null, headers: Record<string, string> = {}) => ({
   message: 'm',
@@ -18,6 +18,10 @@ describe('classifyFailure: retry only what may not have been processed', () => {
     ['409 sold out (a business answer)', trpcError(409, 'PRODUCT_SOLD_OUT'), 'final'],
     ['401 cookie', trpcError(401, 'CUSTOMER_COOKIE_INVALID'), 'final'],
     ['422 IDEMPOTENCY_KEY_REUSED', trpcError(422, 'IDEMPOTENCY_KEY_REUSED'), 'reused'],
+    ['402 a declined card', trpcError(402, 'PAYMENT_DECLINED'), 'final'],
+    ['409 a checkout the server cancelled (the client was gone)', trpcError(409, 'CHECKOUT_ABANDONED'), 'final'],
+    ['409 the provider refused the payment for good', trpcError(409, 'PAYMENT_REFUSED_BY_PROVIDER'), 'final'],
+    ['409 the server gave up finishing the checkout', trpcError(409, 'CHECKOUT_GAVE_UP'), 'final'],
   ])('%s: %s', (_name, error, kind) => {
     expect(classifyFailure(error).kind).toBe(kind);
   });
@@ -69,6 +73,14 @@ describe('continues: which submit reuses the key', () => {
   });
   it('after a final answer (a decline), the same input is a new intent', () => {
     expect(continues(intent('over'), { a: 1 })).toBe(false);
+  });
+  it('a cancelled checkout (409 CHECKOUT_ABANDONED) ends its intent: paying again for the same cart is a new intent, with a new key', () => {
+    const after = (error: unknown) => intent(intentStateAfter(classifyFailure(error))); // as the hook stores it
+    expect(continues(after(trpcError(409, 'CHECKOUT_ABANDONED')), { a: 1 })).toBe(false);
+    expect(continues(after(trpcError(503, null)), { a: 1 })).toBe(true); // unknown outcome: the same key again
+  });
+  it('a 422 (the key already belongs to another cart) ends its intent too: the next Pay gets a new key', () => {
+    expect(intentStateAfter(classifyFailure(trpcError(422, 'IDEMPOTENCY_KEY_REUSED')))).toBe('over');
   });
   it('other input is a new intent', () => {
     expect(continues(intent('pending'), { a: 2 })).toBe(false);

@@ -105,6 +105,15 @@ export function continues<TInput>(current: StoredIntent<TInput> | null, input: T
   return current !== null && current.state !== 'over' && sameInput(current.input, input);
 }
 
+/**
+ * What an intent becomes when its sending ends without success: a final answer (a decline, a
+ * cancelled checkout, bad input) is `over`, and paying again is a new attempt with a new key; no
+ * answer, or one that may not have been processed, leaves it `failed`, to continue with its key.
+ */
+export function intentStateAfter(last: Classified | null): 'failed' | 'over' {
+  return last?.kind === 'retryable' ? 'failed' : 'over';
+}
+
 export type Status = 'idle' | 'sending' | 'retrying' | 'offline' | 'failed' | 'succeeded' | 'expired';
 
 export interface SendResult<TOutput> {
@@ -195,8 +204,7 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
           }
         }
         if (done.current || inFlight.current > 1) return; // another click's request may still succeed
-        // A final answer ends the intent (paying again is a new attempt); an unknown outcome keeps its key.
-        write({ ...intent, state: last?.kind === 'retryable' ? 'failed' : 'over' });
+        write({ ...intent, state: intentStateAfter(last) });
         setFailure(last);
         setStatus('failed');
       } finally {
