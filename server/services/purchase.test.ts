@@ -4,7 +4,7 @@
  * none) and a clean reconcile.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startAppServer, type AppServer } from '../../dev/app-server';
 import { createDatabase } from '../../db/client';
 import { runMigrations } from '../../db/migrate';
@@ -12,6 +12,7 @@ import { seedCatalog } from '../../db/seed';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import { clearFaults, planFault } from '../idempotency/faults';
+import { log } from '../observability/log';
 import { runCompleter } from '../jobs/completer';
 import { deliverOutbox } from '../jobs/outbox';
 import { customerCookie, http, planServerFault, scriptProviderFault, type HttpResult } from '../testing';
@@ -309,9 +310,16 @@ describe('the completer gives up instead of looping', () => {
     const key = randomUUID();
     await scriptProviderFault(customer, 'error_500', { times: 100 });
     expect((await buy(customer, key)).status).toBe(503);
+    const warnings = vi.spyOn(log(), 'warn');
     let outcome = { finished: 0, failed: 0, released: 0, gaveUp: 0 };
     for (let run = 0; run < 5 && outcome.gaveUp === 0; run++) outcome = await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 });
     expect(outcome.gaveUp).toBe(1);
+    // An operator hears of it: one warning that names the procedure and the way to find the order.
+    const gaveUp = warnings.mock.calls.filter(([, message]) => String(message).startsWith('completer gave up'));
+    expect(gaveUp).toHaveLength(1);
+    expect(gaveUp[0]![0]).toMatchObject({ procedure: 'checkout.purchase', tries: 3 });
+    expect(gaveUp[0]![1]).toContain('npm run reconcile');
+    warnings.mockRestore();
     const [row] = await sql`select state, response_status, response_body from idempotency_keys where scope = ${customer}`;
     expect(row!.state).toBe('completed');
     expect(row!.response_body.error.errorCode).toBe('CHECKOUT_GAVE_UP');
