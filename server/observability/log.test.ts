@@ -1,0 +1,43 @@
+/**
+ * The server's log as operators read it: JSON lines with time, level, process id and instance
+ * outside development, and lines for people under `npm run dev`. Each case runs in a process of
+ * its own, because the log is made once per process.
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../dev/state';
+
+/** Logs one line in a fresh process with this environment; returns what it printed. */
+function logOnce(env: Record<string, string>): string {
+  const script = "import { log } from './server/observability/log'; log().info({ orderTag: 'o-1' }, 'order placed');";
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DATABASE_URL: 'postgres://u@127.0.0.1:1/db', STRIPE_API_BASE: 'http://127.0.0.1:1', ...env },
+    encoding: 'utf8',
+  });
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout;
+}
+
+describe('the log', () => {
+  it('outside development: one JSON line with the time, the level, the process id and the instance name, written by the time the process exits (the writes are asynchronous)', () => {
+    const out = logOnce({ NODE_ENV: 'test', INSTANCE_NAME: 'shop-a', LOG_LEVEL: 'info' });
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 30, instance: 'shop-a', orderTag: 'o-1', msg: 'order placed' });
+    expect(line.pid).toEqual(expect.any(Number));
+    expect(new Date(line.time as string).toISOString()).toBe(line.time); // ISO time, not epoch milliseconds
+  });
+
+  it('under npm run dev: a line for people, with the time and the level in words, not JSON', () => {
+    const out = logOnce({ NODE_ENV: 'development', INSTANCE_NAME: 'shop-a', LOG_LEVEL: 'info', NO_COLOR: '1' });
+    expect(() => JSON.parse(out.trim())).toThrow();
+    expect(out).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO.*order placed/m);
+    expect(out).toContain('orderTag: "o-1"');
+  });
+
+  it('below LOG_LEVEL, nothing is written', () => {
+    expect(logOnce({ NODE_ENV: 'test', LOG_LEVEL: 'warn' })).toBe('');
+  });
+});
