@@ -336,6 +336,19 @@ export async function reapExpiredBatch(db: DbOrTx, batchSize: number): Promise<n
   return rows.length;
 }
 
+/** Keys claimed and not answered yet: phased procedures at work, or abandoned (the in-flight gauge). */
+export async function countKeysInFlight(db: DbOrTx): Promise<number> {
+  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(idempotencyKeys).where(eq(idempotencyKeys.state, 'started'));
+  return row!.n;
+}
+
+/** The state of each of these key rows that still exists (reconcile: a given-up checkout, or an expired one). */
+export async function keyStatesOf(db: DbOrTx, ids: string[]): Promise<Map<string, IdempotencyKey['state']>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.select({ id: idempotencyKeys.id, state: idempotencyKeys.state }).from(idempotencyKeys).where(inArray(idempotencyKeys.id, ids));
+  return new Map(rows.map((r) => [r.id, r.state]));
+}
+
 /**
  * Lab only: moves one key's clock forward instead of waiting. `lease`: its holder's lease lapses
  * now (as it would 30 s after the holder died); `expiry`: it expires now (as it would a day later).

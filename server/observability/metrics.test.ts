@@ -1,13 +1,15 @@
 /** Metrics and logs: every decision moves its counter, and the scrape shows each family. */
 import { randomUUID } from 'node:crypto';
+import { sql as q } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getDatabase } from '../db';
 import { parseServerEnv } from '../env.js';
 import { DECISIONS, onDecision } from '../idempotency/hooks';
 import { createNotesTable, makeEveryDecision } from '../idempotency/testing';
+import { countKeysInFlight } from '../idempotency/store';
 import { authorized, countDecision, handleMetrics, metrics } from './metrics';
 
-const { db } = getDatabase();
+const { db, sql } = getDatabase();
 const stop = onDecision(countDecision);
 afterAll(() => stop());
 
@@ -47,6 +49,42 @@ describe('metrics', () => {
       expect(text, family).toContain(family);
     }
     expect(text).toMatch(/idempotency_decisions_total\{procedure="notes.add",decision="replayed"\} [1-9]/);
+  });
+
+  it('the in-flight count is the started keys only: three started and two answered keys add exactly three', async () => {
+    // One snapshot (repeatable read): other files' keys come and go meanwhile, unseen here.
+    let added: number | undefined;
+    const undo = new Error('undo');
+    await db
+      .transaction(
+        async (tx) => {
+          const before = await countKeysInFlight(tx);
+          const scope = randomUUID();
+          await tx.execute(q`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+                             select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from generate_series(1, 5) as i`);
+          await tx.execute(q`update idempotency_keys set state = 'completed', recovery_point = 'finished', response_status = 200, response_body = '{}', completed_at = now()
+                             where scope = ${scope} and key in ('k4', 'k5')`);
+          added = (await countKeysInFlight(tx)) - before;
+          throw undo; // nothing is kept
+        },
+        { isolationLevel: 'repeatable read' },
+      )
+      .catch((err: unknown) => {
+        if (err !== undo) throw err;
+      });
+    expect(added).toBe(3);
+  });
+
+  it('idempotency_keys_in_flight counts keys claimed and not answered: three started keys show', async () => {
+    const scope = randomUUID();
+    await sql`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+              select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from generate_series(1, 3) as i`; // state: started
+    try {
+      const { values } = await metrics().keysInFlight.get();
+      expect(values[0]!.value).toBeGreaterThanOrEqual(3); // other test files may hold keys of their own meanwhile
+    } finally {
+      await sql`delete from idempotency_keys where scope = ${scope}`;
+    }
   });
 
   it('in production, metrics need a token: ENABLE_METRICS=1 alone is refused at start', () => {

@@ -11,6 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import type { DecisionEvent } from '../idempotency/hooks';
+import { countKeysInFlight } from '../idempotency/store';
 
 function create() {
   const registry = new Registry();
@@ -19,7 +20,7 @@ function create() {
     const [row] = await getDatabase().db.execute<{ n: number }>(sql.raw(`select count(*)::int as n from ${table} where ${where}`));
     return row!.n;
   };
-  const keysInFlight = count('idempotency_keys', "state = 'started'");
+  const keysInFlight = () => countKeysInFlight(getDatabase().db);
   const outboxBacklog = count('outbox', 'delivered_at is null and dead_at is null');
   return {
     registry,

@@ -330,6 +330,9 @@ describe('the completer gives up instead of looping', () => {
     expect(await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 })).toEqual({ finished: 0, failed: 0, released: 0, gaveUp: 0 });
     const [order] = await ordersOf(customer);
     expect(await reconcile(db, { customerId: customer })).toEqual([`order ${order!.id} is pending_payment and its checkout was given up: needs attention`]);
+    // A day later the reaper deletes the answered key (only this one here: other files' keys are theirs).
+    await sql`delete from idempotency_keys where scope = ${customer}`;
+    expect(await reconcile(db, { customerId: customer })).toEqual([`order ${order!.id} is pending_payment and its key has expired: needs attention`]);
     await fetch(`${sim()}/__sim/faults`, { method: 'DELETE' });
   });
 });

@@ -12,7 +12,8 @@
  */
 import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
-import { idempotencyKeys, orders, outbox, refunds } from '../../db/schema';
+import { orders, outbox, refunds } from '../../db/schema';
+import { keyStatesOf } from '../idempotency/store';
 import { listProviderLedger } from './payments';
 
 /** `customerIds` limits the check to those customers (tests share one provider ledger). */
@@ -77,13 +78,14 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
   // A pending order whose key has an answer was given up on (any other answer moves the order on);
   // one whose key is gone has outlived every retry.
   const stuck = await db
-    .select({ id: orders.id, keyState: idempotencyKeys.state })
+    .select({ id: orders.id, keyId: orders.idempotencyKeyId })
     .from(orders)
-    .leftJoin(idempotencyKeys, eq(idempotencyKeys.id, orders.idempotencyKeyId))
     .where(and(eq(orders.status, 'pending_payment'), inScope));
+  const keyStates = await keyStatesOf(db, stuck.flatMap((o) => (o.keyId ? [o.keyId] : [])));
   for (const o of stuck) {
-    if (o.keyState === 'completed') problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
-    else if (o.keyState === null) problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
+    const keyState = (o.keyId && keyStates.get(o.keyId)) ?? null;
+    if (keyState === 'completed') problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
+    else if (keyState === null) problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
   }
 
   if (!scope) {
