@@ -1,13 +1,57 @@
 /**
  * `npm run demo`: the lab spec played in Chromium with a recording, for people to watch. Every test
- * leaves a video and a trace, and one screenshot per verdict, in the folder printed below.
+ * leaves a trace and one screenshot per verdict, and a video when an ffmpeg is at hand, in the
+ * folder printed below.
+ *
+ * Playwright encodes videos with an ffmpeg build of its own, which `npx playwright install ffmpeg`
+ * downloads. Where that is not possible (this project installs nothing but Debian packages), Debian's
+ * `ffmpeg` stands in: Playwright is pointed at a folder of this clone's state where its ffmpeg's
+ * place holds a link to /usr/bin/ffmpeg. Without either, the demo records traces and screenshots
+ * only, and says how to get videos.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
+import { statePath } from '../dev/state';
 import base from './playwright.config';
 
-const folder = path.resolve(import.meta.dirname, '..', 'demo', new Date().toISOString().replace(/[:.]/g, '-'));
-console.log(`[demo] recording the lab to ${folder}`);
+// One folder for the whole run: each worker process loads this file again, and inherits the
+// environment of the runner, which loaded it first.
+process.env.DEMO_FOLDER ??= path.resolve(import.meta.dirname, '..', 'demo', new Date().toISOString().replace(/[:.]/g, '-'));
+const folder = process.env.DEMO_FOLDER;
+
+/** Whether videos can be recorded, after pointing Playwright at Debian's ffmpeg if it needs it. */
+function videoEncoder(): 'playwright' | 'debian' | undefined {
+  if (process.env.DEMO_VIDEO) return process.env.DEMO_VIDEO === 'off' ? undefined : (process.env.DEMO_VIDEO as 'playwright' | 'debian');
+  const require = createRequire(import.meta.url);
+  const browsers = JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('playwright-core')), 'browsers.json'), 'utf8')) as { browsers: { name: string; revision: string }[] };
+  const revision = browsers.browsers.find((b) => b.name === 'ffmpeg')?.revision;
+  const name = process.platform === 'darwin' ? 'ffmpeg-mac' : process.platform === 'win32' ? 'ffmpeg-win64.exe' : 'ffmpeg-linux';
+  const registry = process.env.PLAYWRIGHT_BROWSERS_PATH ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'ms-playwright');
+  let found: 'playwright' | 'debian' | undefined;
+  if (revision && fs.existsSync(path.join(registry, `ffmpeg-${revision}`, name))) found = 'playwright';
+  else if (revision && process.platform === 'linux' && !process.env.PLAYWRIGHT_BROWSERS_PATH && fs.existsSync('/usr/bin/ffmpeg')) {
+    const stand = statePath('playwright');
+    fs.mkdirSync(path.join(stand, `ffmpeg-${revision}`), { recursive: true });
+    const link = path.join(stand, `ffmpeg-${revision}`, name);
+    if (!fs.existsSync(link)) fs.symlinkSync('/usr/bin/ffmpeg', link);
+    process.env.PLAYWRIGHT_BROWSERS_PATH = stand; // read by the workers, which launch the browser
+    found = 'debian';
+  }
+  process.env.DEMO_VIDEO = found ?? 'off';
+  return found;
+}
+
+const asked = process.env.DEMO_ANNOUNCED ? undefined : process.env.DEMO_VIDEO; // DEMO_VIDEO=off: no videos, by choice
+const encoder = videoEncoder();
+if (!process.env.DEMO_ANNOUNCED) {
+  process.env.DEMO_ANNOUNCED = '1';
+  console.log(`[demo] recording the lab to ${folder}`);
+  if (encoder === 'debian') console.log("[demo] videos encoded by Debian's ffmpeg (/usr/bin/ffmpeg)");
+  if (!encoder) console.log(asked === 'off' ? '[demo] videos off (DEMO_VIDEO=off): traces and screenshots only' : '[demo] no ffmpeg: traces and screenshots only. For videos: apt-get install ffmpeg');
+}
 
 export default defineConfig({
   ...base,
@@ -15,5 +59,5 @@ export default defineConfig({
   outputDir: folder,
   workers: 1,
   reporter: [['list']],
-  use: { ...base.use, video: 'on', trace: 'on', viewport: { width: 1280, height: 900 } },
+  use: { ...base.use, video: encoder ? 'on' : 'off', trace: 'on', viewport: { width: 1280, height: 900 } },
 });
