@@ -17,7 +17,7 @@ const DEV_COOKIE_SECRET = 'dev-only-cookie-secret-do-not-use-in-production!';
 // The payment simulator signs its webhooks with this one too (dev/with-db.ts hands it over).
 export const DEV_WEBHOOK_SECRET = 'whsec_dev_only_simulator_secret_do_not_use_in_production';
 
-const serverSchema = z
+const serverVariables = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
     // Set by `dev/with-db.ts` (embedded Postgres) or by you (your own Postgres).
@@ -84,50 +84,54 @@ const serverSchema = z
     // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
     // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
     ENABLE_TEST_HOOKS: flag.default(false),
-  })
-  .transform((e, ctx) => {
-    if (!e.COOKIE_SECRET && e.NODE_ENV === 'production') {
-      ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
-      return z.NEVER;
-    }
-    if ((!e.STRIPE_WEBHOOK_SECRET || e.STRIPE_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) && e.NODE_ENV === 'production') {
-      ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: "is required in production (the provider's signing secret, not the simulator's public one)" });
-      return z.NEVER;
-    }
-    if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
-      ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
-      return z.NEVER;
-    }
-    if (e.ENABLE_METRICS && e.NODE_ENV === 'production' && !e.METRICS_TOKEN) {
-      // Order and payment volumes are business figures: never public.
-      ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'is required in production when ENABLE_METRICS=1' });
-      return z.NEVER;
-    }
-    if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
-      // Planned faults can stall, fail or kill this server on request: never where customers are.
-      ctx.addIssue({ code: 'custom', path: ['ENABLE_TEST_HOOKS'], message: 'is refused in production: it lets a request stall or kill the server' });
-      return z.NEVER;
-    }
-    if (e.STRIPE_TIMEOUT_MS >= e.IDEMPOTENCY_LEASE_MS) {
-      // A provider call runs under the lease: if it could outlast it, another request could take
-      // the key over while the call is still in flight.
-      ctx.addIssue({
-        code: 'custom',
-        path: ['STRIPE_TIMEOUT_MS'],
-        message: `must be shorter than IDEMPOTENCY_LEASE_MS (${e.STRIPE_TIMEOUT_MS} >= ${e.IDEMPOTENCY_LEASE_MS}): a provider call must end while its lease holds`,
-      });
-      return z.NEVER;
-    }
-    return {
-      ...e,
-      COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
-      STRIPE_WEBHOOK_SECRET: e.STRIPE_WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
-      // The simulator accepts any well-formed test key.
-      STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
-      ENABLE_LAB: e.ENABLE_LAB ?? e.NODE_ENV !== 'production',
-      ENABLE_METRICS: e.ENABLE_METRICS ?? e.NODE_ENV !== 'production',
-    };
   });
+
+/** The names of every variable the server reads. */
+export const SERVER_ENV_NAMES = Object.keys(serverVariables.shape);
+
+const serverSchema = serverVariables.transform((e, ctx) => {
+  if (!e.COOKIE_SECRET && e.NODE_ENV === 'production') {
+    ctx.addIssue({ code: 'custom', path: ['COOKIE_SECRET'], message: 'COOKIE_SECRET is required in production' });
+    return z.NEVER;
+  }
+  if ((!e.STRIPE_WEBHOOK_SECRET || e.STRIPE_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) && e.NODE_ENV === 'production') {
+    ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: "is required in production (the provider's signing secret, not the simulator's public one)" });
+    return z.NEVER;
+  }
+  if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
+    ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
+    return z.NEVER;
+  }
+  if (e.ENABLE_METRICS && e.NODE_ENV === 'production' && !e.METRICS_TOKEN) {
+    // Order and payment volumes are business figures: never public.
+    ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'is required in production when ENABLE_METRICS=1' });
+    return z.NEVER;
+  }
+  if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
+    // Planned faults can stall, fail or kill this server on request: never where customers are.
+    ctx.addIssue({ code: 'custom', path: ['ENABLE_TEST_HOOKS'], message: 'is refused in production: it lets a request stall or kill the server' });
+    return z.NEVER;
+  }
+  if (e.STRIPE_TIMEOUT_MS >= e.IDEMPOTENCY_LEASE_MS) {
+    // A provider call runs under the lease: if it could outlast it, another request could take
+    // the key over while the call is still in flight.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STRIPE_TIMEOUT_MS'],
+      message: `must be shorter than IDEMPOTENCY_LEASE_MS (${e.STRIPE_TIMEOUT_MS} >= ${e.IDEMPOTENCY_LEASE_MS}): a provider call must end while its lease holds`,
+    });
+    return z.NEVER;
+  }
+  return {
+    ...e,
+    COOKIE_SECRET: e.COOKIE_SECRET ?? DEV_COOKIE_SECRET,
+    STRIPE_WEBHOOK_SECRET: e.STRIPE_WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
+    // The simulator accepts any well-formed test key.
+    STRIPE_SECRET_KEY: e.STRIPE_SECRET_KEY ?? 'sk_test_simulator',
+    ENABLE_LAB: e.ENABLE_LAB ?? e.NODE_ENV !== 'production',
+    ENABLE_METRICS: e.ENABLE_METRICS ?? e.NODE_ENV !== 'production',
+  };
+});
 
 /** Variables the database launcher reads before any server exists. */
 const launcherSchema = z.object({

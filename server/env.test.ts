@@ -1,7 +1,7 @@
 /** The environment is checked once, at start: unsafe or meaningless settings stop the server with a message. */
 import { describe, expect, it } from 'vitest';
 import { startAppServer } from '../dev/app-server';
-import { DEV_WEBHOOK_SECRET, getEnv, parseServerEnv } from './env.js';
+import { DEV_WEBHOOK_SECRET, getEnv, parseServerEnv, SERVER_ENV_NAMES } from './env.js';
 
 const BASE = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', STRIPE_API_BASE: 'http://127.0.0.1:12111' };
 /** What a production server needs besides: its own cookie key and the provider's signing secret. */
@@ -43,14 +43,26 @@ describe('server environment', () => {
     expect(parseServerEnv({ ...BASE, STRIPE_TIMEOUT_MS: '10000', IDEMPOTENCY_LEASE_MS: '30000' }).STRIPE_TIMEOUT_MS).toBe(10_000);
   });
 
-  it.each(['JOBS_INTERVAL_SECONDS', 'IDEMPOTENCY_REAPER_INTERVAL_SECONDS', 'IDEMPOTENCY_WAIT_MS', 'ENABLE_LAB'])(
-    'an empty %s means unset: its default, never 0 or false',
-    (name) => {
-      const empty = parseServerEnv({ ...BASE, [name]: '' }) as Record<string, unknown>;
-      const unset = parseServerEnv({ ...BASE }) as Record<string, unknown>;
-      expect(empty[name]).toEqual(unset[name]);
-    },
-  );
+  it('knows every variable it reads: the list the next test walks is the whole schema', () => {
+    expect(SERVER_ENV_NAMES).toEqual(expect.arrayContaining(['DATABASE_URL', 'JOBS_INTERVAL_SECONDS', 'IDEMPOTENCY_WAIT_MS', 'ENABLE_LAB', 'STRIPE_TIMEOUT_MS']));
+    expect(SERVER_ENV_NAMES.length).toBeGreaterThan(20);
+  });
+
+  /** The parsed environment, or the error's message: an empty value must give exactly what no value gives. */
+  const outcome = (env: Record<string, string>) => {
+    try {
+      return parseServerEnv(env) as Record<string, unknown>;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it.each(SERVER_ENV_NAMES)('an empty or blank %s means unset: its default (or its error when required), never 0, false or ""', (name) => {
+    const { [name]: _given, ...rest } = { ...BASE, ...PRODUCTION, NODE_ENV: 'test' } as Record<string, string>;
+    const unset = outcome(rest);
+    expect(outcome({ ...rest, [name]: '' })).toEqual(unset);
+    expect(outcome({ ...rest, [name]: '   ' })).toEqual(unset);
+  });
 
   it('a production server with ENABLE_TEST_HOOKS=1 does not start, and says why', async () => {
     const started = startAppServer({
