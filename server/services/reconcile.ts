@@ -82,7 +82,15 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
     .from(orders)
     .where(and(eq(orders.status, 'pending_payment'), inScope));
   const keyStates = await keyStatesOf(db, stuck.flatMap((o) => (o.keyId ? [o.keyId] : [])));
-  for (const o of stuck) {
+  // Read again after the keys: a checkout that finished in between (the order paid and its key
+  // answered, in one commit) shows its key completed but was read pending above. An order still
+  // pending now, after its key was read completed, was really given up on.
+  const stillPending = new Set(
+    stuck.length
+      ? (await db.select({ id: orders.id }).from(orders).where(and(inArray(orders.id, stuck.map((o) => o.id)), eq(orders.status, 'pending_payment')))).map((o) => o.id)
+      : [],
+  );
+  for (const o of stuck.filter((x) => stillPending.has(x.id))) {
     const keyState = (o.keyId && keyStates.get(o.keyId)) ?? null;
     if (keyState === 'completed') problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
     else if (keyState === null) problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
