@@ -6,6 +6,7 @@ import { getDatabase } from '../db';
 import { parseServerEnv } from '../env.js';
 import { DECISIONS, onDecision } from '../idempotency/hooks';
 import { createNotesTable, makeEveryDecision } from '../idempotency/testing';
+import { createDatabase } from '../../db/client';
 import { countKeysInFlight } from '../idempotency/store';
 import { authorized, countDecision, handleMetrics, metrics } from './metrics';
 
@@ -52,10 +53,13 @@ describe('metrics', () => {
   });
 
   it('the in-flight count is the started keys only: three started and two answered keys add exactly three', async () => {
-    // One snapshot (repeatable read): other files' keys come and go meanwhile, unseen here.
+    // One snapshot (repeatable read): other files' keys come and go meanwhile, unseen here. On a
+    // connection of its own without the app's per-transaction settings (behind PgBouncer they are a
+    // transaction's first statement, and the isolation level must come before any).
+    const own = createDatabase(process.env.DATABASE_URL!, { max: 1, transactionPooler: process.env.DATABASE_POOL_MODE === 'transaction' });
     let added: number | undefined;
     const undo = new Error('undo');
-    await db
+    await own.db
       .transaction(
         async (tx) => {
           const before = await countKeysInFlight(tx);
@@ -71,11 +75,12 @@ describe('metrics', () => {
       )
       .catch((err: unknown) => {
         if (err !== undo) throw err;
-      });
+      })
+      .finally(() => own.sql.end());
     expect(added).toBe(3);
   });
 
-  it('idempotency_keys_in_flight counts keys claimed and not answered: three started keys show', async () => {
+  it('the idempotency_keys_in_flight gauge is wired to that count: three started keys show in it', async () => {
     const scope = randomUUID();
     await sql`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
               select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from generate_series(1, 3) as i`; // state: started
