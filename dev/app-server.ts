@@ -71,12 +71,9 @@ export async function startAppServer(options: {
   ready?: 'answering' | 'listening';
 }): Promise<AppServer> {
   const url = `http://127.0.0.1:${options.port}`;
-  // A server left over from an interrupted run would answer in our place: refuse to start instead.
-  const occupied = await fetch(`${url}/api/trpc/health.ping`).then(
-    () => true,
-    () => false,
-  );
-  if (occupied) throw new Error(`port ${options.port} is already serving (a server left over from an earlier run?)`);
+  // A server left over from an interrupted run (or anything else on the port) would answer in our
+  // place: refuse to start instead.
+  if (await accepts(options.port)) throw new Error(`port ${options.port} is already in use (a server left over from an earlier run?)`);
   const log = options.logFile ? fs.openSync(options.logFile, 'a') : undefined;
   const child = spawn(nextBin, ['start', '-p', String(options.port), '-H', '127.0.0.1'], {
     cwd: root,
@@ -92,6 +89,13 @@ export async function startAppServer(options: {
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
+  const stop = (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {}
+    }
+  };
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}): ${stderr}`);
@@ -103,18 +107,18 @@ export async function startAppServer(options: {
         if (res.ok) break;
       } catch {}
     }
-    if (Date.now() > deadline) throw new Error(`next start did not answer on ${url} within 60 s: ${stderr}`);
+    if (Date.now() > deadline) {
+      stop('SIGKILL'); // never leave a half-started server holding the port and running its jobs
+      await exited;
+      throw new Error(`next start did not ${options.ready === 'listening' ? 'listen' : 'answer'} on ${url} within 60 s: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
     url,
     process: child,
     kill: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(-child.pid!, signal);
-        } catch {}
-      }
+      stop(signal);
       await exited;
     },
   };

@@ -312,14 +312,19 @@ describe('the completer gives up instead of looping', () => {
     expect((await buy(customer, key)).status).toBe(503);
     const warnings = vi.spyOn(log(), 'warn');
     let outcome = { finished: 0, failed: 0, released: 0, gaveUp: 0 };
-    for (let run = 0; run < 5 && outcome.gaveUp === 0; run++) outcome = await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 });
+    let warned: unknown[][] = [];
+    try {
+      for (let run = 0; run < 5 && outcome.gaveUp === 0; run++) outcome = await runCompleter(db, { delaySeconds: 0, customerId: customer, maxRuns: 3, backoffBaseSeconds: 0 });
+    } finally {
+      warned = [...warnings.mock.calls]; // restoring clears them
+      warnings.mockRestore();
+    }
     expect(outcome.gaveUp).toBe(1);
     // An operator hears of it: one warning that names the procedure and the way to find the order.
-    const gaveUp = warnings.mock.calls.filter(([, message]) => String(message).startsWith('completer gave up'));
+    const gaveUp = warned.filter(([, message]) => String(message).startsWith('completer gave up'));
     expect(gaveUp).toHaveLength(1);
     expect(gaveUp[0]![0]).toMatchObject({ procedure: 'checkout.purchase', tries: 3 });
     expect(gaveUp[0]![1]).toContain('npm run reconcile');
-    warnings.mockRestore();
     const [row] = await sql`select state, response_status, response_body from idempotency_keys where scope = ${customer}`;
     expect(row!.state).toBe('completed');
     expect(row!.response_body.error.errorCode).toBe('CHECKOUT_GAVE_UP');
@@ -476,8 +481,10 @@ describe('a restarted instance that receives no request at all', () => {
   // A database of its own: this server runs its jobs (completer, outbox, settler) every second, and
   // they must not reach into the keys and messages of the test files running beside this one.
   const PORT = 3213;
-  const name = `checkout_restart_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  // Named after this run's database, so a run that was interrupted before dropping it is cleaned
+  // up by the next run of the same suite (and two suites on one server never share it).
   const url = new URL(getEnv().DATABASE_URL);
+  const name = `${url.pathname.slice(1).replace(/[^a-z0-9_]/gi, '_')}_restart`.slice(0, 63);
   url.pathname = `/${name}`;
   const transactionPooler = getEnv().DATABASE_POOL_MODE === 'transaction';
   let server: AppServer | undefined;
@@ -489,6 +496,7 @@ describe('a restarted instance that receives no request at all', () => {
   });
 
   it('finishes a checkout abandoned after the charge on its own: its jobs start with the process, not with a request', async () => {
+    await sql.unsafe(`drop database if exists ${name} with (force)`);
     await sql.unsafe(`create database ${name}`);
     await runMigrations(url.toString(), { transactionPooler });
     await seedCatalog(url.toString());
