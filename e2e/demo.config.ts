@@ -7,7 +7,7 @@
  * downloads. Where that is not possible (this project installs nothing but Debian packages), Debian's
  * `ffmpeg` stands in: Playwright is pointed at a folder of this clone's state where its ffmpeg's
  * place holds a link to /usr/bin/ffmpeg. Without either, the demo records traces and screenshots
- * only, and says how to get videos.
+ * only, and says how to get videos; `DEMO_VIDEO=off` asks for that.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,23 +22,32 @@ import base from './playwright.config';
 process.env.DEMO_FOLDER ??= path.resolve(import.meta.dirname, '..', 'demo', new Date().toISOString().replace(/[:.]/g, '-'));
 const folder = process.env.DEMO_FOLDER;
 
-/** Whether videos can be recorded, after pointing Playwright at Debian's ffmpeg if it needs it. */
+/**
+ * How videos will be encoded: by Playwright's own ffmpeg, by Debian's standing in for it, or not
+ * at all. Only a Linux machine that runs Debian's Chromium (see playwright.config.ts) and has no
+ * Playwright ffmpeg gets the stand-in, because pointing Playwright at another folder of downloads
+ * would hide its own browsers too. Elsewhere Playwright finds (or asks for) its own ffmpeg.
+ */
 function videoEncoder(): 'playwright' | 'debian' | undefined {
-  if (process.env.DEMO_VIDEO) return process.env.DEMO_VIDEO === 'off' ? undefined : (process.env.DEMO_VIDEO as 'playwright' | 'debian');
-  const require = createRequire(import.meta.url);
-  const browsers = JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('playwright-core')), 'browsers.json'), 'utf8')) as { browsers: { name: string; revision: string }[] };
-  const revision = browsers.browsers.find((b) => b.name === 'ffmpeg')?.revision;
-  const name = process.platform === 'darwin' ? 'ffmpeg-mac' : process.platform === 'win32' ? 'ffmpeg-win64.exe' : 'ffmpeg-linux';
-  const registry = process.env.PLAYWRIGHT_BROWSERS_PATH ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'ms-playwright');
-  let found: 'playwright' | 'debian' | undefined;
-  if (revision && fs.existsSync(path.join(registry, `ffmpeg-${revision}`, name))) found = 'playwright';
-  else if (revision && process.platform === 'linux' && !process.env.PLAYWRIGHT_BROWSERS_PATH && fs.existsSync('/usr/bin/ffmpeg')) {
-    const stand = statePath('playwright');
-    fs.mkdirSync(path.join(stand, `ffmpeg-${revision}`), { recursive: true });
-    const link = path.join(stand, `ffmpeg-${revision}`, name);
-    if (!fs.existsSync(link)) fs.symlinkSync('/usr/bin/ffmpeg', link);
-    process.env.PLAYWRIGHT_BROWSERS_PATH = stand; // read by the workers, which launch the browser
-    found = 'debian';
+  if (process.env.DEMO_VIDEO === 'off') return undefined;
+  if (process.env.DEMO_VIDEO === 'playwright' || process.env.DEMO_VIDEO === 'debian') return process.env.DEMO_VIDEO; // decided by the runner
+  let found: 'playwright' | 'debian' | undefined = 'playwright';
+  if (process.platform === 'linux' && !process.env.PLAYWRIGHT_BROWSERS_PATH) {
+    const require = createRequire(import.meta.url);
+    const browsers = JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('playwright-core')), 'browsers.json'), 'utf8')) as { browsers: { name: string; revision: string }[] };
+    const folder = `ffmpeg-${browsers.browsers.find((b) => b.name === 'ffmpeg')?.revision}`;
+    const registry = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'ms-playwright');
+    if (!fs.existsSync(path.join(registry, folder, 'ffmpeg-linux'))) {
+      found = undefined;
+      if (fs.existsSync('/usr/bin/ffmpeg') && fs.existsSync('/usr/bin/chromium')) {
+        const stand = statePath('playwright');
+        fs.mkdirSync(path.join(stand, folder), { recursive: true });
+        const link = path.join(stand, folder, 'ffmpeg-linux');
+        if (!fs.existsSync(link)) fs.symlinkSync('/usr/bin/ffmpeg', link);
+        process.env.PLAYWRIGHT_BROWSERS_PATH = stand; // read by the workers, which launch the browser
+        found = 'debian';
+      }
+    }
   }
   process.env.DEMO_VIDEO = found ?? 'off';
   return found;
@@ -50,7 +59,7 @@ if (!process.env.DEMO_ANNOUNCED) {
   process.env.DEMO_ANNOUNCED = '1';
   console.log(`[demo] recording the lab to ${folder}`);
   if (encoder === 'debian') console.log("[demo] videos encoded by Debian's ffmpeg (/usr/bin/ffmpeg)");
-  if (!encoder) console.log(asked === 'off' ? '[demo] videos off (DEMO_VIDEO=off): traces and screenshots only' : '[demo] no ffmpeg: traces and screenshots only. For videos: apt-get install ffmpeg');
+  if (!encoder) console.log(asked === 'off' ? '[demo] videos off (DEMO_VIDEO=off): traces and screenshots only' : '[demo] no ffmpeg for Playwright: traces and screenshots only. For videos: npx playwright install ffmpeg, or on Debian apt-get install ffmpeg chromium');
 }
 
 export default defineConfig({
