@@ -35,7 +35,7 @@ function project(name: string, code: string): string {
   return dir;
 }
 
-const run = (dir: string) => spawnSync(process.execPath, ['tools/patch-postgres.mjs'], { cwd: dir, encoding: 'utf8' });
+const run = (dir: string) => spawnSync(process.execPath, ['tools/patch-postgres.mjs'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
 const connection = (dir: string, sub: string) => fs.readFileSync(path.join(dir, 'node_modules', 'postgres', sub, 'connection.js'), 'utf8');
 
 describe('the postgres.js guard', () => {

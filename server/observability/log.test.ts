@@ -9,11 +9,13 @@ import { PROJECT_ROOT } from '../../dev/state';
 
 /** Logs one line in a fresh process with this environment; returns what it printed. */
 function logOnce(env: Record<string, string>): string {
-  const script = "import { log } from './server/observability/log'; log().info({ orderTag: 'o-1' }, 'order placed');";
+  // process.exit right after the line: an asynchronous write still queued must be flushed on the way out.
+  const script = "import { log } from './server/observability/log'; log().info({ orderTag: 'o-1' }, 'order placed'); process.exit(0);";
   const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, DATABASE_URL: 'postgres://u@127.0.0.1:1/db', STRIPE_API_BASE: 'http://127.0.0.1:1', ...env },
     encoding: 'utf8',
+    timeout: 30_000, // a child that hangs fails this test instead of blocking the worker
   });
   expect(result.status, result.stderr).toBe(0);
   return result.stdout;
