@@ -16,6 +16,7 @@ import { log } from '../observability/log';
 import { runCompleter } from '../jobs/completer';
 import { deliverOutbox } from '../jobs/outbox';
 import { customerCookie, http, planServerFault, scriptProviderFault, type HttpResult } from '../testing';
+import { idempotencyKeys } from '../../db/schema';
 import { reconcile } from './reconcile';
 
 const { db, sql } = getDatabase();
@@ -301,6 +302,51 @@ describe('purchase: the completer finishes what the client abandoned', () => {
     const late = await buy(customer, key);
     expect(late.status).toBe(200);
     expect(late.headers.get('idempotent-replayed')).toBe('true');
+  });
+});
+
+describe('reconcile while checkouts finish', () => {
+  it('a checkout that ends between the read of its order and the read of its key is not reported as given up', async () => {
+    const customer = randomUUID();
+    planFault({ scope: customer, boundary: 'inside:charge_attempted', action: 'drop-db' });
+    await buy(customer, randomUUID());
+    const [order] = await ordersOf(customer);
+    expect(order!.status).toBe('pending_payment'); // its key still started: a checkout at work
+    // The checkout ends (here: refused) in one commit, order and key together, exactly while
+    // reconcile is between reading the pending orders and reading their keys.
+    let committed = false;
+    const finish = () =>
+      sql
+        .begin(async (tx) => {
+          await tx`update orders set status = 'payment_failed' where id = ${order!.id}`;
+          await tx`update idempotency_keys set state = 'completed', recovery_point = 'finished', response_status = 402,
+                   response_body = '{"ok":false}', completed_at = now(), locked_until = null where scope = ${customer}`;
+        })
+        .then(() => (committed = true));
+    let finished = false;
+    const racing = new Proxy(db, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'select') return value;
+        return (...args: unknown[]) => {
+          const builder = (value as (...a: unknown[]) => { from: (t: unknown) => unknown }).apply(target, args);
+          const from = builder.from.bind(builder);
+          builder.from = (table: unknown) => {
+            const query = from(table);
+            if (table !== idempotencyKeys || finished) return query;
+            finished = true;
+            // Postgres runs the key read only when it is awaited: let the checkout commit first.
+            const run = (query as PromiseLike<unknown>).then.bind(query);
+            (query as { then: unknown }).then = (ok: (v: unknown) => unknown, fail: (e: unknown) => unknown) => finish().then(() => run(ok, fail), fail);
+            return query;
+          };
+          return builder;
+        };
+      },
+    });
+    expect(await reconcile(racing, { customerId: customer })).toEqual([]);
+    expect(committed).toBe(true); // the race was really run: the checkout ended between the two reads
+    expect(await reconcile(db, { customerId: customer })).toEqual([]);
   });
 });
 
