@@ -16,12 +16,11 @@ import { countKeysInFlight } from '../idempotency/store';
 function create() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const count = (table: string, where: string) => async () => {
-    const [row] = await getDatabase().db.execute<{ n: number }>(sql.raw(`select count(*)::int as n from ${table} where ${where}`));
+  const keysInFlight = () => countKeysInFlight(getDatabase().db);
+  const outboxBacklog = async () => {
+    const [row] = await getDatabase().db.execute<{ n: number }>(sql`select count(*)::int as n from outbox where delivered_at is null and dead_at is null`);
     return row!.n;
   };
-  const keysInFlight = () => countKeysInFlight(getDatabase().db);
-  const outboxBacklog = count('outbox', 'delivered_at is null and dead_at is null');
   return {
     registry,
     decisions: new Counter({ name: 'idempotency_decisions_total', help: 'Keyed requests by procedure and decision.', labelNames: ['procedure', 'decision'], registers: [registry] }),

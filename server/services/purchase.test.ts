@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startAppServer, type AppServer } from '../../dev/app-server';
+import { ensureDatabase } from '../../dev/postgres';
 import { createDatabase } from '../../db/client';
 import { runMigrations } from '../../db/migrate';
 import { seedCatalog } from '../../db/seed';
@@ -529,9 +530,7 @@ describe('a restarted instance that receives no request at all', () => {
   const PORT = 3213;
   // Named after this run's database, so a run that was interrupted before dropping it is cleaned
   // up by the next run of the same suite (and two suites on one server never share it).
-  const url = new URL(getEnv().DATABASE_URL);
-  const name = `${url.pathname.slice(1).replace(/[^a-z0-9_]/gi, '_')}_restart`.slice(0, 63);
-  url.pathname = `/${name}`;
+  const name = `${new URL(getEnv().DATABASE_URL).pathname.slice(1).replace(/[^a-z0-9_]/gi, '_')}_restart`.slice(0, 63);
   const transactionPooler = getEnv().DATABASE_POOL_MODE === 'transaction';
   let server: AppServer | undefined;
   let scratch: ReturnType<typeof createDatabase> | undefined;
@@ -542,13 +541,12 @@ describe('a restarted instance that receives no request at all', () => {
   });
 
   it('finishes a checkout abandoned after the charge on its own: its jobs start with the process, not with a request', async () => {
-    await sql.unsafe(`drop database if exists ${name} with (force)`);
-    await sql.unsafe(`create database ${name}`);
-    await runMigrations(url.toString(), { transactionPooler });
-    await seedCatalog(url.toString());
-    scratch = createDatabase(url.toString(), { max: 2, transactionPooler });
+    const url = await ensureDatabase(getEnv().DATABASE_URL, name, true); // dropped first if a run left it
+    await runMigrations(url, { transactionPooler });
+    await seedCatalog(url);
+    scratch = createDatabase(url, { max: 2, transactionPooler });
     const env = {
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: url,
       COOKIE_SECRET: getEnv().COOKIE_SECRET,
       STRIPE_API_BASE: sim(),
       ENABLE_TEST_HOOKS: '1',
