@@ -136,14 +136,16 @@ const serverSchema = serverVariables.transform((e, ctx) => {
 /** Variables the database launcher reads before any server exists. */
 const launcherSchema = z.object({
   DATABASE_URL: z.string().optional(),
-  // 5432 is left to any Postgres you already run; the embedded clusters sit beside it.
-  EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
-  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(54330),
+  // 5432 is left to any Postgres you already run. The embedded clusters' ports sit below 32768, out of
+  // the range the system lends to outgoing connections (32768-60999 on Linux, 49152 and up
+  // elsewhere): a client socket holding the port for a moment once made a test cluster fail to start.
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(25432),
+  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(25433),
   // `pgbouncer`: the launcher puts PgBouncer in transaction mode between the app and the database
   // (dev/pgbouncer.ts), as `--pgbouncer` does.
   DATABASE_POOLER: z.enum(['pgbouncer'], { error: 'DATABASE_POOLER must be pgbouncer (or unset)' }).optional(),
   // The primary of the replicated pair (`--replicated`, dev/replicated.ts); its standby is on the next port.
-  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).default(54341),
+  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).default(25441),
   // Set by dev/with-db.ts for the command it runs, with --replicated: where the pair's state is.
   REPLICATED_PG_STATE: z.string().optional(),
   // Set when you point the app at the real Stripe: then no simulator is started.
