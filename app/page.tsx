@@ -20,7 +20,11 @@ export default function ShopPage() {
         {announcement}
       </p>
       {catalog.isPending && <p>Loading the catalog…</p>}
-      {catalog.isError && <p role="alert" className="notice error">Could not load the catalog: {catalog.error.message}</p>}
+      {catalog.isError && (
+        <p role="alert" className="notice error">
+          Could not load the catalog: {catalog.error.message}
+        </p>
+      )}
       <ul className="grid" data-testid="catalog">
         {catalog.data?.map((p) => {
           const inCart = cart.lines.find((l) => l.productId === p.id)?.quantity ?? 0;
@@ -28,7 +32,9 @@ export default function ShopPage() {
             <li key={p.id} className="card" data-testid={`product-${p.id}`}>
               <h2>{p.name}</h2>
               <p className="muted">{p.description}</p>
-              <p><strong>{formatMoney(p.priceCents, p.currency)}</strong></p>
+              <p>
+                <strong>{formatMoney(p.priceCents, p.currency)}</strong>
+              </p>
               <button
                 type="button"
                 onClick={() => {
@@ -41,7 +47,12 @@ export default function ShopPage() {
               >
                 {p.soldOut ? 'Sold out' : 'Add to cart'}
               </button>
-              {inCart > 0 && <span className="muted" data-testid={`in-cart-${p.id}`}> {inCart} in cart</span>}
+              {inCart > 0 && (
+                <span className="muted" data-testid={`in-cart-${p.id}`}>
+                  {' '}
+                  {inCart} in cart
+                </span>
+              )}
             </li>
           );
         })}

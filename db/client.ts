@@ -3,10 +3,11 @@
  * to open a pool for a URL; which URL, and the pool a server process shares, are the server's
  * business (server/db.ts).
  */
-import postgres from 'postgres';
+
 import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import { drizzle, PostgresJsSession, PostgresJsTransaction, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import { drizzle, type PostgresJsDatabase, PostgresJsSession, PostgresJsTransaction } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import * as schema from './schema';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -111,7 +112,10 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
   // handle for whoever the pool serves next; a late statement of this body, or our COMMIT, would
   // land in that stranger's transaction.)
   const send: typeof connection.unsafe = (...args: Parameters<typeof connection.unsafe>) => {
-    if (done || !alive) throw new Error('pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it');
+    if (done || !alive)
+      throw new Error(
+        'pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it',
+      );
     return connection.unsafe(...args);
   };
   const fenced = new Proxy(connection, {
@@ -128,7 +132,10 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
       return true; // the connection takes the next query at once: pipelined
     };
     const [, rows] = await guard(
-      Promise.all([connection.unsafe('begin', [], { onexecute } as never), connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED)]),
+      Promise.all([
+        connection.unsafe('begin', [], { onexecute } as never),
+        connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED),
+      ]),
     );
     // The same Drizzle transaction db.transaction would give, on the reserved connection.
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
@@ -136,7 +143,10 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
     const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as Tx;
     // If the body fails too, its error wins over the connection's: it may be why the connection
     // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
-    const end = await Promise.race([body(tx, [...rows]), closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50)))]);
+    const end = await Promise.race([
+      body(tx, [...rows]),
+      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
+    ]);
     open = false;
     if ('rollback' in end) {
       await guard(send('rollback'));
@@ -144,7 +154,10 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
     }
     const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
     const [lastResult, commitResult] = await guard(
-      Promise.allSettled([closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(), send('commit')]),
+      Promise.allSettled([
+        closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(),
+        send('commit'),
+      ]),
     );
     if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
     if (commitResult.status === 'rejected') throw commitResult.reason;
@@ -152,7 +165,10 @@ export async function pipelinedTransaction<Row extends Record<string, unknown>, 
     // tag is the truth, whatever the promises say (postgres.js may also retry a failed prepared
     // statement by itself, after the COMMIT queued behind it, outside the transaction).
     if ((commitResult.value as { command?: string }).command !== 'COMMIT') {
-      throw new Error(`pipelinedTransaction: the transaction was rolled back at COMMIT (${(commitResult.value as { command?: string }).command})`);
+      throw new Error(
+        `pipelinedTransaction: the transaction was rolled back at COMMIT ` +
+          `(${(commitResult.value as { command?: string }).command})`,
+      );
     }
     return end.commit;
   } catch (err) {
@@ -186,7 +202,8 @@ interface RawConnection {
 function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, string | number>): void {
   const statement = `select ${Object.entries(settings)
     .map(([name, value]) => {
-      if (!/^[a-z_.]+$/.test(name) || !/^[\w.-]+$/.test(String(value))) throw new Error(`unsafe session setting ${name}=${value}`);
+      if (!/^[a-z_.]+$/.test(name) || !/^[\w.-]+$/.test(String(value)))
+        throw new Error(`unsafe session setting ${name}=${value}`);
       return `set_config('${name}', '${value}', true)`;
     })
     .join(', ')}`;
@@ -199,7 +216,8 @@ function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, stri
       return Promise.all([applied, fn(tx)]).then(([, result]) => result);
     });
   Object.assign(sql, {
-    begin: (options: unknown, fn?: unknown) => (typeof options === 'function' ? wrapped('', options as never) : wrapped(options as string, fn as never)),
+    begin: (options: unknown, fn?: unknown) =>
+      typeof options === 'function' ? wrapped('', options as never) : wrapped(options as string, fn as never),
   });
 
   const reserve = sql.reserve.bind(sql);
@@ -214,7 +232,9 @@ function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, stri
           // Queries run in the order they are executed: BEGIN first, then the settings, then whatever
           // the caller sends next. A failure here fails the transaction's next statement too.
           q.execute();
-          unsafe(statement).execute().catch(() => {});
+          unsafe(statement)
+            .execute()
+            .catch(() => {});
           return q;
         },
       });

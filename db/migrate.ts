@@ -10,7 +10,10 @@ import { createDatabase } from './client';
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
-/** `transactionPooler`: the URL is PgBouncer in transaction mode (see db/client.ts); the migrator runs every migration in one transaction, so it works through it. */
+/**
+ * `transactionPooler`: the URL is PgBouncer in transaction mode (see db/client.ts); the migrator runs every
+ * migration in one transaction, so it works through it.
+ */
 export async function runMigrations(url: string, options: { transactionPooler?: boolean } = {}): Promise<void> {
   const { db, sql } = createDatabase(url, { max: 1, transactionPooler: options.transactionPooler });
   try {

@@ -11,7 +11,8 @@ import { createDatabase, pipelinedTransaction, type Tx } from './client';
 const { db, sql: client } = createDatabase(process.env.DATABASE_URL!, { max: 2 });
 const admin = createDatabase(process.env.DATABASE_URL!, { max: 1 });
 const table = `pipelined_${randomUUID().replaceAll('-', '')}`;
-const count = async (tag: string) => (await client.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table} where tag = $1`, [tag]))[0]!.n;
+const count = async (tag: string) =>
+  (await client.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table} where tag = $1`, [tag]))[0]!.n;
 const insert = (tag: string) => sql.raw(`insert into ${table} (tag) values ('${tag}') returning tag`);
 
 beforeAll(() => client.unsafe(`create table ${table} (tag text not null)`));
@@ -50,64 +51,86 @@ describe('pipelinedTransaction', () => {
       }),
     ).rejects.toThrow('the work failed');
     const rolled = randomUUID();
-    expect(await pipelinedTransaction(db, insert(rolled), async () => ({ rollback: 'rolled back' }))).toBe('rolled back');
+    expect(await pipelinedTransaction(db, insert(rolled), async () => ({ rollback: 'rolled back' }))).toBe(
+      'rolled back',
+    );
     expect(await count(thrown)).toBe(0);
     expect(await count(rolled)).toBe(0);
   });
 
-  it('a transaction the body left failed is not reported committed: a COMMIT answered ROLLBACK is an error', async () => {
-    const tag = randomUUID();
-    const swallowed = pipelinedTransaction(db, insert(tag), async (tx) => {
-      await tx.execute(sql.raw(`insert into ${table} (tag) values (null)`)).catch(() => {}); // fails; the transaction is now aborted
-      return { commit: 'committed?' };
-    });
-    await expect(swallowed).rejects.toThrow(/rolled back at COMMIT/);
-    expect(await count(tag)).toBe(0);
-  });
+  it(
+    'a transaction the body left failed is not reported committed: a COMMIT answered ROLLBACK is an ' + 'error',
+    async () => {
+      const tag = randomUUID();
+      const swallowed = pipelinedTransaction(db, insert(tag), async (tx) => {
+        // fails; the transaction is now aborted
+        await tx.execute(sql.raw(`insert into ${table} (tag) values (null)`)).catch(() => {});
+        return { commit: 'committed?' };
+      });
+      await expect(swallowed).rejects.toThrow(/rolled back at COMMIT/);
+      expect(await count(tag)).toBe(0);
+    },
+  );
 
-  it('once it is over, the body\'s handle sends nothing more: a late statement fails instead of landing in another transaction', async () => {
-    let kept: Tx | undefined;
-    await pipelinedTransaction(db, sql`select 1 as one`, async (tx) => {
-      kept = tx;
-      return { commit: null };
-    });
-    const tag = randomUUID();
-    // Drizzle wraps the refusal: "Failed query: …", caused by ours.
-    await expect(kept!.execute(insert(tag))).rejects.toSatisfy((err: unknown) => /transaction is over/.test(String((err as { cause?: Error }).cause?.message)));
-    expect(await count(tag)).toBe(0);
-  });
+  it(
+    "once it is over, the body's handle sends nothing more: a late statement fails instead of landing in another " +
+      'transaction',
+    async () => {
+      let kept: Tx | undefined;
+      await pipelinedTransaction(db, sql`select 1 as one`, async (tx) => {
+        kept = tx;
+        return { commit: null };
+      });
+      const tag = randomUUID();
+      // Drizzle wraps the refusal: "Failed query: …", caused by ours.
+      await expect(kept!.execute(insert(tag))).rejects.toSatisfy((err: unknown) =>
+        /transaction is over/.test(String((err as { cause?: Error }).cause?.message)),
+      );
+      expect(await count(tag)).toBe(0);
+    },
+  );
 
-  it('sends BEGIN with the first statement and COMMIT with the last: two writes to the socket where db.transaction makes four or more', async () => {
-    // Behind a transaction pooler (the third pass of .ci/run) statements cannot be prepared, so each
-    // with parameters goes in two steps: still fewer writes than db.transaction, not two.
-    const pooled = process.env.DATABASE_POOL_MODE === 'transaction';
-    const writes: number[] = [];
-    const write = net.Socket.prototype.write;
-    const counting = function (this: net.Socket, ...args: unknown[]) {
-      writes.push(1);
-      return (write as (...a: unknown[]) => boolean).apply(this, args);
-    };
-    const tag = randomUUID();
-    const withParameters = (t: string) => sql`insert into ${sql.raw(table)} (tag) values (${t})`; // parameters: the case that needs preparing
-    const pipelined = () => pipelinedTransaction(db, withParameters(tag), async () => ({ commit: 1, last: withParameters(tag) }));
-    const plain = () => db.transaction(async (tx) => { await tx.execute(withParameters(tag)); await tx.execute(withParameters(tag)); });
-    await pipelined(); // the first use on a connection prepares the statements: not what is counted
-    await pipelined();
-    try {
-      net.Socket.prototype.write = counting as typeof write;
+  it(
+    'sends BEGIN with the first statement and COMMIT with the last: two writes to the socket where db.transaction ' +
+      'makes four or more',
+    async () => {
+      // Behind a transaction pooler (the third pass of .ci/run) statements cannot be prepared, so each
+      // with parameters goes in two steps: still fewer writes than db.transaction, not two.
+      const pooled = process.env.DATABASE_POOL_MODE === 'transaction';
+      const writes: number[] = [];
+      const write = net.Socket.prototype.write;
+      const counting = function (this: net.Socket, ...args: unknown[]) {
+        writes.push(1);
+        return (write as (...a: unknown[]) => boolean).apply(this, args);
+      };
+      const tag = randomUUID();
+      // parameters: the case that needs preparing
+      const withParameters = (t: string) => sql`insert into ${sql.raw(table)} (tag) values (${t})`;
+      const pipelined = () =>
+        pipelinedTransaction(db, withParameters(tag), async () => ({ commit: 1, last: withParameters(tag) }));
+      const plain = () =>
+        db.transaction(async (tx) => {
+          await tx.execute(withParameters(tag));
+          await tx.execute(withParameters(tag));
+        });
+      await pipelined(); // the first use on a connection prepares the statements: not what is counted
       await pipelined();
-      const pipelinedWrites = writes.length;
-      writes.length = 0;
-      await plain();
-      const plainWrites = writes.length;
-      expect(plainWrites).toBeGreaterThanOrEqual(4);
-      if (pooled) expect(pipelinedWrites).toBeLessThan(plainWrites);
-      else expect(pipelinedWrites).toBe(2);
-    } finally {
-      net.Socket.prototype.write = write;
-    }
-    expect(await count(tag)).toBe(8);
-  });
+      try {
+        net.Socket.prototype.write = counting as typeof write;
+        await pipelined();
+        const pipelinedWrites = writes.length;
+        writes.length = 0;
+        await plain();
+        const plainWrites = writes.length;
+        expect(plainWrites).toBeGreaterThanOrEqual(4);
+        if (pooled) expect(pipelinedWrites).toBeLessThan(plainWrites);
+        else expect(pipelinedWrites).toBe(2);
+      } finally {
+        net.Socket.prototype.write = write;
+      }
+      expect(await count(tag)).toBe(8);
+    },
+  );
 
   it('a connection that dies mid-transaction fails it (never hangs), keeps nothing, and the pool goes on', async () => {
     const tag = randomUUID();
@@ -118,12 +141,21 @@ describe('pipelinedTransaction', () => {
       while (Date.now() < until); // the close arrives while this process is busy, as after a pause
       return { commit: 'committed', last: insert(tag) };
     });
-    const settled = await Promise.race([dying.then(() => 'resolved', () => 'rejected'), new Promise((r) => setTimeout(() => r('hung'), 5_000))]);
+    const settled = await Promise.race([
+      dying.then(
+        () => 'resolved',
+        () => 'rejected',
+      ),
+      new Promise((r) => setTimeout(() => r('hung'), 5_000)),
+    ]);
     expect(settled).toBe('rejected');
     expect(await count(tag)).toBe(0);
     // The next transactions run (postgres.js may fail one query on a pool whose connection just died).
     let ok = 0;
-    for (let i = 0; i < 4; i++) ok += await pipelinedTransaction(db, sql`select 1 as one`, async (_tx, rows) => ({ commit: rows.length })).catch(() => 0);
+    for (let i = 0; i < 4; i++)
+      ok += await pipelinedTransaction(db, sql`select 1 as one`, async (_tx, rows) => ({ commit: rows.length })).catch(
+        () => 0,
+      );
     expect(ok).toBeGreaterThanOrEqual(3);
   });
 });

@@ -5,8 +5,20 @@
  * Money is integer cents plus an ISO currency code: never floats.
  */
 import { relations, sql } from 'drizzle-orm';
+import {
+  boolean,
+  check,
+  index,
+  integer,
+  json,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 import { MAX_QUANTITY } from '../shared/shop-rules';
-import { boolean, check, index, integer, json, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const products = pgTable(
   'products',
@@ -43,7 +55,9 @@ export const idempotencyKeys = pgTable(
     // SHA-256 (hex) of the procedure path and the canonical JSON of the input.
     fingerprint: text('fingerprint').notNull(),
     // 'started' until a result is stored, then 'completed'.
-    state: text('state', { enum: ['started', 'completed'] }).notNull().default('started'),
+    state: text('state', { enum: ['started', 'completed'] })
+      .notNull()
+      .default('started'),
     // For procedures done in phases (one transaction each): the last phase that committed.
     recoveryPoint: text('recovery_point').notNull().default('started'),
     // A committed 'started' row is leased to one worker until this time (null: the claim is held
@@ -95,7 +109,9 @@ export const orders = pgTable(
     // paid | payment_failed | cancelled, or through payment_processing (the provider has not received
     // the money yet: processing, or waiting for the customer's 3-D Secure) to paid | payment_failed.
     // Forward only, enforced by a trigger (db/migrations/0006_payment_states.sql).
-    status: text('status', { enum: ['placed', 'pending_payment', 'payment_processing', 'paid', 'payment_failed', 'cancelled'] })
+    status: text('status', {
+      enum: ['placed', 'pending_payment', 'payment_processing', 'paid', 'payment_failed', 'cancelled'],
+    })
       .notNull()
       .default('placed'),
     totalCents: integer('total_cents').notNull(),
@@ -149,7 +165,9 @@ export const refunds = pgTable(
       .notNull()
       .references(() => orders.id),
     amountCents: integer('amount_cents').notNull(),
-    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] })
+      .notNull()
+      .default('pending'),
     providerRefundId: text('provider_refund_id').unique(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
@@ -237,7 +255,9 @@ export const labRuns = pgTable('lab_runs', {
   variant: text('variant', { enum: ['safe', 'unsafe'] }).notNull(),
   // The lab customers of this run (most scenarios need one; "two customers" needs two).
   customers: json('customers').$type<string[]>().notNull(),
-  status: text('status', { enum: ['running', 'done', 'failed'] }).notNull().default('running'),
+  status: text('status', { enum: ['running', 'done', 'failed'] })
+    .notNull()
+    .default('running'),
   timeline: json('timeline').notNull().default([]),
   verdict: json('verdict'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),

@@ -13,7 +13,14 @@ const pooled = process.env.DATABASE_POOL_MODE === 'transaction';
 const { sql } = createDatabase(process.env.DATABASE_URL!, { max: 2, transactionPooler: pooled });
 afterAll(() => sql.end());
 
-const ORDER_STATUSES = ['placed', 'pending_payment', 'payment_processing', 'paid', 'payment_failed', 'cancelled'] as const;
+const ORDER_STATUSES = [
+  'placed',
+  'pending_payment',
+  'payment_processing',
+  'paid',
+  'payment_failed',
+  'cancelled',
+] as const;
 const ORDER_MOVES: Record<string, string[]> = {
   pending_payment: ['payment_processing', 'paid', 'payment_failed', 'cancelled'],
   payment_processing: ['paid', 'payment_failed'],
@@ -21,7 +28,8 @@ const ORDER_MOVES: Record<string, string[]> = {
 const REFUND_STATUSES = ['pending', 'succeeded', 'failed'] as const;
 const REFUND_MOVES: Record<string, string[]> = { pending: ['succeeded', 'failed'], succeeded: ['failed'] };
 
-const pairs = <S extends string>(statuses: readonly S[]) => statuses.flatMap((from) => statuses.filter((to) => to !== from).map((to) => [from, to] as const));
+const pairs = <S extends string>(statuses: readonly S[]) =>
+  statuses.flatMap((from) => statuses.filter((to) => to !== from).map((to) => [from, to] as const));
 
 /** Tries the move in a transaction that is always rolled back; true when the database allowed it. */
 async function tryMove(run: (tx: postgres.TransactionSql) => Promise<unknown>): Promise<boolean> {
@@ -47,7 +55,9 @@ async function tryMove(run: (tx: postgres.TransactionSql) => Promise<unknown>): 
 describe('forward only, in the database', () => {
   it.each(pairs(ORDER_STATUSES))('an order from %s to %s', async (from, to) => {
     const allowed = await tryMove(async (tx) => {
-      const [order] = await tx`insert into orders (customer_id, status, total_cents, currency) values (${randomUUID()}, ${from}, 1000, 'usd') returning id`;
+      const [order] =
+        await tx`insert into orders (customer_id, status, total_cents, currency) values (${randomUUID()}, ${from},
+          1000, 'usd') returning id`;
       await tx`update orders set status = ${to} where id = ${order!.id}`;
     });
     expect(allowed).toBe(ORDER_MOVES[from]?.includes(to) ?? false);
@@ -55,8 +65,11 @@ describe('forward only, in the database', () => {
 
   it.each(pairs(REFUND_STATUSES))('a refund from %s to %s', async (from, to) => {
     const allowed = await tryMove(async (tx) => {
-      const [order] = await tx`insert into orders (customer_id, status, total_cents, currency) values (${randomUUID()}, 'paid', 1000, 'usd') returning id`;
-      const [refund] = await tx`insert into refunds (order_id, amount_cents, status) values (${order!.id}, 500, ${from}) returning id`;
+      const [order] =
+        await tx`insert into orders (customer_id, status, total_cents, currency) values (${randomUUID()}, 'paid',
+          1000, 'usd') returning id`;
+      const [refund] =
+        await tx`insert into refunds (order_id, amount_cents, status) values (${order!.id}, 500, ${from}) returning id`;
       await tx`update refunds set status = ${to} where id = ${refund!.id}`;
     });
     expect(allowed).toBe(REFUND_MOVES[from]?.includes(to) ?? false);

@@ -4,7 +4,7 @@
  *
  *   tsx dev/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,7 +12,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const nextBin = path.join(root, 'node_modules', '.bin', 'next');
-const SOURCES = ['app', 'server', 'db', 'shared', 'instrumentation.ts', 'next.config.mjs', 'package-lock.json', 'tsconfig.json'];
+const SOURCES = [
+  'app',
+  'server',
+  'db',
+  'shared',
+  'instrumentation.ts',
+  'next.config.mjs',
+  'package-lock.json',
+  'tsconfig.json',
+];
 
 function newestSourceMtime(entry: string): number {
   const full = path.join(root, entry);
@@ -73,7 +82,8 @@ export async function startAppServer(options: {
   const url = `http://127.0.0.1:${options.port}`;
   // A server left over from an interrupted run (or anything else on the port) would answer in our
   // place: refuse to start instead.
-  if (await accepts(options.port)) throw new Error(`port ${options.port} is already in use (a server left over from an earlier run?)`);
+  if (await accepts(options.port))
+    throw new Error(`port ${options.port} is already in use (a server left over from an earlier run?)`);
   const log = options.logFile ? fs.openSync(options.logFile, 'a') : undefined;
   const child = spawn(nextBin, ['start', '-p', String(options.port), '-H', '127.0.0.1'], {
     cwd: root,
@@ -110,7 +120,9 @@ export async function startAppServer(options: {
     if (Date.now() > deadline) {
       stop('SIGKILL'); // never leave a half-started server holding the port and running its jobs
       await exited;
-      throw new Error(`next start did not ${options.ready === 'listening' ? 'listen' : 'answer'} on ${url} within 60 s: ${stderr}`);
+      throw new Error(
+        `next start did not ${options.ready === 'listening' ? 'listen' : 'answer'} on ${url} within 60 s: ${stderr}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -141,7 +153,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const port = Number(process.argv[process.argv.indexOf('--port') + 1]);
   if (!Number.isInteger(port)) throw new Error('usage: tsx dev/app-server.ts --port <port>');
   ensureProductionBuild();
-  const child = spawn(nextBin, ['start', '-p', String(port), '-H', '127.0.0.1'], { cwd: root, env: appEnv(), stdio: 'inherit' });
+  const child = spawn(nextBin, ['start', '-p', String(port), '-H', '127.0.0.1'], {
+    cwd: root,
+    env: appEnv(),
+    stdio: 'inherit',
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
   child.on('exit', (code) => process.exit(code ?? 1));
 }

@@ -27,7 +27,7 @@ import { PROJECT_ROOT } from './state';
 // ---------------------------------------------------------------------------------------------
 // The project, as the checker sees it.
 
-export interface Project {
+interface Project {
   exists(relPath: string): boolean;
   /** A file's text, or undefined when there is no such file. */
   read(relPath: string): string | undefined;
@@ -36,25 +36,26 @@ export interface Project {
   scenarios: { id: string; chapter: string }[];
 }
 
-export function projectAt(root: string): Project {
+function projectAt(root: string): Project {
   const full = (p: string) => path.join(root, p);
   const pkg = JSON.parse(fs.readFileSync(full('package.json'), 'utf8')) as { scripts?: Record<string, string> };
   return {
     exists: (p) => fs.existsSync(full(p)),
-    read: (p) => (fs.existsSync(full(p)) && fs.statSync(full(p)).isFile() ? fs.readFileSync(full(p), 'utf8') : undefined),
+    read: (p) =>
+      fs.existsSync(full(p)) && fs.statSync(full(p)).isFile() ? fs.readFileSync(full(p), 'utf8') : undefined,
     scripts: new Set(Object.keys(pkg.scripts ?? {})),
     scenarios: scenarios.map((s) => ({ id: s.id, chapter: s.chapter })),
   };
 }
 
-export interface Problem {
+interface Problem {
   file: string;
   line: number;
   message: string;
 }
 
 /** How many references of each kind were checked (a checker that finds nothing proves nothing). */
-export type Counts = Record<'paths' | 'symbols' | 'tests' | 'scripts' | 'commands' | 'labs' | 'links', number>;
+type Counts = Record<'paths' | 'symbols' | 'tests' | 'scripts' | 'commands' | 'labs' | 'links', number>;
 const noCounts = (): Counts => ({ paths: 0, symbols: 0, tests: 0, scripts: 0, commands: 0, labs: 0, links: 0 });
 
 // ---------------------------------------------------------------------------------------------
@@ -63,13 +64,18 @@ const noCounts = (): Counts => ({ paths: 0, symbols: 0, tests: 0, scripts: 0, co
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Whether `source` defines or exports `name` (one identifier). */
-export function definesName(source: string, name: string): boolean {
+function definesName(source: string, name: string): boolean {
   const n = escapeRegExp(name);
   const patterns = [
     // function, class, interface, type, enum, const, let, var (exported or not)
     new RegExp(`\\b(?:function\\s*\\*?|class|interface|type|enum|const|let|var)\\s+${n}\\b`),
-    // a method in an object literal or a class: `name(…) {`, `async name<T>(…): R {`
-    new RegExp(`^\\s*(?:(?:public|private|protected|static|readonly|override|async|get|set)\\s+)*${n}\\s*(?:<[^>]*>)?\\s*\\(.*\\{\\s*$`, 'm'),
+    // a method in an object literal or a class: `name(…) {`, `async name<T>(…): R {`, or its
+    // parameters on the lines below: `async name(`
+    new RegExp(
+      `^\\s*(?:(?:public|private|protected|static|readonly|override|async|get|set)\\s+)*${n}\\s*` +
+        `(?:<[^>]*>)?\\s*\\((?:.*\\{)?\\s*$`,
+      'm',
+    ),
     // a method signature in an interface: `name(…): R;`
     new RegExp(`^\\s*(?:readonly\\s+)?${n}\\s*(?:<[^>]*>)?\\s*\\(.*\\)\\s*:[^=]*;\\s*$`, 'm'),
     // a property in an object literal or an interface: `name: …`, `readonly name?: …`
@@ -81,7 +87,7 @@ export function definesName(source: string, name: string): boolean {
 }
 
 /** A symbol as the walkthrough writes it: `name`, or `object.member` (a method of an exported object). */
-export function definesSymbol(source: string, symbol: string): boolean {
+function definesSymbol(source: string, symbol: string): boolean {
   return symbol.split('.').every((part) => definesName(source, part));
 }
 
@@ -90,10 +96,18 @@ export function definesSymbol(source: string, symbol: string): boolean {
  * by a function, as in it('name', async () => …), describe('name', () => …), it.each(…)('%s: …', …),
  * test(`lab: ${scenario.id}`, …). A name with placeholders (%s, ${…}) is a template.
  */
-export function testNamesIn(source: string): string[] {
+function testNamesIn(source: string): string[] {
   const names: string[] = [];
-  const re = /\(\s*(['"`])((?:\\[\s\S]|(?!\1)[^\\])*?)\1\s*,\s*(?:async\s*)?(?:\(|function\b)/g;
-  for (const m of source.matchAll(re)) names.push(m[2]!.replace(/\\(.)/g, '$1'));
+  // A name may be split over lines as 'first part ' + 'second part'.
+  const literal = String.raw`'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|\`(?:\\.|[^\`\\])*\``;
+  const re = new RegExp(
+    String.raw`\(\s*((?:${literal})(?:\s*\+\s*(?:${literal}))*)\s*,\s*(?:async\s*)?(?:\(|function\b)`,
+    'g',
+  );
+  for (const m of source.matchAll(re)) {
+    const parts = [...m[1]!.matchAll(new RegExp(literal, 'g'))].map((p) => p[0].slice(1, -1).replace(/\\(.)/g, '$1'));
+    names.push(parts.join(''));
+  }
   return names;
 }
 
@@ -108,7 +122,7 @@ function literalsIn(source: string): Set<string> {
 }
 
 /** Every concrete name a file's tests can have: literal names, and templates filled with known values. */
-export function concreteTestNames(source: string, scenarioIds: string[]): string[] {
+function concreteTestNames(source: string, scenarioIds: string[]): string[] {
   const values = [...new Set([...scenarioIds, ...literalsIn(source)])];
   const out: string[] = [];
   for (const name of testNamesIn(source)) {
@@ -119,23 +133,23 @@ export function concreteTestNames(source: string, scenarioIds: string[]): string
   return out;
 }
 
-/** Whether `name` is the name of a test or describe in `source` (a template matches when its placeholders are known values). */
-export function hasTestNamed(source: string, name: string, scenarioIds: string[]): boolean {
+/**
+ * Whether `name` is the name of a test or describe in `source` (a template matches when its placeholders are
+ * known values).
+ */
+function hasTestNamed(source: string, name: string, scenarioIds: string[]): boolean {
   const values = new Set([...scenarioIds, ...literalsIn(source)]);
   return testNamesIn(source).some((candidate) => {
     if (candidate === name) return true;
     if (!HAS_PLACEHOLDER.test(candidate)) return false;
-    const pattern = candidate
-      .split(PLACEHOLDER)
-      .map(escapeRegExp)
-      .join('(.+?)');
+    const pattern = candidate.split(PLACEHOLDER).map(escapeRegExp).join('(.+?)');
     const m = new RegExp(`^${pattern}$`).exec(name);
-    return m !== null && m.slice(1).every((v) => values.has(v));
+    return m?.slice(1).every((v) => values.has(v));
   });
 }
 
 /** Whether a -t / -g pattern (a regular expression, as vitest and Playwright read it) selects some test in `source`. */
-export function patternSelects(source: string, pattern: string, scenarioIds: string[]): boolean {
+function patternSelects(source: string, pattern: string, scenarioIds: string[]): boolean {
   let re: RegExp;
   try {
     re = new RegExp(pattern);
@@ -149,7 +163,7 @@ export function patternSelects(source: string, pattern: string, scenarioIds: str
 // Reading a chapter.
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
-export function slug(heading: string): string {
+function slug(heading: string): string {
   return heading
     .trim()
     .toLowerCase()
@@ -178,13 +192,13 @@ function anchorsOf(markdown: string): Set<string> {
 const REPO_PATH = /^(?![./])[\w@.[\]-]+(?:\/[\w@.[\]-]+)*(?:\.(?:ts|tsx|js|mjs|json|md|sql|css|yml|yaml)|\/)$/;
 const looksLikePath = (s: string) => s.includes('/') && REPO_PATH.test(s);
 
-export const CHAPTER_PARTS = ['The idea', 'Predict', 'See it in the lab', 'The code', 'The proof', 'Without it'];
+const CHAPTER_PARTS = ['The idea', 'Predict', 'See it in the lab', 'The code', 'The proof', 'Without it'];
 
 /**
  * Checks one Markdown file of the walkthrough. `file` is its path from the project root (links are
  * resolved from its folder). Returns the problems found, and adds what it checked to `counts`.
  */
-export function checkMarkdown(file: string, text: string, project: Project, counts: Counts = noCounts()): Problem[] {
+function checkMarkdown(file: string, text: string, project: Project, counts: Counts = noCounts()): Problem[] {
   const problems: Problem[] = [];
   const ids = project.scenarios.map((s) => s.id);
   const lines = text.split('\n');
@@ -301,16 +315,26 @@ function checkChapterShape(file: string, lines: string[]): Problem[] {
   });
   if (at.some((x) => x === -1)) return problems;
   for (let i = 1; i < at.length; i++) {
-    if (at[i]! < at[i - 1]!) problems.push({ file, line: at[i]! + 1, message: `"## ${CHAPTER_PARTS[i]}" comes before "## ${CHAPTER_PARTS[i - 1]}"` });
+    if (at[i]! < at[i - 1]!)
+      problems.push({
+        file,
+        line: at[i]! + 1,
+        message: `"## ${CHAPTER_PARTS[i]}" comes before "## ${CHAPTER_PARTS[i - 1]}"`,
+      });
   }
   const section = (i: number) => {
     const end = lines.findIndex((l, j) => j > at[i]! && /^## /.test(l));
     return lines.slice(at[i]!, end === -1 ? lines.length : end).join('\n');
   };
   const need = (i: number, what: string, re: RegExp) => {
-    if (!re.test(section(i))) problems.push({ file, line: at[i]! + 1, message: `"## ${CHAPTER_PARTS[i]}" has no ${what}` });
+    if (!re.test(section(i)))
+      problems.push({ file, line: at[i]! + 1, message: `"## ${CHAPTER_PARTS[i]}" has no ${what}` });
   };
-  need(1, 'hidden answer (<details><summary>Reveal</summary>)', /<details>\s*<summary>Reveal<\/summary>[\s\S]*<\/details>/);
+  need(
+    1,
+    'hidden answer (<details><summary>Reveal</summary>)',
+    /<details>\s*<summary>Reveal<\/summary>[\s\S]*<\/details>/,
+  );
   need(2, 'lab scenario (lab:<id>)', /\blab:[\w-]+/);
   need(3, 'code reference (`symbol` in `path`)', /`[\w$.]+` in `[^`]+\/[^`]+`/);
   need(4, 'test reference (`file` › "name")', /`[^`]+` › "[^"]+"/);
@@ -319,13 +343,22 @@ function checkChapterShape(file: string, lines: string[]): Problem[] {
 }
 
 /** Every scenario is named in the chapter it points at, and the index lists every chapter. */
-export function checkCoverage(docs: Map<string, string>, project: Project): Problem[] {
+function checkCoverage(docs: Map<string, string>, project: Project): Problem[] {
   const problems: Problem[] = [];
   for (const s of project.scenarios) {
     const chapter = docs.get(s.chapter);
-    if (chapter === undefined) problems.push({ file: s.chapter, line: 1, message: `lab scenario ${s.id} points at ${s.chapter}, which does not exist` });
+    if (chapter === undefined)
+      problems.push({
+        file: s.chapter,
+        line: 1,
+        message: `lab scenario ${s.id} points at ${s.chapter}, which does not exist`,
+      });
     else if (!new RegExp(`\\blab:${escapeRegExp(s.id)}\\b(?!-)`).test(chapter)) {
-      problems.push({ file: s.chapter, line: 1, message: `lab scenario ${s.id} points at this chapter, which never names lab:${s.id}` });
+      problems.push({
+        file: s.chapter,
+        line: 1,
+        message: `lab scenario ${s.id} points at this chapter, which never names lab:${s.id}`,
+      });
     }
   }
   const index = docs.get('docs/README.md');
@@ -333,7 +366,11 @@ export function checkCoverage(docs: Map<string, string>, project: Project): Prob
   else {
     for (const file of docs.keys()) {
       if (file !== 'docs/README.md' && !index.includes(`](${path.posix.basename(file)})`)) {
-        problems.push({ file: 'docs/README.md', line: 1, message: `the index does not link to ${path.posix.basename(file)}` });
+        problems.push({
+          file: 'docs/README.md',
+          line: 1,
+          message: `the index does not link to ${path.posix.basename(file)}`,
+        });
       }
     }
   }
@@ -341,7 +378,7 @@ export function checkCoverage(docs: Map<string, string>, project: Project): Prob
 }
 
 /** The whole walkthrough: every docs/*.md, checked, and the scenarios covered. */
-export function checkWalkthrough(docs: Map<string, string>, project: Project): { problems: Problem[]; counts: Counts } {
+function checkWalkthrough(docs: Map<string, string>, project: Project): { problems: Problem[]; counts: Counts } {
   const counts = noCounts();
   const problems = [...docs].flatMap(([file, text]) => checkMarkdown(file, text, project, counts));
   problems.push(...checkCoverage(docs, project));
@@ -362,13 +399,17 @@ describe('the walkthrough (docs/) matches the code', () => {
       .map((f) => [`docs/${f}`, fs.readFileSync(path.join(PROJECT_ROOT, 'docs', f), 'utf8')] as const),
   );
 
-  it('every file, symbol, test, script, command, scenario and link it names exists, and every scenario has its chapter', () => {
-    const { problems, counts } = checkWalkthrough(docs, project);
-    expect(format(problems)).toBe('');
-    // It really looked: each kind of reference is there to check.
-    for (const [kind, n] of Object.entries(counts)) expect(n, `${kind} checked`).toBeGreaterThan(0);
-    console.info(`[docs] ${docs.size} files; references checked: ${JSON.stringify(counts)}`);
-  });
+  it(
+    'every file, symbol, test, script, command, scenario and link it names exists, and every scenario has its ' +
+      'chapter',
+    () => {
+      const { problems, counts } = checkWalkthrough(docs, project);
+      expect(format(problems)).toBe('');
+      // It really looked: each kind of reference is there to check.
+      for (const [kind, n] of Object.entries(counts)) expect(n, `${kind} checked`).toBeGreaterThan(0);
+      console.info(`[docs] ${docs.size} files; references checked: ${JSON.stringify(counts)}`);
+    },
+  );
 });
 
 describe('the checker catches drift', () => {
@@ -382,9 +423,12 @@ describe('the checker catches drift', () => {
     '`server/idempotency/idempotency.test.ts` › "no key: 400 IDEMPOTENCY_KEY_REQUIRED, nothing written"',
     '`server/lab/lab.test.ts` › "double-click: its unsafe twin shows the damage"',
     '`e2e/lab.spec.ts` › "lab: storm-of-20"',
-    '`server/services/purchase.test.ts` › "in charge_attempted: a 500, then the retry ends with one order and one charge"',
-    'Run `npx vitest run server/idempotency/idempotency.test.ts -t "a storm"` or `npm run test:e2e -- e2e/lab.spec.ts -g "lab: slow-server"`,',
-    'then `npm run reconcile`, and play lab:double-click. Read [the design note](../server/idempotency/README.md#one-key-row).',
+    '`server/services/purchase.test.ts` › "in charge_attempted: a 500, then the retry ends with one order and one ' +
+      'charge"',
+    'Run `npx vitest run server/idempotency/idempotency.test.ts -t "a storm"` or `npm run test:e2e -- ' +
+      'e2e/lab.spec.ts -g "lab: slow-server"`,',
+    'then `npm run reconcile`, and play lab:double-click. Read [the design ' +
+      'note](../server/idempotency/README.md#one-key-row).',
   ].join('\n');
 
   it('a correct sample passes', () => {
@@ -403,7 +447,8 @@ describe('the checker catches drift', () => {
       'Run `npx vitest run server/idempotency/idempotency.test.ts -t "a hurricane"`.', // 6: selects nothing
       'Run `npx vitest run server/idempotency/nothing.test.ts`.', // 7: no such test file
       'Play lab:stampede.', // 8: no such scenario
-      'Read [the note](../server/idempotency/NOTE.md) and [its rows](../server/idempotency/README.md#no-such-part).', // 9: two broken links
+      // 9: two broken links
+      'Read [the note](../server/idempotency/NOTE.md) and [its rows](../server/idempotency/README.md#no-such-part).',
       'Run `npm run test:e2e -- e2e/lab.spec.ts -g "lab: stampede"`.', // 10: selects nothing
       'A reference may wrap: `claimKeys` in', // 11: no such symbol, its path on the next line
       '`server/idempotency/store.ts`.',
@@ -415,18 +460,23 @@ describe('the checker catches drift', () => {
       '3: no test named "a storm of 51 requests" in server/idempotency/idempotency.test.ts',
       '4: no test named "lab: stampede" in e2e/lab.spec.ts',
       '5: npm run reconcile-all: no such script in package.json',
-      '6: npx vitest run server/idempotency/idempotency.test.ts -t "a hurricane": the pattern selects no test in that file',
+      '6: npx vitest run server/idempotency/idempotency.test.ts -t "a hurricane": the pattern selects no test in ' +
+        'that file',
       '7: no such test file: server/idempotency/nothing.test.ts',
       '8: lab:stampede: no such lab scenario in server/lab/scenarios.ts',
       '9: broken link: ../server/idempotency/NOTE.md (no server/idempotency/NOTE.md)',
-      '9: broken link: ../server/idempotency/README.md#no-such-part (no heading #no-such-part in server/idempotency/README.md)',
+      '9: broken link: ../server/idempotency/README.md#no-such-part (no heading #no-such-part in ' +
+        'server/idempotency/README.md)',
       '10: npm run test:e2e -- e2e/lab.spec.ts -g "lab: stampede": the pattern selects no test in that file',
       '11: `claimKeys` is not defined in server/idempotency/store.ts',
     ]);
   });
 
   /** The project as it would be after a change: some files edited or removed, scripts or scenarios replaced. */
-  function drifted(base: Project, change: { files?: Record<string, string | null>; scripts?: string[]; scenarios?: Project['scenarios'] }): Project {
+  function drifted(
+    base: Project,
+    change: { files?: Record<string, string | null>; scripts?: string[]; scenarios?: Project['scenarios'] },
+  ): Project {
     const files = change.files ?? {};
     return {
       exists: (p) => (p in files ? files[p] !== null : base.exists(p)),
@@ -436,35 +486,44 @@ describe('the checker catches drift', () => {
     };
   }
 
-  it('the real walkthrough fails when the code it names drifts: a renamed symbol, test, script or scenario, a removed file', () => {
-    const docs = new Map(
-      fs
-        .readdirSync(path.join(PROJECT_ROOT, 'docs'))
-        .filter((f) => f.endsWith('.md'))
-        .map((f) => [`docs/${f}`, fs.readFileSync(path.join(PROJECT_ROOT, 'docs', f), 'utf8')] as const),
-    );
-    const read = (p: string) => project.read(p)!;
-    const after = drifted(project, {
-      files: {
-        'server/idempotency/store.ts': read('server/idempotency/store.ts').replaceAll('claimKey', 'claimIdempotencyKey'),
-        'server/idempotency/idempotency.test.ts': read('server/idempotency/idempotency.test.ts').replace(
-          'after expiry the same key is a new request',
-          'after expiry the key is new',
-        ),
-        'e2e/lab.spec.ts': null,
-      },
-      scripts: [...project.scripts].filter((s) => s !== 'reconcile'),
-      scenarios: project.scenarios.map((s) => (s.id === 'key-expires' ? { ...s, id: 'late-retry' } : s)),
-    });
-    const found = checkWalkthrough(docs, after).problems.map((p) => p.message);
-    expect(found).toContain('`claimKey` is not defined in server/idempotency/store.ts');
-    expect(found).toContain('no test named "after expiry the same key is a new request" in server/idempotency/idempotency.test.ts');
-    expect(found).toContain('no such test file: e2e/lab.spec.ts');
-    expect(found).toContain('no such file or folder: e2e/lab.spec.ts');
-    expect(found).toContain('npm run reconcile: no such script in package.json');
-    expect(found).toContain('lab:key-expires: no such lab scenario in server/lab/scenarios.ts');
-    expect(found).toContain('lab scenario late-retry points at this chapter, which never names lab:late-retry');
-  });
+  it(
+    'the real walkthrough fails when the code it names drifts: a renamed symbol, test, script or scenario, a ' +
+      'removed file',
+    () => {
+      const docs = new Map(
+        fs
+          .readdirSync(path.join(PROJECT_ROOT, 'docs'))
+          .filter((f) => f.endsWith('.md'))
+          .map((f) => [`docs/${f}`, fs.readFileSync(path.join(PROJECT_ROOT, 'docs', f), 'utf8')] as const),
+      );
+      const read = (p: string) => project.read(p)!;
+      const after = drifted(project, {
+        files: {
+          'server/idempotency/store.ts': read('server/idempotency/store.ts').replaceAll(
+            'claimKey',
+            'claimIdempotencyKey',
+          ),
+          'server/idempotency/idempotency.test.ts': read('server/idempotency/idempotency.test.ts').replace(
+            'after expiry the same key is a new request',
+            'after expiry the key is new',
+          ),
+          'e2e/lab.spec.ts': null,
+        },
+        scripts: [...project.scripts].filter((s) => s !== 'reconcile'),
+        scenarios: project.scenarios.map((s) => (s.id === 'key-expires' ? { ...s, id: 'late-retry' } : s)),
+      });
+      const found = checkWalkthrough(docs, after).problems.map((p) => p.message);
+      expect(found).toContain('`claimKey` is not defined in server/idempotency/store.ts');
+      expect(found).toContain(
+        'no test named "after expiry the same key is a new request" in server/idempotency/idempotency.test.ts',
+      );
+      expect(found).toContain('no such test file: e2e/lab.spec.ts');
+      expect(found).toContain('no such file or folder: e2e/lab.spec.ts');
+      expect(found).toContain('npm run reconcile: no such script in package.json');
+      expect(found).toContain('lab:key-expires: no such lab scenario in server/lab/scenarios.ts');
+      expect(found).toContain('lab scenario late-retry points at this chapter, which never names lab:late-retry');
+    },
+  );
 
   it('reports a chapter without its six parts in order, and a scenario its chapter does not name', () => {
     const chapter = ['# 01 A chapter', '## Predict', 'What happens?', '## The idea', 'Retries happen.'].join('\n');
@@ -472,10 +531,17 @@ describe('the checker catches drift', () => {
     expect(shape).toContain('missing the part "## See it in the lab"');
     expect(shape).toContain('missing the part "## Without it"');
 
-    const docs = new Map([['docs/README.md', '[one](01-retries-happen.md)'], ['docs/01-retries-happen.md', 'Only lab:double-click here.']]);
+    const docs = new Map([
+      ['docs/README.md', '[one](01-retries-happen.md)'],
+      ['docs/01-retries-happen.md', 'Only lab:double-click here.'],
+    ]);
     const coverage = checkCoverage(docs, project).map((p) => p.message);
-    expect(coverage).toContain('lab scenario lost-response points at this chapter, which never names lab:lost-response');
+    expect(coverage).toContain(
+      'lab scenario lost-response points at this chapter, which never names lab:lost-response',
+    );
     expect(coverage).toContain('lab scenario storm-of-20 points at docs/05-races.md, which does not exist');
-    expect(coverage).not.toContain('lab scenario double-click points at this chapter, which never names lab:double-click');
+    expect(coverage).not.toContain(
+      'lab scenario double-click points at this chapter, which never names lab:double-click',
+    );
   });
 });

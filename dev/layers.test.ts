@@ -75,7 +75,9 @@ function importsOf(file: string): { target: string; typeOnly: boolean; line: str
 }
 
 describe('import layers', () => {
-  const roots = ['shared', 'db', 'server', 'simulator', 'app', 'dev', 'tools', 'e2e'].map((d) => path.join(PROJECT_ROOT, d));
+  const roots = ['shared', 'db', 'server', 'simulator', 'app', 'dev', 'tools', 'e2e'].map((d) =>
+    path.join(PROJECT_ROOT, d),
+  );
   const files = [...roots.flatMap(sources), path.join(PROJECT_ROOT, 'instrumentation.ts')];
 
   it('finds the project files it checks', () => {
@@ -96,7 +98,11 @@ describe('import layers', () => {
           (isTest && (to === 'dev' || to === 'simulator')) ||
           (isTest && from === 'browser' && to === 'server') ||
           (from === 'browser' && imp.typeOnly && (to === 'server' || to === 'idempotency'));
-        if (!allowed) violations.push(`${path.relative(PROJECT_ROOT, file)} (${from}) -> ${path.relative(PROJECT_ROOT, imp.target)} (${to}): ${imp.line}`);
+        if (!allowed)
+          violations.push(
+            `${path.relative(PROJECT_ROOT, file)} (${from}) -> ${path.relative(PROJECT_ROOT, imp.target)} (${to}): ` +
+              `${imp.line}`,
+          );
       }
     }
     expect(violations).toEqual([]);

@@ -18,12 +18,12 @@
  *   closed, and its transaction (holding a key) rolled back.
  * - Migrations go through it too: drizzle's migrator runs all of them in one transaction.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports';
-import { DatabaseStartError, postgresRunner, reachableDataDir, RELOCATED_ROOT } from './postgres';
+import { DatabaseStartError, postgresRunner, RELOCATED_ROOT, reachableDataDir } from './postgres';
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => fs.existsSync(p));
 // Server sessions per database and user. The chaos run's two instances have 20 connections each,
@@ -67,7 +67,11 @@ log_disconnections = 0
 }
 
 /** Starts PgBouncer in front of `targetUrl` (a single-host postgres:// URL with user and password). */
-export async function startPgBouncer(options: { targetUrl: string; dir: string; log?: (line: string) => void }): Promise<Pooler> {
+export async function startPgBouncer(options: {
+  targetUrl: string;
+  dir: string;
+  log?: (line: string) => void;
+}): Promise<Pooler> {
   const log = options.log ?? ((line: string) => console.log(line));
   if (!PGBOUNCER) {
     throw new DatabaseStartError(
@@ -75,7 +79,10 @@ export async function startPgBouncer(options: { targetUrl: string; dir: string; 
       'install it (`apt-get install pgbouncer` on Debian or Ubuntu), or unset DATABASE_POOLER.',
     );
   }
-  const hosts = options.targetUrl.replace(/^[a-z]+:\/\//, '').replace(/^[^@]*@/, '').split('/')[0]!;
+  const hosts = options.targetUrl
+    .replace(/^[a-z]+:\/\//, '')
+    .replace(/^[^@]*@/, '')
+    .split('/')[0]!;
   if (hosts.includes(',')) {
     throw new DatabaseStartError(
       'PgBouncer cannot stand in front of a multi-host DATABASE_URL: it would not know which host is writable.',
@@ -98,20 +105,31 @@ export async function startPgBouncer(options: { targetUrl: string; dir: string; 
   fs.writeFileSync(conf, config(dir, port, target), { mode: 0o600 });
   if (user) for (const f of [dir, conf, path.join(dir, 'userlist.txt')]) fs.chownSync(f, user.uid, user.gid);
 
-  const child: ChildProcess = spawn(PGBOUNCER, [conf], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
+  const child: ChildProcess = spawn(PGBOUNCER, [conf], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
   for (let i = 0; ; i++) {
     if (exited !== undefined) {
-      const logged = fs.existsSync(path.join(dir, 'pgbouncer.log')) ? fs.readFileSync(path.join(dir, 'pgbouncer.log'), 'utf8').trim().split('\n').slice(-5).join('\n') : '';
-      throw new DatabaseStartError(`PgBouncer exited at start (status ${exited}).\n${`${stderr}\n${logged}`.trim()}`, `read the lines above; its config is ${conf}.`);
+      const logged = fs.existsSync(path.join(dir, 'pgbouncer.log'))
+        ? fs.readFileSync(path.join(dir, 'pgbouncer.log'), 'utf8').trim().split('\n').slice(-5).join('\n')
+        : '';
+      throw new DatabaseStartError(
+        `PgBouncer exited at start (status ${exited}).\n${`${stderr}\n${logged}`.trim()}`,
+        `read the lines above; its config is ${conf}.`,
+      );
     }
     if (await listening(port)) break;
     if (i > 100) {
       child.kill('SIGKILL');
-      throw new DatabaseStartError(`PgBouncer did not listen on 127.0.0.1:${port} within 10 s.`, `read ${path.join(dir, 'pgbouncer.log')}.`);
+      throw new DatabaseStartError(
+        `PgBouncer did not listen on 127.0.0.1:${port} within 10 s.`,
+        `read ${path.join(dir, 'pgbouncer.log')}.`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -136,7 +154,10 @@ export async function startPgBouncer(options: { targetUrl: string; dir: string; 
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }

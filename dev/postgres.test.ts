@@ -10,9 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DatabaseStartError, explainFailure, packagedNativeDir, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
-import { PROJECT_ROOT } from './state';
 import { freePort } from './ports';
+import {
+  DatabaseStartError,
+  type EmbeddedCluster,
+  explainFailure,
+  packagedNativeDir,
+  startEmbeddedPostgres,
+} from './postgres';
+import { PROJECT_ROOT } from './state';
 
 const isRoot = process.getuid?.() === 0;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
@@ -58,36 +64,41 @@ async function startFailure(fn: () => Promise<unknown>): Promise<string> {
 }
 
 describe('the launcher comes up wherever the project is cloned', () => {
-  it('with the project under a folder the postgres user cannot enter (mode 700), it comes up and answers a query', async () => {
-    const home = path.join(scratch, 'private-home');
-    fs.mkdirSync(home, { mode: 0o700 });
-    fs.chmodSync(home, 0o700); // as root's home is: nobody else may enter
-    const native = copyOfBinaries(path.join(home, 'clone'));
-    const relocatedRoot = path.join(scratch, 'relocated');
-    const lines: string[] = [];
-    const cluster = await startEmbeddedPostgres({
-      name: 'dev',
-      port: await freePort(),
-      dataDir: path.join(home, 'clone', '.data', 'postgres-dev'),
-      nativeDir: native,
-      relocatedRoot,
-      log: (l) => lines.push(l),
-    });
-    started.push(cluster);
-    expect(await answers(cluster)).toBe(42);
-    if (isRoot) {
-      // Postgres runs as `postgres`, which cannot enter the clone: binaries and data were moved out of it.
-      expect(cluster.binDir.startsWith(relocatedRoot)).toBe(true);
-      expect(cluster.dataDir.startsWith(relocatedRoot)).toBe(true);
-      expect(lines.join('\n')).toContain('copying the Postgres binaries');
-      expect(fs.statSync(cluster.dataDir).uid).toBe(Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout));
-    } else {
-      // An ordinary user runs Postgres itself: nothing is copied or moved.
-      expect(cluster.binDir).toBe(path.join(native, 'bin'));
-      expect(cluster.dataDir).toBe(path.join(home, 'clone', '.data', 'postgres-dev'));
-      expect(fs.existsSync(relocatedRoot)).toBe(false);
-    }
-  });
+  it(
+    'with the project under a folder the postgres user cannot enter (mode 700), it comes up and answers a ' + 'query',
+    async () => {
+      const home = path.join(scratch, 'private-home');
+      fs.mkdirSync(home, { mode: 0o700 });
+      fs.chmodSync(home, 0o700); // as root's home is: nobody else may enter
+      const native = copyOfBinaries(path.join(home, 'clone'));
+      const relocatedRoot = path.join(scratch, 'relocated');
+      const lines: string[] = [];
+      const cluster = await startEmbeddedPostgres({
+        name: 'dev',
+        port: await freePort(),
+        dataDir: path.join(home, 'clone', '.data', 'postgres-dev'),
+        nativeDir: native,
+        relocatedRoot,
+        log: (l) => lines.push(l),
+      });
+      started.push(cluster);
+      expect(await answers(cluster)).toBe(42);
+      if (isRoot) {
+        // Postgres runs as `postgres`, which cannot enter the clone: binaries and data were moved out of it.
+        expect(cluster.binDir.startsWith(relocatedRoot)).toBe(true);
+        expect(cluster.dataDir.startsWith(relocatedRoot)).toBe(true);
+        expect(lines.join('\n')).toContain('copying the Postgres binaries');
+        expect(fs.statSync(cluster.dataDir).uid).toBe(
+          Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout),
+        );
+      } else {
+        // An ordinary user runs Postgres itself: nothing is copied or moved.
+        expect(cluster.binDir).toBe(path.join(native, 'bin'));
+        expect(cluster.dataDir).toBe(path.join(home, 'clone', '.data', 'postgres-dev'));
+        expect(fs.existsSync(relocatedRoot)).toBe(false);
+      }
+    },
+  );
 });
 
 describe('every failed start says what is wrong and what to do', () => {
@@ -96,15 +107,21 @@ describe('every failed start says what is wrong and what to do', () => {
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
     cleanups.push(() => squatter.close());
     const port = (squatter.address() as net.AddressInfo).port;
-    const message = await startFailure(() => startEmbeddedPostgres({ name: 'taken', port, dataDir: path.join(scratch, 'taken', 'pg'), log: quiet }));
+    const message = await startFailure(() =>
+      startEmbeddedPostgres({ name: 'taken', port, dataDir: path.join(scratch, 'taken', 'pg'), log: quiet }),
+    );
     expect(message).toContain(`Port ${port} is taken by another program, not by this project's Postgres`);
     expect(message).toContain('EMBEDDED_PG_PORT');
   });
 
   it("the port is served by another Postgres (another clone's)", async () => {
     const port = await freePort();
-    started.push(await startEmbeddedPostgres({ name: 'first', port, dataDir: path.join(scratch, 'first', 'pg'), log: quiet }));
-    const message = await startFailure(() => startEmbeddedPostgres({ name: 'second', port, dataDir: path.join(scratch, 'second', 'pg'), log: quiet }));
+    started.push(
+      await startEmbeddedPostgres({ name: 'first', port, dataDir: path.join(scratch, 'first', 'pg'), log: quiet }),
+    );
+    const message = await startFailure(() =>
+      startEmbeddedPostgres({ name: 'second', port, dataDir: path.join(scratch, 'second', 'pg'), log: quiet }),
+    );
     expect(message).toContain(`Port ${port} is already served by another Postgres, not the one in`);
   });
 
@@ -122,22 +139,28 @@ describe('every failed start says what is wrong and what to do', () => {
     expect(message).toContain('chown -R');
   });
 
-  it('a stale lock: postmaster.pid names a live process that is not this Postgres; it is removed and the start goes on', async () => {
-    const dataDir = path.join(scratch, 'stale', 'pg');
-    const port = await freePort();
-    const first = await startEmbeddedPostgres({ name: 'stale', port, dataDir, log: quiet });
-    await first.stop();
-    // After a reboot or a container restart the old pid can belong to anything: here, a sleep.
-    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
-    cleanups.push(() => stranger.kill());
-    fs.writeFileSync(path.join(dataDir, 'postmaster.pid'), `${stranger.pid}\n${dataDir}\n`);
-    const lines: string[] = [];
-    const cluster = await startEmbeddedPostgres({ name: 'stale', port, dataDir, log: (l) => lines.push(l) });
-    started.push(cluster);
-    expect(lines.join('\n')).toContain(`named process ${stranger.pid}, which is not this Postgres (a stale lock); removed it`);
-    expect(stranger.exitCode).toBeNull(); // the stranger was never signalled
-    expect(await answers(cluster)).toBe(42);
-  });
+  it(
+    'a stale lock: postmaster.pid names a live process that is not this Postgres; it is removed and the start goes ' +
+      'on',
+    async () => {
+      const dataDir = path.join(scratch, 'stale', 'pg');
+      const port = await freePort();
+      const first = await startEmbeddedPostgres({ name: 'stale', port, dataDir, log: quiet });
+      await first.stop();
+      // After a reboot or a container restart the old pid can belong to anything: here, a sleep.
+      const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+      cleanups.push(() => stranger.kill());
+      fs.writeFileSync(path.join(dataDir, 'postmaster.pid'), `${stranger.pid}\n${dataDir}\n`);
+      const lines: string[] = [];
+      const cluster = await startEmbeddedPostgres({ name: 'stale', port, dataDir, log: (l) => lines.push(l) });
+      started.push(cluster);
+      expect(lines.join('\n')).toContain(
+        `named process ${stranger.pid}, which is not this Postgres (a stale lock); removed it`,
+      );
+      expect(stranger.exitCode).toBeNull(); // the stranger was never signalled
+      expect(await answers(cluster)).toBe(42);
+    },
+  );
 
   it('a wedged server (running from our folder, not answering, not stopping): says so and how to stop it', async () => {
     const dataDir = path.join(scratch, 'wedged', 'pg');
@@ -147,10 +170,16 @@ describe('every failed start says what is wrong and what to do', () => {
     process.kill(pid, 'SIGSTOP'); // frozen: holds its lock, answers nothing, cannot stop
     cleanups.push(() => {
       process.kill(pid, 'SIGCONT');
-      spawnSync(path.join(cluster.binDir, 'pg_ctl'), ['stop', '-D', cluster.dataDir, '-m', 'immediate'], isRoot ? { uid: fs.statSync(cluster.dataDir).uid } : {});
+      spawnSync(
+        path.join(cluster.binDir, 'pg_ctl'),
+        ['stop', '-D', cluster.dataDir, '-m', 'immediate'],
+        isRoot ? { uid: fs.statSync(cluster.dataDir).uid } : {},
+      );
     });
     fs.rmSync(`${cluster.dataDir}.owner`); // as if its launcher had been killed
-    const message = await startFailure(() => startEmbeddedPostgres({ name: 'wedged', port, dataDir, log: quiet, stopWaitSeconds: 2 }));
+    const message = await startFailure(() =>
+      startEmbeddedPostgres({ name: 'wedged', port, dataDir, log: quiet, stopWaitSeconds: 2 }),
+    );
     expect(message).toContain(`(pid ${pid}) does not answer on port ${port} and did not stop`);
     expect(message).toContain(`kill -9 ${pid}`);
   });
@@ -162,11 +191,17 @@ describe('every failed start says what is wrong and what to do', () => {
       expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=755', 'tmpfs', mount]).status).toBe(0);
       cleanups.push(() => spawnSync('umount', ['-l', mount]));
       const port = await freePort();
-      const message = await startFailure(() => startEmbeddedPostgres({ name: 'full', port, dataDir: path.join(mount, 'pg'), log: quiet }));
+      const message = await startFailure(() =>
+        startEmbeddedPostgres({ name: 'full', port, dataDir: path.join(mount, 'pg'), log: quiet }),
+      );
       expect(message).toMatch(/The disk holding .*tiny-disk\/pg is full: [\d.]+ MB free/);
     }
     // What Postgres itself says when the disk fills while it runs, as any user sees it.
-    const said = explainFailure('Postgres did not start on port 5', 'PANIC:  could not write to file "pg_wal/xlogtemp.42": No space left on device', { dataDir: '/d', port: 5 });
+    const said = explainFailure(
+      'Postgres did not start on port 5',
+      'PANIC:  could not write to file "pg_wal/xlogtemp.42": No space left on device',
+      { dataDir: '/d', port: 5 },
+    );
     expect(said.message).toContain('the disk holding /d is full');
     expect(said.message).toContain('Fix: free some space');
   });
@@ -184,18 +219,42 @@ describe('every failed start says what is wrong and what to do', () => {
       cleanups.push(() => spawnSync('umount', ['-l', readOnly]));
       const nativeInside = path.join(closed, path.relative(scratch, native));
       const message = await startFailure(() =>
-        startEmbeddedPostgres({ name: 'ro', port: 1, dataDir: path.join(scratch, 'ro', 'pg'), nativeDir: nativeInside, relocatedRoot: readOnly, log: quiet }),
+        startEmbeddedPostgres({
+          name: 'ro',
+          port: 1,
+          dataDir: path.join(scratch, 'ro', 'pg'),
+          nativeDir: nativeInside,
+          relocatedRoot: readOnly,
+          log: quiet,
+        }),
       );
       expect(message).toMatch(/cannot reach the Postgres binaries in .*, and copying them to .* failed/);
     } else {
       fs.chmodSync(path.join(native, 'bin', 'postgres'), 0o644);
-      const message = await startFailure(() => startEmbeddedPostgres({ name: 'noexec', port: 1, dataDir: path.join(scratch, 'noexec', 'pg'), nativeDir: native, log: quiet }));
+      const message = await startFailure(() =>
+        startEmbeddedPostgres({
+          name: 'noexec',
+          port: 1,
+          dataDir: path.join(scratch, 'noexec', 'pg'),
+          nativeDir: native,
+          log: quiet,
+        }),
+      );
       expect(message).toContain('cannot be executed');
     }
     // Libraries missing (an install whose script never ran to link them): said the same way as any user.
     const bare = copyOfBinaries(path.join(scratch, 'broken-b'));
-    for (const lib of fs.readdirSync(path.join(bare, 'lib')).filter((f) => f.startsWith('libicu'))) fs.rmSync(path.join(bare, 'lib', lib));
-    const message = await startFailure(() => startEmbeddedPostgres({ name: 'nolibs', port: 1, dataDir: path.join(scratch, 'nolibs', 'pg'), nativeDir: bare, log: quiet }));
+    for (const lib of fs.readdirSync(path.join(bare, 'lib')).filter((f) => f.startsWith('libicu')))
+      fs.rmSync(path.join(bare, 'lib', lib));
+    const message = await startFailure(() =>
+      startEmbeddedPostgres({
+        name: 'nolibs',
+        port: 1,
+        dataDir: path.join(scratch, 'nolibs', 'pg'),
+        nativeDir: bare,
+        log: quiet,
+      }),
+    );
     expect(message).toMatch(/The Postgres binaries in .* do not run: .*libicu/s);
     expect(message).toContain('npm install');
   });
@@ -212,9 +271,17 @@ describe('npm scripts through dev/with-db.ts', () => {
     const skip = new Set(['node_modules', '.next', '.data', '.git', 'test-results', 'playwright-report']);
     fs.cpSync(PROJECT_ROOT, copy, { recursive: true, filter: (src) => !skip.has(path.relative(PROJECT_ROOT, src)) });
     fs.symlinkSync(path.join(PROJECT_ROOT, 'node_modules'), path.join(copy, 'node_modules'));
-    const env: NodeJS.ProcessEnv = { ...process.env, EMBEDDED_PG_PORT: String(port), CHECKOUT_STATE_DIR: path.join(scratch, 'project-state') };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      EMBEDDED_PG_PORT: String(port),
+      CHECKOUT_STATE_DIR: path.join(scratch, 'project-state'),
+    };
     delete env.DATABASE_URL; // so that the embedded cluster is started
-    const r = spawnSync('npx', ['tsx', 'dev/with-db.ts', '--', 'node', '-e', "console.log('THE COMMAND RAN')"], { cwd: copy, env, encoding: 'utf8' });
+    const r = spawnSync('npx', ['tsx', 'dev/with-db.ts', '--', 'node', '-e', "console.log('THE COMMAND RAN')"], {
+      cwd: copy,
+      env,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
     expect(r.stdout).not.toContain('THE COMMAND RAN');
     expect(r.stderr).toContain(`[db] Port ${port} is taken by another program`);

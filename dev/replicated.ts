@@ -25,7 +25,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { DatabaseStartError, ensureDatabase, explainFailure, postgresRunner, reachableDataDir, RELOCATED_ROOT, type RunAs } from './postgres';
+import {
+  DatabaseStartError,
+  ensureDatabase,
+  explainFailure,
+  postgresRunner,
+  RELOCATED_ROOT,
+  type RunAs,
+  reachableDataDir,
+} from './postgres';
 
 const PASSWORD = 'postgres'; // loopback only, a test cluster: not a secret
 const STANDBY_NAME = 'standby';
@@ -54,20 +62,31 @@ export interface ReplicatedCluster extends ReplicatedState {
 /** The newest Debian PostgreSQL with the replication tools, e.g. /usr/lib/postgresql/15/bin. */
 function debianBinaries(): string {
   const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = fs.existsSync(root)
+    ? fs
+        .readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   for (const v of versions) {
     const bin = path.join(root, v, 'bin');
     if (['pg_basebackup', 'pg_ctl', 'initdb', 'postgres'].every((b) => fs.existsSync(path.join(bin, b)))) return bin;
   }
   throw new DatabaseStartError(
-    'A replicated Postgres needs pg_basebackup and pg_ctl promote, which the embedded Postgres does not ship, and no Debian PostgreSQL was found in /usr/lib/postgresql.',
+    'A replicated Postgres needs pg_basebackup and pg_ctl promote, which the embedded Postgres does not ship, and no ' +
+      'Debian PostgreSQL was found in /usr/lib/postgresql.',
     'install it (`apt-get install postgresql`; its own service is not needed), or run without --replicated.',
   );
 }
 
 const ids = (user: RunAs | undefined) => (user ? { uid: user.uid, gid: user.gid } : {});
 
-function run(cmd: string, args: string[], user: RunAs | undefined, env: Record<string, string> = {}): { ok: boolean; output: string } {
+function run(
+  cmd: string,
+  args: string[],
+  user: RunAs | undefined,
+  env: Record<string, string> = {},
+): { ok: boolean; output: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...ids(user), env: { ...process.env, ...env }, timeout: 120_000 });
   return { ok: r.status === 0, output: `${r.error?.message ?? ''}${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
@@ -98,7 +117,11 @@ function childrenOf(pid: number): number[] {
 
 function stopNode(binDir: string, node: ReplicaNode, user: RunAs | undefined, mode: 'fast' | 'immediate'): void {
   if (!fs.existsSync(path.join(node.dataDir, 'postmaster.pid'))) return;
-  run(path.join(binDir, 'pg_ctl'), ['stop', '-D', node.dataDir, '-m', mode, '-w', '-t', String(PG_CTL_WAIT_SECONDS)], user);
+  run(
+    path.join(binDir, 'pg_ctl'),
+    ['stop', '-D', node.dataDir, '-m', mode, '-w', '-t', String(PG_CTL_WAIT_SECONDS)],
+    user,
+  );
 }
 
 function startNode(binDir: string, node: ReplicaNode, user: RunAs | undefined): void {
@@ -112,10 +135,17 @@ function startNode(binDir: string, node: ReplicaNode, user: RunAs | undefined): 
     '-c synchronous_commit=on',
   ].join(' ');
   const log = path.join(node.dataDir, 'server.log');
-  const r = run(path.join(binDir, 'pg_ctl'), ['start', '-D', node.dataDir, '-l', log, '-w', '-t', String(PG_CTL_WAIT_SECONDS), '-o', flags], user);
+  const r = run(
+    path.join(binDir, 'pg_ctl'),
+    ['start', '-D', node.dataDir, '-l', log, '-w', '-t', String(PG_CTL_WAIT_SECONDS), '-o', flags],
+    user,
+  );
   if (!r.ok) {
     const tail = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').slice(-8).join('\n') : '';
-    throw explainFailure(`Postgres did not start on port ${node.port}`, `${r.output}\n${tail}`.trim(), { dataDir: node.dataDir, port: node.port });
+    throw explainFailure(`Postgres did not start on port ${node.port}`, `${r.output}\n${tail}`.trim(), {
+      dataDir: node.dataDir,
+      port: node.port,
+    });
   }
 }
 
@@ -147,10 +177,21 @@ export async function startReplicatedPostgres(options: {
     if (user) for (const p of [secrets, pwfile, primary.dataDir]) fs.chownSync(p, user.uid, user.gid);
     const init = run(
       path.join(binDir, 'initdb'),
-      [`--pgdata=${primary.dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'],
+      [
+        `--pgdata=${primary.dataDir}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--no-locale',
+      ],
       user,
     );
-    if (!init.ok) throw explainFailure('initdb could not create the primary', init.output, { dataDir: primary.dataDir, port: primary.port });
+    if (!init.ok)
+      throw explainFailure('initdb could not create the primary', init.output, {
+        dataDir: primary.dataDir,
+        port: primary.port,
+      });
   } finally {
     fs.rmSync(secrets, { recursive: true, force: true });
   }
@@ -162,24 +203,48 @@ export async function startReplicatedPostgres(options: {
   if (user) fs.chownSync(standby.dataDir, user.uid, user.gid);
   const backup = run(
     path.join(binDir, 'pg_basebackup'),
-    ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-X', 'stream', '-c', 'fast'],
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(primary.port),
+      '-U',
+      'postgres',
+      '-D',
+      standby.dataDir,
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ],
     user,
     { PGPASSWORD: PASSWORD },
   );
-  if (!backup.ok) throw new DatabaseStartError(`pg_basebackup could not copy the primary: ${backup.output}`, 'read the message above; the data of both lives in ' + path.dirname(dir));
+  if (!backup.ok)
+    throw new DatabaseStartError(
+      `pg_basebackup could not copy the primary: ${backup.output}`,
+      `read the message above; the data of both lives in ${path.dirname(dir)}`,
+    );
   fs.writeFileSync(path.join(standby.dataDir, 'standby.signal'), '');
   fs.appendFileSync(
     path.join(standby.dataDir, 'postgresql.auto.conf'),
-    `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres password=${PASSWORD} application_name=${STANDBY_NAME}'\n`,
+    `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres password=${PASSWORD} ` +
+      `application_name=${STANDBY_NAME}'\n`,
   );
-  if (user) for (const f of ['standby.signal', 'postgresql.auto.conf']) fs.chownSync(path.join(standby.dataDir, f), user.uid, user.gid);
+  if (user)
+    for (const f of ['standby.signal', 'postgresql.auto.conf'])
+      fs.chownSync(path.join(standby.dataDir, f), user.uid, user.gid);
   startNode(binDir, standby, user);
 
   const primaryAdminUrl = `postgres://postgres:${PASSWORD}@127.0.0.1:${primary.port}/postgres`;
   await setSynchronous(primaryAdminUrl, true);
   await ensureDatabase(primaryAdminUrl, options.database, true);
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/${options.database}?target_session_attrs=primary`;
-  log(`[db] replicated Postgres (${path.basename(path.dirname(binDir))}): primary on 127.0.0.1:${primary.port}, synchronous standby on 127.0.0.1:${standby.port} (data in ${path.dirname(dir)})`);
+  const hosts = `127.0.0.1:${primary.port},127.0.0.1:${standby.port}`;
+  const url = `postgres://postgres:${PASSWORD}@${hosts}/${options.database}?target_session_attrs=primary`;
+  log(
+    `[db] replicated Postgres (${path.basename(path.dirname(binDir))}): primary on 127.0.0.1:${primary.port}, ` +
+      `synchronous standby on 127.0.0.1:${standby.port} (data in ${path.dirname(dir)})`,
+  );
   return {
     url,
     primaryAdminUrl,
@@ -204,9 +269,14 @@ export async function setSynchronous(primaryAdminUrl: string, synchronous: boole
     await sql`select pg_reload_conf()`;
     const want = synchronous ? 'sync' : 'async';
     for (let i = 0; ; i++) {
-      const rows = await sql`select sync_state, state from pg_stat_replication where application_name = ${STANDBY_NAME}`;
+      const rows =
+        await sql`select sync_state, state from pg_stat_replication where application_name = ${STANDBY_NAME}`;
       if (rows[0]?.state === 'streaming' && rows[0]?.sync_state === want) return;
-      if (i > 300) throw new DatabaseStartError(`The standby is not streaming ${want}hronously after 30 s (${JSON.stringify(rows)}).`, 'read the standby\'s server.log in its data folder.');
+      if (i > 300)
+        throw new DatabaseStartError(
+          `The standby is not streaming ${want}hronously after 30 s (${JSON.stringify(rows)}).`,
+          "read the standby's server.log in its data folder.",
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
@@ -257,6 +327,10 @@ function readCmdline(pid: number): string {
 
 /** Promotes the standby (`pg_ctl promote`): it ends recovery and accepts writes. */
 export function promoteStandby(state: ReplicatedState): void {
-  const r = run(path.join(state.binDir, 'pg_ctl'), ['promote', '-D', state.standby.dataDir, '-w', '-t', String(PG_CTL_WAIT_SECONDS)], postgresRunner());
+  const r = run(
+    path.join(state.binDir, 'pg_ctl'),
+    ['promote', '-D', state.standby.dataDir, '-w', '-t', String(PG_CTL_WAIT_SECONDS)],
+    postgresRunner(),
+  );
   if (!r.ok) throw new Error(`pg_ctl promote failed: ${r.output}`);
 }

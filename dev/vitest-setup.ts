@@ -16,7 +16,8 @@ export default async function setup() {
   ensureProductionBuild();
   const database = await prepareDatabase({ test: true }).catch((err: unknown) => {
     // The message is the whole story: a failed start, or a bad variable (DATABASE_POOLER=pgbuoncer).
-    if (err instanceof DatabaseStartError || (err instanceof Error && err.message.startsWith('Invalid environment'))) err.stack = err.message;
+    if (err instanceof DatabaseStartError || (err instanceof Error && err.message.startsWith('Invalid environment')))
+      err.stack = err.message;
     throw err;
   });
   process.env.DATABASE_URL = database.url;

@@ -32,9 +32,9 @@ import { runMigrations } from '../db/migrate';
 import { seedCatalog } from '../db/seed';
 import { DEV_WEBHOOK_SECRET, getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
-import { startPgBouncer, type Pooler } from './pgbouncer';
-import { DatabaseStartError, ensureDatabase, startEmbeddedPostgres, type EmbeddedCluster } from './postgres';
-import { startReplicatedPostgres, type ReplicatedCluster } from './replicated';
+import { type Pooler, startPgBouncer } from './pgbouncer';
+import { DatabaseStartError, type EmbeddedCluster, ensureDatabase, startEmbeddedPostgres } from './postgres';
+import { type ReplicatedCluster, startReplicatedPostgres } from './replicated';
 import { stateDir, statePath } from './state';
 
 export interface PreparedDatabase {
@@ -54,13 +54,18 @@ export interface PreparedDatabase {
 }
 
 /** The database for the app (`test: false`) or for one test run (`test: true`), migrated and seeded. */
-export async function prepareDatabase(options: { test: boolean; pgbouncer?: boolean; replicated?: boolean }): Promise<PreparedDatabase> {
+export async function prepareDatabase(options: {
+  test: boolean;
+  pgbouncer?: boolean;
+  replicated?: boolean;
+}): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
   const pgbouncer = options.pgbouncer || env.DATABASE_POOLER === 'pgbouncer';
   fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
   // The secret the simulator signs its webhooks with and the app checks them with: the public dev one
   // for npm run dev, a fresh one per test run (the production builds that tests start refuse the dev one).
-  const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? (options.test ? `whsec_test_${randomBytes(16).toString('hex')}` : DEV_WEBHOOK_SECRET);
+  const webhookSecret =
+    env.STRIPE_WEBHOOK_SECRET ?? (options.test ? `whsec_test_${randomBytes(16).toString('hex')}` : DEV_WEBHOOK_SECRET);
   let cluster: EmbeddedCluster | undefined;
   let replicated: ReplicatedCluster | undefined;
   let pooler: Pooler | undefined;
@@ -68,12 +73,17 @@ export async function prepareDatabase(options: { test: boolean; pgbouncer?: bool
   let url = env.DATABASE_URL;
   if (options.replicated && pgbouncer) {
     throw new DatabaseStartError(
-      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the failover needs the app to find it.',
+      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the ' +
+        'failover needs the app to find it.',
       'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
     );
   }
   if (options.replicated) {
-    if (url) throw new DatabaseStartError('--replicated starts its own primary and standby, and DATABASE_URL names another database.', 'unset DATABASE_URL, or run without --replicated.');
+    if (url)
+      throw new DatabaseStartError(
+        '--replicated starts its own primary and standby, and DATABASE_URL names another database.',
+        'unset DATABASE_URL, or run without --replicated.',
+      );
     const name = options.test ? 'test' : 'dev';
     replicated = await startReplicatedPostgres({
       ports: [env.REPLICATED_PG_PORT, env.REPLICATED_PG_PORT + 1],
@@ -101,7 +111,10 @@ export async function prepareDatabase(options: { test: boolean; pgbouncer?: bool
   };
   try {
     if (pgbouncer) {
-      pooler = await startPgBouncer({ targetUrl: url, dir: statePath(options.test ? 'pgbouncer-test' : 'pgbouncer-dev') });
+      pooler = await startPgBouncer({
+        targetUrl: url,
+        dir: statePath(options.test ? 'pgbouncer-test' : 'pgbouncer-dev'),
+      });
       url = pooler.url;
       extraEnv.DATABASE_POOL_MODE = 'transaction'; // the app sets its timeouts per transaction (server/db.ts)
     }
@@ -117,7 +130,10 @@ export async function prepareDatabase(options: { test: boolean; pgbouncer?: bool
   let stripeApiBase: string | undefined;
   if (!env.STRIPE_API_BASE && !env.STRIPE_SECRET_KEY) {
     // The dev simulator keeps its ledger next to the dev database; the tests' starts empty.
-    simulator = new StripeSimulator({ stateFile: options.test ? undefined : statePath('stripe-simulator.json'), webhookSecret });
+    simulator = new StripeSimulator({
+      stateFile: options.test ? undefined : statePath('stripe-simulator.json'),
+      webhookSecret,
+    });
     try {
       stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
       console.log(`[payments] Stripe simulator on ${stripeApiBase}`);
@@ -156,9 +172,17 @@ async function main(): Promise<number> {
   const command = dash === -1 ? [] : argv.slice(dash + 1);
   const known = ['--test', '--pgbouncer', '--replicated'];
   const unknown = flags.filter((f) => !known.includes(f));
-  if (unknown.length) throw new Error(`unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated] [-- command])`);
+  if (unknown.length)
+    throw new Error(
+      `unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated] [-- ` +
+        `command])`,
+    );
 
-  const database = await prepareDatabase({ test: flags.includes('--test'), pgbouncer: flags.includes('--pgbouncer'), replicated: flags.includes('--replicated') });
+  const database = await prepareDatabase({
+    test: flags.includes('--test'),
+    pgbouncer: flags.includes('--pgbouncer'),
+    replicated: flags.includes('--replicated'),
+  });
   try {
     return command.length > 0 ? await runChild(command, database) : 0;
   } finally {
@@ -178,11 +202,16 @@ function runChild(command: string[], database: PreparedDatabase): Promise<number
     // The command talks to the PgBouncer started here: a vitest inside it must not start another.
     ...(database.env.DATABASE_POOL_MODE ? { DATABASE_POOLER: '' } : {}),
     // The chaos run restarts the embedded Postgres; it needs to know where it lives.
-    ...(database.cluster ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir } : {}),
+    ...(database.cluster
+      ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir }
+      : {}),
   };
   // `next dev` or `next start`: the simulator sends its webhooks to the app it serves.
   const next = command.join(' ').match(/\bnext (dev|start)\b(?:.*?(?:-p|--port)[ =](\d+))?/);
-  if (next && database.simulator) database.simulator.webhooks.endpoints.add(`http://127.0.0.1:${next[2] ?? process.env.PORT ?? 3000}/api/webhooks/stripe`);
+  if (next && database.simulator)
+    database.simulator.webhooks.endpoints.add(
+      `http://127.0.0.1:${next[2] ?? process.env.PORT ?? 3000}/api/webhooks/stripe`,
+    );
   const child = spawn(cmd, args, { stdio: 'inherit', shell: args.length === 0, env });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     // Ctrl-C reaches the whole terminal group; the command stops first, then `finally` stops Postgres.
@@ -198,7 +227,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     (code) => process.exit(code),
     (err: unknown) => {
       // One message, never a stack trace: a failed start says what is wrong and what to do.
-      const message = err instanceof DatabaseStartError ? err.message : err instanceof Error ? err.message : String(err);
+      const message =
+        err instanceof DatabaseStartError ? err.message : err instanceof Error ? err.message : String(err);
       console.error(`[db] ${message}`);
       process.exit(1);
     },

@@ -5,8 +5,8 @@
  */
 import AxeBuilder from '@axe-core/playwright';
 import type { Page } from '@playwright/test';
-import { Confirmation } from './pages';
 import { expect, test } from './fixtures';
+import { Confirmation } from './pages';
 
 async function expectNoSeriousViolations(page: Page) {
   const results = await new AxeBuilder({ page }).analyze();
@@ -18,7 +18,10 @@ async function expectNoSeriousViolations(page: Page) {
 
 test('every page has a title of its own and no serious accessibility violation', async ({ page, shop }) => {
   const titles = new Set<string>();
-  await shop.checkoutWith(page, [{ productId: 'travel-mug', quantity: 1 }, { productId: 'cold-brew-tower', quantity: 1 }]);
+  await shop.checkoutWith(page, [
+    { productId: 'travel-mug', quantity: 1 },
+    { productId: 'cold-brew-tower', quantity: 1 },
+  ]);
   await expectNoSeriousViolations(page);
   titles.add(await page.title());
 

@@ -2,8 +2,9 @@
  * One checkout intent, one order: whatever the customer's clicks, the network or a reload do.
  * Each test counts the customer's orders in the database and checks the page shows that order.
  */
-import { Confirmation } from './pages';
+
 import { expect, test } from './fixtures';
+import { Confirmation } from './pages';
 
 const MUG = [{ productId: 'travel-mug', quantity: 1 }];
 const PLACE_ORDER = '**/api/trpc/checkout.purchase';
@@ -29,7 +30,11 @@ test.describe('one intent, one order', () => {
     expect(secondKeys[0]).not.toBe(shop.keys[0]); // the next purchase got a new key
   });
 
-  test('2. a second click while the server is slow waits for the first and shows its order', async ({ page, context, shop }) => {
+  test('2. a second click while the server is slow waits for the first and shows its order', async ({
+    page,
+    context,
+    shop,
+  }) => {
     await shop.checkoutWith(page, MUG);
     await shop.slowDown(page, 1500);
     await page.getByTestId('pay').click();
@@ -41,7 +46,11 @@ test.describe('one intent, one order', () => {
     expect(new Set(shop.keys).size).toBe(1);
   });
 
-  test('3. the first response is lost after the server processed it: the retry shows the same order, replayed', async ({ page, context, shop }) => {
+  test('3. the first response is lost after the server processed it: the retry shows the same order, replayed', async ({
+    page,
+    context,
+    shop,
+  }) => {
     let lost = false;
     await page.route(PLACE_ORDER, async (route) => {
       if (lost) return route.continue();
@@ -52,7 +61,9 @@ test.describe('one intent, one order', () => {
     await shop.checkoutWith(page, MUG);
     await page.getByTestId('pay').click();
     const id = await new Confirmation(page).orderId();
-    await expect(page.getByTestId('replay-notice')).toHaveText('We found your earlier order; you were not charged twice.');
+    await expect(page.getByTestId('replay-notice')).toHaveText(
+      'We found your earlier order; you were not charged twice.',
+    );
     const customer = await shop.customerOf(context);
     expect(await shop.ordersOf(customer)).toEqual([id]);
     const charges = await shop.chargesOf(customer); // and the card was charged once
@@ -61,7 +72,11 @@ test.describe('one intent, one order', () => {
     expect(new Set(shop.keys).size).toBe(1);
   });
 
-  test('4. the network drops during submit and comes back: the retry lands on one order', async ({ page, context, shop }) => {
+  test('4. the network drops during submit and comes back: the retry lands on one order', async ({
+    page,
+    context,
+    shop,
+  }) => {
     let dropped = false;
     await page.route(PLACE_ORDER, async (route) => {
       if (dropped) return route.continue();
@@ -79,7 +94,11 @@ test.describe('one intent, one order', () => {
     expect(new Set(shop.keys).size).toBe(1);
   });
 
-  test('5. a reload during an in-flight request resumes the intent and shows the one order', async ({ page, context, shop }) => {
+  test('5. a reload during an in-flight request resumes the intent and shows the one order', async ({
+    page,
+    context,
+    shop,
+  }) => {
     await shop.checkoutWith(page, MUG);
     await shop.slowDown(page, 2000);
     const sent = page.waitForRequest(PLACE_ORDER);
@@ -93,7 +112,11 @@ test.describe('one intent, one order', () => {
     expect(new Set(shop.keys).size).toBe(1);
   });
 
-  test('6. two tabs of one customer check out their own carts: two intents, two orders', async ({ page, context, shop }) => {
+  test('6. two tabs of one customer check out their own carts: two intents, two orders', async ({
+    page,
+    context,
+    shop,
+  }) => {
     const other = await context.newPage();
     await shop.checkoutWith(page, MUG);
     await shop.checkoutWith(other, [{ productId: 'burr-grinder', quantity: 1 }]);
@@ -104,7 +127,11 @@ test.describe('one intent, one order', () => {
     expect(new Set(shop.keys).size).toBe(2); // keys are per intent, not per customer
   });
 
-  test('7. changing the cart after a failed attempt uses a new key and orders the new cart only', async ({ page, context, shop }) => {
+  test('7. changing the cart after a failed attempt uses a new key and orders the new cart only', async ({
+    page,
+    context,
+    shop,
+  }) => {
     // The tower sold out after it went into the cart: the attempt fails with a business error.
     await shop.checkoutWith(page, [...MUG, { productId: 'cold-brew-tower', quantity: 1 }]);
     await page.getByTestId('pay').click();
@@ -134,7 +161,11 @@ test('the checkout works with the keyboard alone, and focus moves to the outcome
   await expect(page.getByRole('heading', { name: 'Thank you!' })).toBeFocused();
 });
 
-test('a declined card shows a clear decline; another card pays: one paid order, one charge', async ({ page, context, shop }) => {
+test('a declined card shows a clear decline; another card pays: one paid order, one charge', async ({
+  page,
+  context,
+  shop,
+}) => {
   await shop.checkoutWith(page, MUG);
   await page.getByTestId('card-pm_card_chargeDeclined').check();
   await page.getByTestId('pay').click();
@@ -161,13 +192,25 @@ test.describe('keys the server may have forgotten are never sent', () => {
     const key = crypto.randomUUID();
     await page.evaluate(
       ({ key, state, createdAt }) =>
-        sessionStorage.setItem('intent:checkout', JSON.stringify({ key, input: { items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: 'pm_card_visa' }, createdAt, state })),
+        sessionStorage.setItem(
+          'intent:checkout',
+          JSON.stringify({
+            key,
+            input: { items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: 'pm_card_visa' },
+            createdAt,
+            state,
+          }),
+        ),
       { key, state, createdAt: Date.now() - 2 * DAY_MS },
     );
     return key;
   }
 
-  test('a pending intent two days old is not resent on reload: the customer is asked whether it went through', async ({ page, context, shop }) => {
+  test('a pending intent two days old is not resent on reload: the customer is asked whether it went through', async ({
+    page,
+    context,
+    shop,
+  }) => {
     await shop.checkoutWith(page, MUG);
     const customer = await shop.customerOf(context);
     const earlier = await shop.ordersOf(customer);
@@ -198,21 +241,28 @@ test.describe('keys the server may have forgotten are never sent', () => {
   });
 });
 
-test('after a decline, paying again with the same card is a new attempt with a new key, not a replay of the decline', async ({ page, context, shop }) => {
-  await shop.checkoutWith(page, MUG);
-  await page.getByTestId('card-pm_card_chargeDeclined').check();
-  await page.getByTestId('pay').click();
-  await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
-  await page.getByTestId('pay').click();
-  await expect.poll(() => shop.keys.length).toBe(2);
-  expect(shop.keys[1]).not.toBe(shop.keys[0]);
-  await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
-  const customer = await shop.customerOf(context);
-  expect(await shop.ordersOf(customer)).toHaveLength(2); // two attempts, each its own order, both declined
-  expect(await shop.chargesOf(customer)).toEqual([]);
-});
+test(
+  'after a decline, paying again with the same card is a new attempt with a new key, not a replay of the ' + 'decline',
+  async ({ page, context, shop }) => {
+    await shop.checkoutWith(page, MUG);
+    await page.getByTestId('card-pm_card_chargeDeclined').check();
+    await page.getByTestId('pay').click();
+    await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
+    await page.getByTestId('pay').click();
+    await expect.poll(() => shop.keys.length).toBe(2);
+    expect(shop.keys[1]).not.toBe(shop.keys[0]);
+    await expect(page.getByTestId('checkout-error')).toHaveAttribute('data-error-code', 'PAYMENT_DECLINED');
+    const customer = await shop.customerOf(context);
+    expect(await shop.ordersOf(customer)).toHaveLength(2); // two attempts, each its own order, both declined
+    expect(await shop.chargesOf(customer)).toEqual([]);
+  },
+);
 
-test('a card that asks for 3-D Secure: the order waits for the bank, then shows paid once the webhook says so', async ({ page, context, shop }) => {
+test('a card that asks for 3-D Secure: the order waits for the bank, then shows paid once the webhook says so', async ({
+  page,
+  context,
+  shop,
+}) => {
   await shop.checkoutWith(page, MUG);
   await page.getByTestId('card-pm_card_authenticationRequired').check();
   await page.getByTestId('pay').click();

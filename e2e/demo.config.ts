@@ -19,7 +19,12 @@ import base from './playwright.config';
 
 // One folder for the whole run: each worker process loads this file again, and inherits the
 // environment of the runner, which loaded it first.
-process.env.DEMO_FOLDER ??= path.resolve(import.meta.dirname, '..', 'demo', new Date().toISOString().replace(/[:.]/g, '-'));
+process.env.DEMO_FOLDER ??= path.resolve(
+  import.meta.dirname,
+  '..',
+  'demo',
+  new Date().toISOString().replace(/[:.]/g, '-'),
+);
 const folder = process.env.DEMO_FOLDER;
 
 /**
@@ -30,11 +35,14 @@ const folder = process.env.DEMO_FOLDER;
  */
 function videoEncoder(): 'playwright' | 'debian' | undefined {
   if (process.env.DEMO_VIDEO === 'off') return undefined;
-  if (process.env.DEMO_VIDEO === 'playwright' || process.env.DEMO_VIDEO === 'debian') return process.env.DEMO_VIDEO; // decided by the runner
+  // decided by the runner
+  if (process.env.DEMO_VIDEO === 'playwright' || process.env.DEMO_VIDEO === 'debian') return process.env.DEMO_VIDEO;
   let found: 'playwright' | 'debian' | undefined = 'playwright';
   if (process.platform === 'linux' && !process.env.PLAYWRIGHT_BROWSERS_PATH) {
     const require = createRequire(import.meta.url);
-    const browsers = JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('playwright-core')), 'browsers.json'), 'utf8')) as { browsers: { name: string; revision: string }[] };
+    const browsers = JSON.parse(
+      fs.readFileSync(path.join(path.dirname(require.resolve('playwright-core')), 'browsers.json'), 'utf8'),
+    ) as { browsers: { name: string; revision: string }[] };
     const folder = `ffmpeg-${browsers.browsers.find((b) => b.name === 'ffmpeg')?.revision}`;
     const registry = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'ms-playwright');
     if (!fs.existsSync(path.join(registry, folder, 'ffmpeg-linux'))) {
@@ -59,7 +67,13 @@ if (!process.env.DEMO_ANNOUNCED) {
   process.env.DEMO_ANNOUNCED = '1';
   console.log(`[demo] recording the lab to ${folder}`);
   if (encoder === 'debian') console.log("[demo] videos encoded by Debian's ffmpeg (/usr/bin/ffmpeg)");
-  if (!encoder) console.log(asked === 'off' ? '[demo] videos off (DEMO_VIDEO=off): traces and screenshots only' : '[demo] no ffmpeg for Playwright: traces and screenshots only. For videos: npx playwright install ffmpeg, or on Debian apt-get install ffmpeg chromium');
+  if (!encoder)
+    console.log(
+      asked === 'off'
+        ? '[demo] videos off (DEMO_VIDEO=off): traces and screenshots only'
+        : '[demo] no ffmpeg for Playwright: traces and screenshots only. For videos: npx playwright install ffmpeg, ' +
+            'or on Debian apt-get install ffmpeg chromium',
+    );
 }
 
 export default defineConfig({

@@ -2,7 +2,7 @@
  * Fixtures for the checkout specs: a database handle to count what really happened, the keys the
  * browser sent, and a guard that fails any test whose page logged an error.
  */
-import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
+import { type BrowserContext, test as base, expect, type Page } from '@playwright/test';
 import postgres from 'postgres';
 
 const CHECKOUT_REQUEST = /\/api\/trpc\/checkout\.purchase(\?|$)/;
@@ -27,6 +27,7 @@ export interface Shop {
 
 export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
   sql: [
+    // biome-ignore lint/correctness/noEmptyPattern: Playwright reads a fixture's dependencies from this pattern
     async ({}, use) => {
       const sql = postgres(process.env.DATABASE_URL!, { max: 2, onnotice: () => {} });
       await use(sql);
@@ -40,10 +41,14 @@ export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
     const watch = (p: Page) => {
       // Chrome reports every failed or non-2xx fetch as "Failed to load resource"; several tests cause
       // those on purpose. Anything else logged as an error is a bug in the page.
-      p.on('console', (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && errors.push(m.text()));
+      p.on(
+        'console',
+        (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && errors.push(m.text()),
+      );
       p.on('pageerror', (e) => errors.push(e.message));
       p.on('request', (r) => {
-        if (r.method() === 'POST' && CHECKOUT_REQUEST.test(r.url())) keys.push(r.headers()['idempotency-key'] ?? '(none)');
+        if (r.method() === 'POST' && CHECKOUT_REQUEST.test(r.url()))
+          keys.push(r.headers()['idempotency-key'] ?? '(none)');
       });
     };
     watch(page);
@@ -57,13 +62,19 @@ export const test = base.extend<{ shop: Shop }, { sql: postgres.Sql }>({
         return cookie!.value.split('.')[0]!;
       },
       async ordersOf(customerId) {
-        const rows = await sql<{ id: string }[]>`select id from orders where customer_id = ${customerId} order by created_at`;
+        const rows = await sql<
+          { id: string }[]
+        >`select id from orders where customer_id = ${customerId} order by created_at`;
         return rows.map((r) => r.id);
       },
       async chargesOf(customerId) {
         const res = await fetch(`${process.env.STRIPE_API_BASE}/__sim/ledger`);
-        const ledger = (await res.json()) as { payment_intents: { id: string; status: string; amount: number; metadata: Record<string, string> }[] };
-        return ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && pi.metadata.customer_id === customerId);
+        const ledger = (await res.json()) as {
+          payment_intents: { id: string; status: string; amount: number; metadata: Record<string, string> }[];
+        };
+        return ledger.payment_intents.filter(
+          (pi) => pi.status === 'succeeded' && pi.metadata.customer_id === customerId,
+        );
       },
       async slowDown(p, ms) {
         const scope = (await p.context().cookies()).find((c) => c.name === 'customer')?.value.split('.')[0];

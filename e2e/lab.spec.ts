@@ -4,7 +4,7 @@
  * show its damage: both checked in the database and at the payment provider, not only on the page.
  * `npm run demo` plays this same spec with a recording (e2e/demo.config.ts).
  */
-import type { Locator, Page } from '@playwright/test';
+import type { Locator } from '@playwright/test';
 import { scenarios } from '../server/lab/scenarios';
 import { expect, test } from './fixtures';
 
@@ -21,7 +21,7 @@ interface Records {
 }
 
 /** Plays one variant of a scenario from its card and returns the run's section once it is done. */
-async function run(page: Page, card: Locator, id: string, variant: 'safe' | 'unsafe'): Promise<Locator> {
+async function run(card: Locator, id: string, variant: 'safe' | 'unsafe'): Promise<Locator> {
   await card.getByTestId(`run-${variant}-${id}`).click();
   const section = card.getByTestId(`run-${id}`);
   await expect(section).toHaveAttribute('data-variant', variant);
@@ -38,10 +38,15 @@ test.describe('the retry lab', () => {
         const customers = row!.customers;
         const ordersByCustomer = await Promise.all(customers.map(async (c) => (await shop.ordersOf(c)).length));
         const charges = (await Promise.all(customers.map((c) => shop.chargesOf(c)))).flat().length;
-        const [cart] = await sql<{ quantity: number }[]>`select quantity from lab_cart_lines where customer_id = ${customers[0]!}`;
-        const [refunded] = await sql<{ cents: number }[]>`select coalesce(sum(refunded_cents), 0)::int as cents from orders where customer_id in ${sql(customers)}`;
+        const [cart] = await sql<
+          { quantity: number }[]
+        >`select quantity from lab_cart_lines where customer_id = ${customers[0]!}`;
+        const [refunded] = await sql<
+          { cents: number }[]
+        >`select coalesce(sum(refunded_cents), 0)::int as cents from orders where customer_id in ${sql(customers)}`;
         const products = await sql<{ product_id: string }[]>`
-          select distinct i.product_id from order_items i join orders o on o.id = i.order_id where o.customer_id in ${sql(customers)}`;
+          select distinct i.product_id from order_items i join orders o on o.id = i.order_id where o.customer_id in
+            ${sql(customers)}`;
         return {
           orders: ordersByCustomer.reduce((a, b) => a + b, 0),
           charges,
@@ -56,9 +61,10 @@ test.describe('the retry lab', () => {
       const card = page.getByTestId(`scenario-${scenario.id}`);
       await expect(card).toBeVisible();
       // The learner predicts first: what every safeguard promises.
-      for (const c of scenario.counts) await card.getByTestId(`predict-${scenario.id}-${c}`).fill(String(scenario.expected[c]));
+      for (const c of scenario.counts)
+        await card.getByTestId(`predict-${scenario.id}-${c}`).fill(String(scenario.expected[c]));
 
-      const safe = await run(page, card, scenario.id, 'safe');
+      const safe = await run(card, scenario.id, 'safe');
       await expect(safe.getByTestId(`run-${scenario.id}-verdict`)).toHaveAttribute('data-ok', 'true');
       await expect(safe.getByTestId(`run-${scenario.id}-prediction`)).toContainText('You predicted');
       await safe.screenshot({ path: testInfo.outputPath(`verdict-${scenario.id}-safe.png`) });
@@ -71,7 +77,7 @@ test.describe('the retry lab', () => {
       const kept = await records(safe);
       for (const c of scenario.counts) expect(kept[c], `${c} in the records`).toBe(scenario.expected[c]);
 
-      const twin = await run(page, card, scenario.id, 'unsafe');
+      const twin = await run(card, scenario.id, 'unsafe');
       await expect(twin.getByTestId(`run-${scenario.id}-verdict`)).toHaveAttribute('data-ok', 'false');
       await twin.screenshot({ path: testInfo.outputPath(`verdict-${scenario.id}-unsafe.png`) });
       const broken = await records(twin);
@@ -81,7 +87,10 @@ test.describe('the retry lab', () => {
       } else if (scenario.id === 'two-customers') {
         expect(broken.ordersByCustomer[1]).toBe(0); // B got A's order back, and has none of its own
       } else {
-        expect(scenario.counts.some((c) => broken[c] !== scenario.expected[c]), JSON.stringify(broken)).toBe(true);
+        expect(
+          scenario.counts.some((c) => broken[c] !== scenario.expected[c]),
+          JSON.stringify(broken),
+        ).toBe(true);
       }
     });
   }

@@ -9,7 +9,9 @@ import { chromium, defineConfig } from '@playwright/test';
 const PORT = 3100; // not 3000, so a `npm run dev` left running does not get in the way
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
-  throw new Error('DATABASE_URL is not set: run the browser tests with `npm run test:e2e` (it starts the test database).');
+  throw new Error(
+    'DATABASE_URL is not set: run the browser tests with `npm run test:e2e` (it starts the test database).',
+  );
 }
 
 /** Debian's Chromium when installed, else Playwright's own browser; otherwise say what to install. */

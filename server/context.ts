@@ -6,9 +6,9 @@
  */
 import type { TRPCRequestInfo } from '@trpc/server/http';
 import type { DbOrTx } from '../db/client';
+import { type CustomerIdentity, resolveCustomer } from './customer';
 import { getDatabase } from './db';
 import { getEnv } from './env.js';
-import { resolveCustomer, type CustomerIdentity } from './customer';
 import { refuseKeyedBatches } from './idempotency/trpc';
 
 export interface Context {

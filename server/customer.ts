@@ -67,7 +67,13 @@ export function resolveCustomer(req: Request, resHeaders: Headers, secret: strin
 
   const id = randomUUID();
   const secure = new URL(req.url).protocol === 'https:' || req.headers.get('x-forwarded-proto') === 'https';
-  const attributes = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${MAX_AGE_SECONDS}`, ...(secure ? ['Secure'] : [])];
+  const attributes = [
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Lax',
+    `Max-Age=${MAX_AGE_SECONDS}`,
+    ...(secure ? ['Secure'] : []),
+  ];
   resHeaders.append('Set-Cookie', `${CUSTOMER_COOKIE}=${signCustomerId(id, secret)}; ${attributes.join('; ')}`);
   return { status: raw === undefined ? 'minted' : 'rejected', id };
 }

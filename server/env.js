@@ -8,83 +8,94 @@
 import { z } from 'zod';
 
 /** Turns "1"/"true"/"0"/"false" into a boolean; anything else is a validation error naming the variable. */
-const flag = z
-  .enum(['1', '0', 'true', 'false'])
-  .transform((v) => v === '1' || v === 'true');
+const flag = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 
 // Fixed secrets are only acceptable on a developer's machine: they are public, in this file.
 const DEV_COOKIE_SECRET = 'dev-only-cookie-secret-do-not-use-in-production!';
 // The payment simulator signs its webhooks with this one too (dev/with-db.ts hands it over).
 export const DEV_WEBHOOK_SECRET = 'whsec_dev_only_simulator_secret_do_not_use_in_production';
 
-const serverVariables = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    // Set by `dev/with-db.ts` (embedded Postgres) or by you (your own Postgres).
-    DATABASE_URL: z
-      .string({ error: 'DATABASE_URL is not set: start the app with `npm run dev` / `npm start`, or set it to your Postgres' })
-      .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres:// or postgresql://'),
-    // Signs the anonymous customer cookie. 32+ characters; required in production.
-    COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
-    // `transaction` when DATABASE_URL is a pooler in transaction mode (PgBouncer's pool_mode =
-    // transaction): no prepared statements, and the timeouts of server/db.ts set per transaction
-    // instead of per session. `session` (the default): direct to Postgres, or a session-mode pooler.
-    DATABASE_POOL_MODE: z.enum(['session', 'transaction'], { error: 'DATABASE_POOL_MODE must be session or transaction' }).default('session'),
-    // Size of the connection pool of one server process.
-    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
-    // A transaction left idle this long is ended by Postgres: a frozen holder of a key lets go of it
-    // (see server/db.ts). Longer than any pause inside one of our transactions, shorter than the
-    // wait of a duplicate (IDEMPOTENCY_WAIT_MS), so the duplicate usually gets the key.
-    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
+const serverVariables = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  // Set by `dev/with-db.ts` (embedded Postgres) or by you (your own Postgres).
+  DATABASE_URL: z
+    .string({
+      error: 'DATABASE_URL is not set: start the app with `npm run dev` / `npm start`, or set it to your Postgres',
+    })
+    .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres:// or postgresql://'),
+  // Signs the anonymous customer cookie. 32+ characters; required in production.
+  COOKIE_SECRET: z.string().min(32, 'COOKIE_SECRET must be at least 32 characters').optional(),
+  // `transaction` when DATABASE_URL is a pooler in transaction mode (PgBouncer's pool_mode =
+  // transaction): no prepared statements, and the timeouts of server/db.ts set per transaction
+  // instead of per session. `session` (the default): direct to Postgres, or a session-mode pooler.
+  DATABASE_POOL_MODE: z
+    .enum(['session', 'transaction'], { error: 'DATABASE_POOL_MODE must be session or transaction' })
+    .default('session'),
+  // Size of the connection pool of one server process.
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
+  // A transaction left idle this long is ended by Postgres: a frozen holder of a key lets go of it
+  // (see server/db.ts). Longer than any pause inside one of our transactions, shorter than the
+  // wait of a duplicate (IDEMPOTENCY_WAIT_MS), so the duplicate usually gets the key.
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
 
-    // Idempotency keys are kept 24 h after creation (Stripe's policy): long enough for any client's
-    // retries, including a customer who comes back to the tab the next morning. After that the same
-    // key is a new request.
-    IDEMPOTENCY_KEY_TTL_HOURS: z.coerce.number().positive().max(24 * 90).default(24),
-    // How long a duplicate waits for the first request with its key before answering 409 with
-    // Retry-After. 10 s covers a slow checkout; 0 is the IETF draft's strict behaviour (409 at once).
-    IDEMPOTENCY_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
-    // The reaper runs inside each server process every 10 minutes (0 turns it off): expired keys
-    // pile up at most ~10 minutes' worth, and each run is small. Several processes share the work.
-    IDEMPOTENCY_REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  // Idempotency keys are kept 24 h after creation (Stripe's policy): long enough for any client's
+  // retries, including a customer who comes back to the tab the next morning. After that the same
+  // key is a new request.
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 90)
+    .default(24),
+  // How long a duplicate waits for the first request with its key before answering 409 with
+  // Retry-After. 10 s covers a slow checkout; 0 is the IETF draft's strict behaviour (409 at once).
+  IDEMPOTENCY_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
+  // The reaper runs inside each server process every 10 minutes (0 turns it off): expired keys
+  // pile up at most ~10 minutes' worth, and each run is small. Several processes share the work.
+  IDEMPOTENCY_REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
 
-    // Phased procedures (those that call the payment provider) hold their key with a lease that
-    // each phase renews. 30 s is several provider timeouts: a live holder never loses it, and a
-    // crashed one blocks its key for at most that long before a retry or the completer takes over.
-    IDEMPOTENCY_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
-    // A phased key abandoned mid-way (the client never came back) is finished by the completer
-    // after 5 minutes: long after any client retry would have come, well within the provider's
-    // own 24 h memory of our idempotency keys.
-    COMPLETER_DELAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
-    // How often each server runs the completer and the outbox worker (0: never; tests run them).
-    JOBS_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(15),
+  // Phased procedures (those that call the payment provider) hold their key with a lease that
+  // each phase renews. 30 s is several provider timeouts: a live holder never loses it, and a
+  // crashed one blocks its key for at most that long before a retry or the completer takes over.
+  IDEMPOTENCY_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  // A phased key abandoned mid-way (the client never came back) is finished by the completer
+  // after 5 minutes: long after any client retry would have come, well within the provider's
+  // own 24 h memory of our idempotency keys.
+  COMPLETER_DELAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  // How often each server runs the completer and the outbox worker (0: never; tests run them).
+  JOBS_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(15),
 
-    // The payment provider. A Stripe secret key; by default a key for the local simulator.
-    STRIPE_SECRET_KEY: z.string().regex(/^sk_(test|live)_\w+$/, 'STRIPE_SECRET_KEY must look like sk_test_...').optional(),
-    // Where the Stripe SDK sends requests: the simulator's URL (set by dev/with-db.ts), or unset for
-    // the real Stripe API.
-    STRIPE_API_BASE: z.url().optional(),
-    // Checks the signature of the provider's webhooks (Stripe shows it as whsec_...). Required in
-    // production; elsewhere the simulator's public one.
-    STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_\w+$/, 'STRIPE_WEBHOOK_SECRET must look like whsec_...').optional(),
-    // One provider call that has not answered in 10 s is abandoned and the key released: the
-    // client retries with the same key, and the provider's idempotency makes the retry safe.
-    STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  // The payment provider. A Stripe secret key; by default a key for the local simulator.
+  STRIPE_SECRET_KEY: z
+    .string()
+    .regex(/^sk_(test|live)_\w+$/, 'STRIPE_SECRET_KEY must look like sk_test_...')
+    .optional(),
+  // Where the Stripe SDK sends requests: the simulator's URL (set by dev/with-db.ts), or unset for
+  // the real Stripe API.
+  STRIPE_API_BASE: z.url().optional(),
+  // Checks the signature of the provider's webhooks (Stripe shows it as whsec_...). Required in
+  // production; elsewhere the simulator's public one.
+  STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_\w+$/, 'STRIPE_WEBHOOK_SECRET must look like whsec_...')
+    .optional(),
+  // One provider call that has not answered in 10 s is abandoned and the key released: the
+  // client retries with the same key, and the provider's idempotency makes the retry safe.
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
 
-    // Logs: the lowest level printed, and the name each line carries (several instances, one log).
-    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    INSTANCE_NAME: z.string().max(64).optional(),
-    // GET /api/metrics (Prometheus). On outside production; in production only with a token.
-    ENABLE_METRICS: flag.optional(),
-    METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+  // Logs: the lowest level printed, and the name each line carries (several instances, one log).
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  INSTANCE_NAME: z.string().max(64).optional(),
+  // GET /api/metrics (Prometheus). On outside production; in production only with a token.
+  ENABLE_METRICS: flag.optional(),
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
 
-    // The retry lab (/lab) and its unsafe twins. On in development and tests, off in production
-    // unless asked for; even then it only acts as lab customers it made itself.
-    ENABLE_LAB: flag.optional(),
-    // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
-    // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
-    ENABLE_TEST_HOOKS: flag.default(false),
-  });
+  // The retry lab (/lab) and its unsafe twins. On in development and tests, off in production
+  // unless asked for; even then it only acts as lab customers it made itself.
+  ENABLE_LAB: flag.optional(),
+  // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
+  // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
+  ENABLE_TEST_HOOKS: flag.default(false),
+});
 
 /** The names of every variable the server reads. */
 export const SERVER_ENV_NAMES = Object.keys(serverVariables.shape);
@@ -95,21 +106,37 @@ const serverSchema = serverVariables.transform((e, ctx) => {
     return z.NEVER;
   }
   if ((!e.STRIPE_WEBHOOK_SECRET || e.STRIPE_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) && e.NODE_ENV === 'production') {
-    ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: "is required in production (the provider's signing secret, not the simulator's public one)" });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STRIPE_WEBHOOK_SECRET'],
+      message: "is required in production (the provider's signing secret, not the simulator's public one)",
+    });
     return z.NEVER;
   }
   if (!e.STRIPE_SECRET_KEY && !e.STRIPE_API_BASE) {
-    ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STRIPE_SECRET_KEY'],
+      message: 'set STRIPE_SECRET_KEY for Stripe, or STRIPE_API_BASE for the simulator',
+    });
     return z.NEVER;
   }
   if (e.ENABLE_METRICS && e.NODE_ENV === 'production' && !e.METRICS_TOKEN) {
     // Order and payment volumes are business figures: never public.
-    ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'is required in production when ENABLE_METRICS=1' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['METRICS_TOKEN'],
+      message: 'is required in production when ENABLE_METRICS=1',
+    });
     return z.NEVER;
   }
   if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
     // Planned faults can stall, fail or kill this server on request: never where customers are.
-    ctx.addIssue({ code: 'custom', path: ['ENABLE_TEST_HOOKS'], message: 'is refused in production: it lets a request stall or kill the server' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ENABLE_TEST_HOOKS'],
+      message: 'is refused in production: it lets a request stall or kill the server',
+    });
     return z.NEVER;
   }
   if (e.STRIPE_TIMEOUT_MS >= e.IDEMPOTENCY_LEASE_MS) {
@@ -118,7 +145,9 @@ const serverSchema = serverVariables.transform((e, ctx) => {
     ctx.addIssue({
       code: 'custom',
       path: ['STRIPE_TIMEOUT_MS'],
-      message: `must be shorter than IDEMPOTENCY_LEASE_MS (${e.STRIPE_TIMEOUT_MS} >= ${e.IDEMPOTENCY_LEASE_MS}): a provider call must end while its lease holds`,
+      message:
+        `must be shorter than IDEMPOTENCY_LEASE_MS (${e.STRIPE_TIMEOUT_MS} >= ${e.IDEMPOTENCY_LEASE_MS}): a ` +
+        `provider call must end while its lease holds`,
     });
     return z.NEVER;
   }
@@ -221,4 +250,3 @@ export function idempotencyOptions() {
 export function getLauncherEnv() {
   return parse(launcherSchema);
 }
-

@@ -22,40 +22,59 @@ export const errorCatalog = {
   PAYMENT_DECLINED: { code: 'PAYMENT_REQUIRED', message: 'The card was declined. Choose another card and try again.' },
   CHECKOUT_ABANDONED: {
     code: 'CONFLICT',
-    message: 'This checkout was abandoned before payment and has been cancelled. Nothing was charged; start a new checkout.',
+    message:
+      'This checkout was abandoned before payment and has been cancelled. Nothing was charged; start a new checkout.',
   },
   PAYMENT_REFUSED_BY_PROVIDER: {
     code: 'CONFLICT',
-    message: 'The payment provider refused this payment for good, so nothing was charged. Choose another card, or contact the shop.',
+    message:
+      'The payment provider refused this payment for good, so nothing was charged. Choose another card, or contact ' +
+      'the shop.',
   },
   CHECKOUT_GAVE_UP: {
     code: 'CONFLICT',
     message:
-      'We could not finish this checkout: the payment provider kept failing, so nothing more will be tried on its own. The shop will check what the provider holds and set it right; you will not be charged twice.',
+      'We could not finish this checkout: the payment provider kept failing, so nothing more will be tried on its ' +
+      'own. The shop will check what the provider holds and set it right; you will not be charged twice.',
   },
-  REFUND_EXCEEDS_PAYMENT: { code: 'BAD_REQUEST', message: 'The refund is larger than what is left to refund on this order.' },
+  REFUND_EXCEEDS_PAYMENT: {
+    code: 'BAD_REQUEST',
+    message: 'The refund is larger than what is left to refund on this order.',
+  },
   REFUND_REFUSED_BY_PROVIDER: {
     code: 'CONFLICT',
-    message: 'The payment provider refused this refund for good, so nothing was refunded by this request and the amount can be refunded again.',
+    message:
+      'The payment provider refused this refund for good, so nothing was refunded by this request and the amount can ' +
+      'be refunded again.',
   },
   REFUND_GAVE_UP: {
     code: 'CONFLICT',
-    message: 'We could not finish this refund: the payment provider kept failing. The shop will check what the provider holds and set it right.',
+    message:
+      'We could not finish this refund: the payment provider kept failing. The shop will check what the provider ' +
+      'holds and set it right.',
   },
   ORDER_NOT_REFUNDABLE: { code: 'BAD_REQUEST', message: 'Only a paid order can be refunded.' },
   // The provider timed out, failed or asked us to slow down: nothing is final yet.
   PROVIDER_UNAVAILABLE: {
     code: 'SERVICE_UNAVAILABLE',
     message:
-      'The payment provider did not answer. Nothing is lost: retry with the same Idempotency-Key and the payment resumes where it stopped, without charging twice.',
+      'The payment provider did not answer. Nothing is lost: retry with the same Idempotency-Key and the payment ' +
+      'resumes where it stopped, without charging twice.',
   },
-  LAB_DISABLED: { code: 'NOT_FOUND', message: 'The retry lab is off here. It is on in development and tests; set ENABLE_LAB=1 to turn it on.' },
+  LAB_DISABLED: {
+    code: 'NOT_FOUND',
+    message: 'The retry lab is off here. It is on in development and tests; set ENABLE_LAB=1 to turn it on.',
+  },
   LAB_CUSTOMER_REQUIRED: {
     code: 'FORBIDDEN',
     message: "The lab's unsafe twins only ever run for the lab's own customers, never for a real one.",
   },
   LAB_SCENARIO_UNKNOWN: { code: 'BAD_REQUEST', message: 'No lab scenario has this id.' },
-  LAB_NEEDS_SIMULATOR: { code: 'BAD_REQUEST', message: 'This scenario scripts faults at the payment simulator, which is not in use here (STRIPE_API_BASE is unset).' },
+  LAB_NEEDS_SIMULATOR: {
+    code: 'BAD_REQUEST',
+    message:
+      'This scenario scripts faults at the payment simulator, which is not in use here (STRIPE_API_BASE is unset).',
+  },
   LAB_RUN_NOT_FOUND: { code: 'NOT_FOUND', message: 'No lab run has this id.' },
 
   // Customer identity (401)
@@ -97,10 +116,18 @@ export class AppError extends TRPCError {
 export function describeZodError(error: ZodError): { message: string; fields: Record<string, string> } {
   const fields: Record<string, string> = {};
   for (const issue of error.issues) {
-    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
     fields[path || 'input'] ??= issue.message;
   }
-  return { message: Object.entries(fields).map(([f, m]) => `${f}: ${m}`).join('; '), fields };
+  return {
+    message: Object.entries(fields)
+      .map(([f, m]) => `${f}: ${m}`)
+      .join('; '),
+    fields,
+  };
 }
 
 /** The message a client reads for this error (the same text the HTTP error formatter sends). */

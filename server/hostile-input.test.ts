@@ -28,8 +28,8 @@ const badKeyHeaders: fc.Arbitrary<HeaderList> = fc.oneof(
   fc.constant<HeaderList>([]), // missing
   fc.constant(key('')),
   fc.string({ minLength: 256, maxLength: 600, unit: fc.constantFrom('a', 'b', '-', '7') }).map(key),
-  fc.string({ minLength: 1, maxLength: 40, unit: fc.constantFrom('é', 'ü', '€', 'ß', 'ø') }).map((k) =>
-    key(Buffer.from(`key-${k}`, 'utf8').toString('latin1')), // raw UTF-8 bytes, as they arrive on the wire
+  fc.string({ minLength: 1, maxLength: 40, unit: fc.constantFrom('é', 'ü', '€', 'ß', 'ø') }).map(
+    (k) => key(Buffer.from(`key-${k}`, 'utf8').toString('latin1')), // raw UTF-8 bytes, as they arrive on the wire
   ),
   fc.constantFrom('\t', '\x01', '\x1f', '\x7f').map((c) => key(`key${c}x`)),
   fc.uuid().map((k): HeaderList => [...key(k), ...key(randomUUID())]), // the header twice
@@ -48,17 +48,67 @@ const badCookie = fc.oneof(
   fc.constantFrom('customer=%', 'customer=%E0%A4%A', 'customer=%%%; x=1', 'x=%; customer=%zz'),
 );
 
-const number = fc.oneof(fc.integer({ min: -1000, max: 0 }), fc.integer({ min: 100, max: 1e9 }), fc.double({ noInteger: true, noNaN: true }), fc.constant(Number.MAX_SAFE_INTEGER + 2));
-const line = fc.record({ productId: fc.string({ maxLength: 70 }), quantity: fc.oneof(number, fc.string(), fc.constant(null)) });
+const number = fc.oneof(
+  fc.integer({ min: -1000, max: 0 }),
+  fc.integer({ min: 100, max: 1e9 }),
+  fc.double({ noInteger: true, noNaN: true }),
+  fc.constant(Number.MAX_SAFE_INTEGER + 2),
+);
+const line = fc.record({
+  productId: fc.string({ maxLength: 70 }),
+  quantity: fc.oneof(number, fc.string(), fc.constant(null)),
+});
 const badBody = fc.oneof(
-  fc.string({ maxLength: 50 }).filter((s) => { try { JSON.parse(s); return false; } catch { return true; } }), // not JSON
-  fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.constant([]), fc.constant(true)).map((v) => JSON.stringify(v)), // wrong type
-  fc.constant(JSON.stringify({ items: Array.from({ length: 5_000 }, (_, i) => ({ productId: `p${i}`, quantity: 1 })) })), // huge array
-  number.map((q) => JSON.stringify({ items: [{ productId: 'travel-mug', quantity: q }], paymentMethod: 'pm_card_visa' })),
-  fc.string({ minLength: 1, maxLength: 64 }).filter((p) => !['travel-mug', 'espresso-beans', 'pour-over-kit', 'burr-grinder', 'milk-frother', 'cold-brew-tower'].includes(p)).map((p) => JSON.stringify({ items: [{ productId: p, quantity: 1 }], paymentMethod: 'pm_card_visa' })), // unknown product
-  fc.integer({ min: 0, max: 10_000 }).map((price) => JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1, priceCents: price }], totalCents: price, paymentMethod: 'pm_card_visa' })), // client prices
-  fc.array(line, { minLength: 1, maxLength: 5 }).map((items) => JSON.stringify({ items: items.map((l) => ({ ...l, quantity: typeof l.quantity === 'number' && Number.isInteger(l.quantity) && l.quantity >= 1 && l.quantity <= 99 ? 0 : l.quantity })), paymentMethod: 'pm_card_visa' })),
-  fc.string({ maxLength: 30 }).map((pm) => JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: `x${pm}` })), // unknown card
+  fc.string({ maxLength: 50 }).filter((s) => {
+    try {
+      JSON.parse(s);
+      return false;
+    } catch {
+      return true;
+    }
+  }), // not JSON
+  fc
+    .oneof(fc.string(), fc.integer(), fc.constant(null), fc.constant([]), fc.constant(true))
+    .map((v) => JSON.stringify(v)), // wrong type
+  fc.constant(
+    JSON.stringify({ items: Array.from({ length: 5_000 }, (_, i) => ({ productId: `p${i}`, quantity: 1 })) }),
+  ), // huge array
+  number.map((q) =>
+    JSON.stringify({ items: [{ productId: 'travel-mug', quantity: q }], paymentMethod: 'pm_card_visa' }),
+  ),
+  fc
+    .string({ minLength: 1, maxLength: 64 })
+    .filter(
+      (p) =>
+        !['travel-mug', 'espresso-beans', 'pour-over-kit', 'burr-grinder', 'milk-frother', 'cold-brew-tower'].includes(
+          p,
+        ),
+    )
+    // unknown product
+    .map((p) => JSON.stringify({ items: [{ productId: p, quantity: 1 }], paymentMethod: 'pm_card_visa' })),
+  fc.integer({ min: 0, max: 10_000 }).map((price) =>
+    JSON.stringify({
+      items: [{ productId: 'travel-mug', quantity: 1, priceCents: price }],
+      totalCents: price,
+      paymentMethod: 'pm_card_visa',
+    }),
+  ), // client prices
+  fc.array(line, { minLength: 1, maxLength: 5 }).map((items) =>
+    JSON.stringify({
+      items: items.map((l) => ({
+        ...l,
+        quantity:
+          typeof l.quantity === 'number' && Number.isInteger(l.quantity) && l.quantity >= 1 && l.quantity <= 99
+            ? 0
+            : l.quantity,
+      })),
+      paymentMethod: 'pm_card_visa',
+    }),
+  ),
+  fc
+    .string({ maxLength: 30 })
+    // unknown card
+    .map((pm) => JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: `x${pm}` })),
   fc.constant(JSON.stringify({ orderId: 'not-a-uuid', amountCents: -5 })),
 );
 
@@ -85,7 +135,9 @@ describe('hostile input', () => {
 
       const res = await http('POST', endpoint, { headers, rawBody });
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      const context = `${endpoint} ${JSON.stringify(d).slice(0, 200)} -> ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`;
+      const context =
+        `${endpoint} ${JSON.stringify(d).slice(0, 200)} -> ${res.status} ` +
+        `${JSON.stringify(res.body).slice(0, 300)}`;
       expect(res.status >= 400 && res.status < 500, context).toBe(true);
       const message: string = res.body?.error?.message ?? '';
       expect(message.length, context).toBeGreaterThan(10); // a sentence, not a bare code

@@ -9,9 +9,9 @@ import { getDatabase } from './db';
 import { idempotencyOptions } from './env.js';
 import { log } from './observability/log';
 import { metrics } from './observability/metrics';
+import { appRouter } from './routers/_app';
 import { verifiedEvent } from './services/payments';
 import { applyEvent } from './services/webhooks';
-import { appRouter } from './routers/_app';
 
 export function handleApiRequest(req: Request): Promise<Response> {
   return fetchRequestHandler({
@@ -21,10 +21,13 @@ export function handleApiRequest(req: Request): Promise<Response> {
     createContext: ({ req, resHeaders, info }) => createContext({ req, resHeaders, info }),
     // Every answer says how long keys are kept, so a client never sends one the server has forgotten
     // (it would be taken for a new request); see app/components/use-idempotent-mutation.ts.
-    responseMeta: () => ({ headers: { 'Idempotency-Key-Retention': String(Math.floor(idempotencyOptions().ttlMs / 1000)) } }),
+    responseMeta: () => ({
+      headers: { 'Idempotency-Key-Retention': String(Math.floor(idempotencyOptions().ttlMs / 1000)) },
+    }),
     onError({ error, path }) {
       // Deliberate errors are answers, not incidents; only unexpected ones are logged with their cause.
-      if (error.code === 'INTERNAL_SERVER_ERROR') log().error({ err: error.cause ?? error, procedure: path }, `${path ?? '?'} failed`);
+      if (error.code === 'INTERNAL_SERVER_ERROR')
+        log().error({ err: error.cause ?? error, procedure: path }, `${path ?? '?'} failed`);
     },
   });
 }
@@ -37,7 +40,7 @@ export function handleApiRequest(req: Request): Promise<Response> {
  */
 export async function handleStripeWebhook(req: Request): Promise<Response> {
   const payload = await req.text();
-  let event;
+  let event: ReturnType<typeof verifiedEvent>;
   try {
     event = verifiedEvent(payload, req.headers.get('stripe-signature'));
   } catch (err) {

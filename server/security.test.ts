@@ -7,7 +7,8 @@ import { customerCookie, http } from './testing';
 
 const { sql } = getDatabase();
 const PURCHASE = { items: [{ productId: 'espresso-beans', quantity: 1 }], paymentMethod: 'pm_card_visa' };
-const buy = (cookie: string, key: string) => http('POST', 'checkout.purchase', { headers: { cookie, 'idempotency-key': key }, body: PURCHASE });
+const buy = (cookie: string, key: string) =>
+  http('POST', 'checkout.purchase', { headers: { cookie, 'idempotency-key': key }, body: PURCHASE });
 
 afterEach(() => vi.restoreAllMocks());
 

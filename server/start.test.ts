@@ -22,19 +22,23 @@ async function freshRegister() {
   return (await import('../instrumentation')).register;
 }
 
-it('the jobs start once per process: register() twice, and again from server code evaluated anew, start four timers, not eight or twelve', async () => {
-  vi.stubEnv('NEXT_RUNTIME', 'nodejs');
-  vi.stubEnv('JOBS_INTERVAL_SECONDS', '60'); // the completer, the outbox and the settler
-  vi.stubEnv('IDEMPOTENCY_REAPER_INTERVAL_SECONDS', '60'); // and the reaper
-  const intervals = vi.spyOn(globalThis, 'setInterval');
+it(
+  'the jobs start once per process: register() twice, and again from server code evaluated anew, start four timers, ' +
+    'not eight or twelve',
+  async () => {
+    vi.stubEnv('NEXT_RUNTIME', 'nodejs');
+    vi.stubEnv('JOBS_INTERVAL_SECONDS', '60'); // the completer, the outbox and the settler
+    vi.stubEnv('IDEMPOTENCY_REAPER_INTERVAL_SECONDS', '60'); // and the reaper
+    const intervals = vi.spyOn(globalThis, 'setInterval');
 
-  const register = await freshRegister();
-  await register();
-  expect(intervals).toHaveBeenCalledTimes(4); // the probe sees a start
-  const first = state.__jobs;
-  await register(); // Next calling it again
-  await (await freshRegister())(); // a reload: every module evaluated anew, same process
+    const register = await freshRegister();
+    await register();
+    expect(intervals).toHaveBeenCalledTimes(4); // the probe sees a start
+    const first = state.__jobs;
+    await register(); // Next calling it again
+    await (await freshRegister())(); // a reload: every module evaluated anew, same process
 
-  expect(intervals).toHaveBeenCalledTimes(4);
-  expect(state.__jobs).toBe(first);
-});
+    expect(intervals).toHaveBeenCalledTimes(4);
+    expect(state.__jobs).toBe(first);
+  },
+);

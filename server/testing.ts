@@ -4,11 +4,11 @@
  * simulator; all against the real database from DATABASE_URL.
  */
 import { randomUUID } from 'node:crypto';
-import { getDatabase } from './db';
 import { signCustomerId } from './customer';
+import { getDatabase } from './db';
 import { getEnv } from './env.js';
-import type { FaultPlan } from './idempotency/faults';
 import { handleApiRequest, handleStripeWebhook } from './http';
+import type { FaultPlan } from './idempotency/faults';
 import { createCaller } from './routers/_app';
 
 /** A caller for one customer (a fresh one unless given), as if its cookie had been presented. */
@@ -31,7 +31,8 @@ export function customerCookie(customerId: string): string {
 export interface HttpResult {
   status: number;
   headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- raw JSON off the wire
+  // biome-ignore lint/suspicious/noExplicitAny: raw JSON off the wire, read field by field by the tests
+  body: any;
 }
 
 /** Sends one HTTP request through the Next route handler, exactly as a client would over the wire. */
@@ -65,7 +66,11 @@ export async function countOrders(customerId: string): Promise<number> {
 
 /** Plans a fault in a server process started for a test (its /api/test/faults, ENABLE_TEST_HOOKS=1). */
 export async function planServerFault(baseUrl: string, plan: FaultPlan): Promise<void> {
-  const res = await fetch(`${baseUrl}/api/test/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(plan) });
+  const res = await fetch(`${baseUrl}/api/test/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(plan),
+  });
   if (!res.ok) throw new Error(`planning a fault failed: ${res.status} ${await res.text()}`);
 }
 
@@ -73,7 +78,11 @@ export async function planServerFault(baseUrl: string, plan: FaultPlan): Promise
  * Scripts a fault at the payment simulator for this customer's next provider call(s): `error_500`,
  * `rate_limit`, `timeout_after_charge` (charged, answer never sent), `reset_after_charge`.
  */
-export async function scriptProviderFault(customerId: string, fault: string, options: { path?: string; times?: number } = {}): Promise<void> {
+export async function scriptProviderFault(
+  customerId: string,
+  fault: string,
+  options: { path?: string; times?: number } = {},
+): Promise<void> {
   const res = await fetch(`${getEnv().STRIPE_API_BASE}/__sim/faults`, {
     method: 'POST',
     body: JSON.stringify({ metadata: { customer_id: customerId }, fault, ...options }),
@@ -97,7 +106,9 @@ export async function providerEvents(customerId: string): Promise<SignedEvent[]>
 export async function deliverWebhook(payload: string, signature: string | null): Promise<HttpResult> {
   const headers = new Headers({ 'content-type': 'application/json' });
   if (signature !== null) headers.set('stripe-signature', signature);
-  const res = await handleStripeWebhook(new Request('http://localhost/api/webhooks/stripe', { method: 'POST', headers, body: payload }));
+  const res = await handleStripeWebhook(
+    new Request('http://localhost/api/webhooks/stripe', { method: 'POST', headers, body: payload }),
+  );
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: JSON.parse(text) };
 }

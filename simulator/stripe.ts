@@ -28,7 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { canonicalJson } from '../shared/canonical-json';
-import { WebhookSender, type WebhookConfig } from './webhooks';
+import { type WebhookConfig, WebhookSender } from './webhooks';
 
 type Params = Record<string, unknown>;
 
@@ -115,7 +115,10 @@ export interface SimConfig {
 // Test cards, as in Stripe's docs: what a test needs to produce each outcome.
 const DECLINES: Record<string, { decline_code: string; message: string }> = {
   pm_card_chargeDeclined: { decline_code: 'generic_decline', message: 'Your card was declined.' },
-  pm_card_chargeDeclinedInsufficientFunds: { decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+  pm_card_chargeDeclinedInsufficientFunds: {
+    decline_code: 'insufficient_funds',
+    message: 'Your card has insufficient funds.',
+  },
 };
 const SUCCEEDS = new Set(['pm_card_visa', 'pm_card_mastercard']);
 // Paid later: Stripe's 3-D Secure test card waits for the customer (requires_action); the
@@ -142,7 +145,10 @@ export function decodeForm(body: string): Params {
     let node = out as Record<string, unknown>;
     path.forEach((part, i) => {
       if (i === path.length - 1) node[part] = value;
-      else node = (node[part] ??= {}) as Record<string, unknown>;
+      else {
+        node[part] ??= {};
+        node = node[part] as Record<string, unknown>;
+      }
     });
   }
   return out;
@@ -160,7 +166,12 @@ export class StripeSimulator {
   readonly requests: LoggedRequest[] = [];
   /** Added to the real clock: tests move time forward to make keys expire. */
   private clockOffsetMs = 0;
-  config: SimConfig = { faultRates: {}, latencyMs: 0, settleAfterMs: 1_000, webhooks: { duplicates: 0, maxDelayMs: 0 } };
+  config: SimConfig = {
+    faultRates: {},
+    latencyMs: 0,
+    settleAfterMs: 1_000,
+    webhooks: { duplicates: 0, maxDelayMs: 0 },
+  };
   readonly webhooks: WebhookSender;
   /** Faults scripted for the next requests whose metadata match (POST /__sim/faults). */
   private scripted: ScriptedFault[] = [];
@@ -183,13 +194,18 @@ export class StripeSimulator {
       };
       for (const pi of saved.paymentIntents) this.paymentIntents.set(pi.id, pi);
       for (const r of saved.refunds) this.refunds.set(r.id, r);
-      for (const [k, v] of saved.idempotent) if (v.answer) this.idempotent.set(k, { ...v, createdAt: v.createdAt ?? Date.now() });
+      for (const [k, v] of saved.idempotent)
+        if (v.answer) this.idempotent.set(k, { ...v, createdAt: v.createdAt ?? Date.now() });
     }
   }
 
   private save(): void {
     if (!this.stateFile) return;
-    const state = { paymentIntents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()], idempotent: [...this.idempotent] };
+    const state = {
+      paymentIntents: [...this.paymentIntents.values()],
+      refunds: [...this.refunds.values()],
+      idempotent: [...this.idempotent],
+    };
     fs.writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(state));
     fs.renameSync(`${this.stateFile}.tmp`, this.stateFile); // never a half-written file
   }
@@ -235,12 +251,18 @@ export class StripeSimulator {
 
     if (url.pathname.startsWith('/__sim/')) return send(this.control(req.method!, url.pathname, raw, url.searchParams));
     if (!/^Bearer sk_test_\w+/.test(req.headers.authorization ?? '')) {
-      return send({ status: 401, body: { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } } });
+      return send({
+        status: 401,
+        body: { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } },
+      });
     }
 
     const params = req.method === 'POST' ? decodeForm(raw) : Object.fromEntries(url.searchParams);
     const faults = this.faultsFor(req, url.pathname, params);
-    const latency = Math.max(this.config.latencyMs, Number([...faults].find((f) => f.startsWith('latency:'))?.slice(8) ?? 0));
+    const latency = Math.max(
+      this.config.latencyMs,
+      Number([...faults].find((f) => f.startsWith('latency:'))?.slice(8) ?? 0),
+    );
     const work = async (): Promise<Answer> => {
       if (latency > 0) await new Promise((r) => setTimeout(r, latency)); // the time the work takes
       return this.route(req.method ?? 'GET', url.pathname, params, faults);
@@ -264,19 +286,35 @@ export class StripeSimulator {
     };
 
     if (req.method === 'POST' && faults.has('error_500')) {
-      return reply({ status: 500, body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } } });
+      return reply({
+        status: 500,
+        body: { error: { type: 'api_error', message: 'Simulated internal error (nothing was done).' } },
+      });
     }
     if (req.method === 'POST' && faults.has('rate_limit')) {
-      return reply({ status: 429, body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } } });
+      return reply({
+        status: 429,
+        body: { error: { type: 'rate_limit_error', message: 'Too many requests hit the API too quickly.' } },
+      });
     }
     if (faults.has('auth_error')) {
-      return reply({ status: 401, body: { error: { type: 'authentication_error', message: 'Invalid API Key provided (simulated): the request will never succeed as it is.' } } });
+      return reply({
+        status: 401,
+        body: {
+          error: {
+            type: 'authentication_error',
+            message: 'Invalid API Key provided (simulated): the request will never succeed as it is.',
+          },
+        },
+      });
     }
 
     let answer: Answer;
     let replayed = false;
     if (req.method === 'POST' && typeof key === 'string') {
-      const fingerprint = createHash('sha256').update(`${url.pathname}\n${canonicalJson(params)}`).digest('hex');
+      const fingerprint = createHash('sha256')
+        .update(`${url.pathname}\n${canonicalJson(params)}`)
+        .digest('hex');
       const seen = this.keyRecord(key);
       if (seen && seen.fingerprint !== fingerprint) {
         answer = {
@@ -284,13 +322,23 @@ export class StripeSimulator {
           body: {
             error: {
               type: 'idempotency_error',
-              message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
+              message:
+                `Keys for idempotent requests can only be used with the same parameters they were first used ` +
+                `with. Try using a key other than '${key}' if you meant to execute a different request.`,
             },
           },
         };
       } else if (seen && !seen.answer) {
         // The first request with this key is still being worked on (its latency has not passed).
-        answer = { status: 409, body: { error: { type: 'idempotency_error', message: 'There is currently another in-progress request using this Idempotent Key.' } } };
+        answer = {
+          status: 409,
+          body: {
+            error: {
+              type: 'idempotency_error',
+              message: 'There is currently another in-progress request using this Idempotent Key.',
+            },
+          },
+        };
       } else if (seen?.answer) {
         answer = seen.answer;
         replayed = true;
@@ -324,9 +372,15 @@ export class StripeSimulator {
    * run), and the first scripted fault whose match fits (per payment, by its metadata).
    */
   private faultsFor(req: http.IncomingMessage, path: string, params: Params): Set<string> {
-    const faults = new Set(String(req.headers['sim-fault'] ?? '').split(',').map((f) => f.trim()).filter(Boolean));
+    const faults = new Set(
+      String(req.headers['sim-fault'] ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean),
+    );
     if (req.method !== 'POST') return faults;
-    for (const [mode, rate] of Object.entries(this.config.faultRates)) if (Math.random() < (rate ?? 0)) faults.add(mode);
+    for (const [mode, rate] of Object.entries(this.config.faultRates))
+      if (Math.random() < (rate ?? 0)) faults.add(mode);
     const metadata = (params.metadata ?? {}) as Record<string, string>;
     const i = this.scripted.findIndex(
       (f) => (!f.path || f.path === path) && Object.entries(f.metadata).every(([k, v]) => metadata[k] === v),
@@ -345,7 +399,10 @@ export class StripeSimulator {
     if (method === 'GET' && path === '/v1/payment_intents') return this.list([...this.paymentIntents.values()], params);
     if (method === 'GET' && path === '/v1/refunds') {
       const all = [...this.refunds.values()];
-      return this.list(params.payment_intent ? all.filter((r) => r.payment_intent === params.payment_intent) : all, params);
+      return this.list(
+        params.payment_intent ? all.filter((r) => r.payment_intent === params.payment_intent) : all,
+        params,
+      );
     }
     if (method === 'GET' && path === '/v1/payment_intents/search') return this.search(String(params.query ?? ''));
     const pi = /^\/v1\/payment_intents\/([\w-]+)$/.exec(path);
@@ -363,10 +420,13 @@ export class StripeSimulator {
 
   private createPaymentIntent(p: Params): Answer {
     const amount = Number(p.amount);
-    if (!Number.isInteger(amount) || amount < 50) return invalid('amount', 'Amount must be at least 50 cents (an integer number of cents).');
-    if (typeof p.currency !== 'string' || !/^[a-z]{3}$/.test(p.currency)) return invalid('currency', 'Invalid currency.');
+    if (!Number.isInteger(amount) || amount < 50)
+      return invalid('amount', 'Amount must be at least 50 cents (an integer number of cents).');
+    if (typeof p.currency !== 'string' || !/^[a-z]{3}$/.test(p.currency))
+      return invalid('currency', 'Invalid currency.');
     const pm = String(p.payment_method ?? '');
-    if (!SUCCEEDS.has(pm) && !DECLINES[pm] && !WAITS[pm]) return invalid('payment_method', `No such PaymentMethod: '${pm}'`);
+    if (!SUCCEEDS.has(pm) && !DECLINES[pm] && !WAITS[pm])
+      return invalid('payment_method', `No such PaymentMethod: '${pm}'`);
     if (p.confirm !== 'true') return invalid('confirm', 'This simulator only supports confirm=true.');
     const decline = DECLINES[pm];
     const waits = WAITS[pm];
@@ -385,7 +445,12 @@ export class StripeSimulator {
     };
     this.paymentIntents.set(intent.id, intent);
     if (decline) {
-      const error: StripeError = { type: 'card_error', code: 'card_declined', decline_code: decline.decline_code, message: decline.message };
+      const error: StripeError = {
+        type: 'card_error',
+        code: 'card_declined',
+        decline_code: decline.decline_code,
+        message: decline.message,
+      };
       intent.last_payment_error = error;
       this.webhooks.emit('payment_intent.payment_failed', intent);
       return { status: 402, body: { error: { ...error, payment_intent: intent } } };
@@ -403,7 +468,11 @@ export class StripeSimulator {
       Object.assign(intent, { status: 'succeeded', amount_received: intent.amount, latest_charge: newId('ch') });
       this.webhooks.emit('payment_intent.succeeded', intent, deliver);
     } else {
-      const error: StripeError = { type: 'card_error', code: 'payment_intent_authentication_failure', message: 'The payment could not be completed.' };
+      const error: StripeError = {
+        type: 'card_error',
+        code: 'payment_intent_authentication_failure',
+        message: 'The payment could not be completed.',
+      };
       Object.assign(intent, { status: 'requires_payment_method', last_payment_error: error });
       this.webhooks.emit('payment_intent.payment_failed', intent, deliver);
     }
@@ -414,12 +483,21 @@ export class StripeSimulator {
   /** A pending refund settles: it succeeds or fails. (A succeeded one may still fail, as at Stripe.) */
   settleRefund(id: string, outcome: 'succeeded' | 'failed', deliver = true): Refund | undefined {
     const refund = this.refunds.get(id);
-    if (!refund || refund.status === 'failed' || (refund.status === 'succeeded' && outcome === 'succeeded')) return refund;
+    if (!refund || refund.status === 'failed' || (refund.status === 'succeeded' && outcome === 'succeeded'))
+      return refund;
     refund.status = outcome;
     if (outcome === 'succeeded') {
       this.webhooks.emit('refund.updated', refund, deliver);
       const intent = this.paymentIntents.get(refund.payment_intent);
-      this.webhooks.emit('charge.refunded', { id: intent?.latest_charge ?? refund.payment_intent, payment_intent: refund.payment_intent, metadata: intent?.metadata ?? {} }, deliver);
+      this.webhooks.emit(
+        'charge.refunded',
+        {
+          id: intent?.latest_charge ?? refund.payment_intent,
+          payment_intent: refund.payment_intent,
+          metadata: intent?.metadata ?? {},
+        },
+        deliver,
+      );
     } else {
       this.webhooks.emit('refund.failed', refund, deliver);
     }
@@ -435,12 +513,27 @@ export class StripeSimulator {
   private createRefund(p: Params, faults: Set<string>): Answer {
     const intent = this.paymentIntents.get(String(p.payment_intent ?? ''));
     if (!intent) return invalid('payment_intent', `No such payment_intent: '${String(p.payment_intent)}'`);
-    if (intent.status !== 'succeeded') return invalid('payment_intent', 'This PaymentIntent has no successful charge to refund.');
-    const refunded = [...this.refunds.values()].filter((r) => r.payment_intent === intent.id && r.status !== 'failed').reduce((s, r) => s + r.amount, 0);
+    if (intent.status !== 'succeeded')
+      return invalid('payment_intent', 'This PaymentIntent has no successful charge to refund.');
+    const refunded = [...this.refunds.values()]
+      .filter((r) => r.payment_intent === intent.id && r.status !== 'failed')
+      .reduce((s, r) => s + r.amount, 0);
     const amount = p.amount === undefined ? intent.amount - refunded : Number(p.amount);
     if (!Number.isInteger(amount) || amount <= 0) return invalid('amount', 'Amount must be a positive integer.');
     if (amount > intent.amount - refunded) {
-      return { status: 400, body: { error: { type: 'invalid_request_error', code: 'amount_too_large', param: 'amount', message: `Refund amount (${amount}) is greater than unrefunded amount on charge (${intent.amount - refunded}).` } } };
+      return {
+        status: 400,
+        body: {
+          error: {
+            type: 'invalid_request_error',
+            code: 'amount_too_large',
+            param: 'amount',
+            message:
+              `Refund amount (${amount}) is greater than unrefunded amount on charge ` +
+              `(${intent.amount - refunded}).`,
+          },
+        },
+      };
     }
     const refund: Refund = {
       id: newId('re'),
@@ -448,14 +541,23 @@ export class StripeSimulator {
       amount,
       currency: intent.currency,
       payment_intent: intent.id,
-      status: faults.has('refund_pending') || faults.has('refund_fails_later') || faults.has('refund_held') ? 'pending' : 'succeeded',
+      status:
+        faults.has('refund_pending') || faults.has('refund_fails_later') || faults.has('refund_held')
+          ? 'pending'
+          : 'succeeded',
       metadata: (p.metadata as Record<string, string>) ?? {},
       created: Math.floor(this.now() / 1000),
     };
     this.refunds.set(refund.id, refund);
     this.webhooks.emit('refund.created', refund);
-    if (refund.status === 'succeeded') this.webhooks.emit('charge.refunded', { id: intent.latest_charge ?? intent.id, payment_intent: intent.id, metadata: intent.metadata });
-    else if (!faults.has('refund_held')) this.settleLater(() => this.settleRefund(refund.id, faults.has('refund_fails_later') ? 'failed' : 'succeeded'));
+    if (refund.status === 'succeeded')
+      this.webhooks.emit('charge.refunded', {
+        id: intent.latest_charge ?? intent.id,
+        payment_intent: intent.id,
+        metadata: intent.metadata,
+      });
+    else if (!faults.has('refund_held'))
+      this.settleLater(() => this.settleRefund(refund.id, faults.has('refund_fails_later') ? 'failed' : 'succeeded'));
     return { status: 200, body: refund };
   }
 
@@ -465,9 +567,16 @@ export class StripeSimulator {
    */
   private search(query: string): Answer {
     const m = /^metadata\['([\w-]+)'\]:'([^']*)'$/.exec(query.trim());
-    if (!m) return invalid('query', `This simulator searches by one metadata field only: metadata['name']:'value' (got ${query}).`);
+    if (!m)
+      return invalid(
+        'query',
+        `This simulator searches by one metadata field only: metadata['name']:'value' (got ${query}).`,
+      );
     const data = [...this.paymentIntents.values()].filter((pi) => pi.metadata[m[1]!] === m[2]);
-    return { status: 200, body: { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/payment_intents/search' } };
+    return {
+      status: 200,
+      body: { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/payment_intents/search' },
+    };
   }
 
   /** Stripe's list shape with cursor pagination (`limit`, `starting_after`), oldest first here. */
@@ -480,18 +589,23 @@ export class StripeSimulator {
 
   private control(method: string, path: string, raw: string, query: URLSearchParams): Answer {
     if (path === '/__sim/ledger') {
-      return { status: 200, body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] } };
+      return {
+        status: 200,
+        body: { payment_intents: [...this.paymentIntents.values()], refunds: [...this.refunds.values()] },
+      };
     }
     if (path === '/__sim/requests') return { status: 200, body: { requests: this.requests } };
     if (method === 'POST' && path === '/__sim/clock') {
       const { advanceSeconds } = JSON.parse(raw || '{}') as { advanceSeconds?: number };
-      if (typeof advanceSeconds !== 'number' || advanceSeconds < 0) return invalid('advanceSeconds', 'Send {"advanceSeconds": n} with n >= 0.');
+      if (typeof advanceSeconds !== 'number' || advanceSeconds < 0)
+        return invalid('advanceSeconds', 'Send {"advanceSeconds": n} with n >= 0.');
       this.clockOffsetMs += advanceSeconds * 1000;
       return { status: 200, body: { now: new Date(this.now()).toISOString() } };
     }
     if (method === 'POST' && path === '/__sim/faults') {
       const f = JSON.parse(raw || '{}') as Partial<ScriptedFault>;
-      if (!f.fault || typeof f.metadata !== 'object') return invalid('fault', 'Send {"metadata": {...}, "fault": "...", "times": n}.');
+      if (!f.fault || typeof f.metadata !== 'object')
+        return invalid('fault', 'Send {"metadata": {...}, "fault": "...", "times": n}.');
       this.scripted.push({ metadata: f.metadata, path: f.path, fault: f.fault, times: f.times ?? 1 });
       return { status: 200, body: { scripted: this.scripted } };
     }
@@ -522,21 +636,38 @@ export class StripeSimulator {
     if (method === 'GET' && path === '/__sim/events') {
       const customer = query.get('customer_id');
       const events = this.webhooks.events.filter((e) => !customer || e.data.object.metadata?.customer_id === customer);
-      return { status: 200, body: { events: events.map((e) => ({ event: e, signed: this.webhooks.signed(e) })), deliveries: this.webhooks.deliveries } };
+      return {
+        status: 200,
+        body: {
+          events: events.map((e) => ({ event: e, signed: this.webhooks.signed(e) })),
+          deliveries: this.webhooks.deliveries,
+        },
+      };
     }
     const settle = /^\/__sim\/(payment_intents|refunds)\/([\w-]+)\/settle$/.exec(path);
     if (method === 'POST' && settle) {
-      const { outcome, deliver = true } = JSON.parse(raw || '{}') as { outcome?: 'succeeded' | 'failed'; deliver?: boolean };
-      if (outcome !== 'succeeded' && outcome !== 'failed') return invalid('outcome', 'Send {"outcome": "succeeded" | "failed"}.');
-      if (typeof deliver !== 'boolean') return invalid('deliver', 'deliver is true (send the event to the endpoints) or false (only make it).');
-      const settled = settle[1] === 'payment_intents' ? this.settlePaymentIntent(settle[2]!, outcome, deliver) : this.settleRefund(settle[2]!, outcome, deliver);
+      const { outcome, deliver = true } = JSON.parse(raw || '{}') as {
+        outcome?: 'succeeded' | 'failed';
+        deliver?: boolean;
+      };
+      if (outcome !== 'succeeded' && outcome !== 'failed')
+        return invalid('outcome', 'Send {"outcome": "succeeded" | "failed"}.');
+      if (typeof deliver !== 'boolean')
+        return invalid('deliver', 'deliver is true (send the event to the endpoints) or false (only make it).');
+      const settled =
+        settle[1] === 'payment_intents'
+          ? this.settlePaymentIntent(settle[2]!, outcome, deliver)
+          : this.settleRefund(settle[2]!, outcome, deliver);
       return settled ? { status: 200, body: settled } : notFound(`No such object: '${settle[2]}'`);
     }
     return notFound(`No simulator control at ${path}`);
   }
 }
 
-const notFound = (message: string): Answer => ({ status: 404, body: { error: { type: 'invalid_request_error', message } } });
+const notFound = (message: string): Answer => ({
+  status: 404,
+  body: { error: { type: 'invalid_request_error', message } },
+});
 const invalid = (param: string, message: string): Answer => ({
   status: 400,
   body: { error: { type: 'invalid_request_error', code: 'parameter_invalid', param, message } },

@@ -42,7 +42,11 @@ describe('parseFlags', () => {
   it.each([
     ['a misspelt flag', ['--intent', '100'], /Unknown option '--intent'/],
     ['a flag without its value', ['--intents'], /--intents <value>' argument missing/],
-    ['a value that is not a number', ['--intents', 'many'], /--intents must be a number from 1 to 100000 \(got 'many'\)/],
+    [
+      'a value that is not a number',
+      ['--intents', 'many'],
+      /--intents must be a number from 1 to 100000 \(got 'many'\)/,
+    ],
     ['a value out of range', ['--intents', '0'], /--intents must be a number from 1 to 100000 \(got '0'\)/],
     ['a stray word', ['100'], /positional|Unexpected argument/i],
   ])('%s stops the tool with exit 2 and prints the problem and the usage', (_name, argv, problem) => {

@@ -5,14 +5,19 @@
  */
 import { parseArgs } from 'node:util';
 
-type Spec = Record<string, { type: 'number'; default: number; min: number; max: number; help: string } | { type: 'boolean'; help: string }>;
+type Spec = Record<
+  string,
+  { type: 'number'; default: number; min: number; max: number; help: string } | { type: 'boolean'; help: string }
+>;
 type Parsed<S extends Spec> = { [K in keyof S]: S[K] extends { type: 'number' } ? number : boolean };
 
 export function parseFlags<S extends Spec>(command: string, spec: S, argv = process.argv.slice(2)): Parsed<S> {
   const usage = [
     `usage: ${command} [flags]`,
     ...Object.entries(spec).map(([name, f]) =>
-      f.type === 'number' ? `  --${name} <n>  ${f.help} (${f.min} to ${f.max}, default ${f.default})` : `  --${name}  ${f.help}`,
+      f.type === 'number'
+        ? `  --${name} <n>  ${f.help} (${f.min} to ${f.max}, default ${f.default})`
+        : `  --${name}  ${f.help}`,
     ),
   ].join('\n');
   const fail = (problem: string): never => {
@@ -25,7 +30,9 @@ export function parseFlags<S extends Spec>(command: string, spec: S, argv = proc
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: Object.fromEntries(Object.entries(spec).map(([name, f]) => [name, { type: f.type === 'number' ? 'string' : 'boolean' }])),
+      options: Object.fromEntries(
+        Object.entries(spec).map(([name, f]) => [name, { type: f.type === 'number' ? 'string' : 'boolean' }]),
+      ),
     }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
     return fail((err as Error).message);
@@ -42,7 +49,8 @@ export function parseFlags<S extends Spec>(command: string, spec: S, argv = proc
       continue;
     }
     const n = Number(raw);
-    if (!Number.isFinite(n) || n < f.min || n > f.max) fail(`--${name} must be a number from ${f.min} to ${f.max} (got '${String(raw)}')`);
+    if (!Number.isFinite(n) || n < f.min || n > f.max)
+      fail(`--${name} must be a number from ${f.min} to ${f.max} (got '${String(raw)}')`);
     out[name] = n;
   }
   return out as Parsed<S>;

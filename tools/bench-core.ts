@@ -13,8 +13,8 @@ import { sql } from 'drizzle-orm';
 import { createDatabase, type Db } from '../db/client';
 import { setDecisionListeners } from '../server/idempotency/hooks';
 import { runIdempotent } from '../server/idempotency/one-transaction';
-import { DECISION_LISTENERS } from '../server/start';
 import { placeOrder } from '../server/services/orders';
+import { DECISION_LISTENERS } from '../server/start';
 import { parseFlags } from './args';
 
 export interface CoreRow {
@@ -44,7 +44,10 @@ export function keyedOrder(db: Db, customer: string, key: string) {
     headers: new Headers({ 'idempotency-key': key }),
     resHeaders: new Headers(),
     options: OPTIONS,
-    execute: async (tx, keyId) => ({ ok: true as const, data: await placeOrder(tx, customer, INPUT, { idempotencyKeyId: keyId }) }),
+    execute: async (tx, keyId) => ({
+      ok: true as const,
+      data: await placeOrder(tx, customer, INPUT, { idempotencyKeyId: keyId }),
+    }),
     replay: (data: unknown) => ({ ok: true as const, data }),
   });
 }
@@ -56,13 +59,20 @@ export async function statementStats(db: Db): Promise<{ calls: number; ms: numbe
   return row!;
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 /**
  * Runs `op` from `callers` concurrent loops for `seconds`, and measures what each operation cost.
  * `stats` is a separate connection that reads pg_stat_statements (null: Postgres not measured).
  */
-export async function measure(kind: string, stats: Db | null, seconds: number, callers: number, op: (i: number) => Promise<unknown>): Promise<CoreRow> {
+export async function measure(
+  kind: string,
+  stats: Db | null,
+  seconds: number,
+  callers: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<CoreRow> {
   if (stats) await stats.execute(sql`select pg_stat_statements_reset()`);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -93,7 +103,10 @@ export async function measure(kind: string, stats: Db | null, seconds: number, c
   };
 }
 
-export async function coreBench(databaseUrl: string, options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void }): Promise<CoreRow[]> {
+export async function coreBench(
+  databaseUrl: string,
+  options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void },
+): Promise<CoreRow[]> {
   const callers = options.callers ?? 20;
   const log = options.log ?? (() => {});
   const { db, sql: client } = createDatabase(databaseUrl, { max: callers });
@@ -101,7 +114,8 @@ export async function coreBench(databaseUrl: string, options: { seconds: number;
   await stats.db.execute(sql`create extension if not exists pg_stat_statements`);
   const customer = randomUUID();
   const completed: string[] = [];
-  (process.env as Record<string, string>).NODE_ENV ??= 'test'; // JSON log lines, as a server writes them (not development's pretty ones)
+  // JSON log lines, as a server writes them (not development's pretty ones)
+  (process.env as Record<string, string>).NODE_ENV ??= 'test';
   setDecisionListeners(DECISION_LISTENERS); // each decision logged and counted, as in a server
   try {
     // Warm every connection of the pool and every prepared statement.
@@ -110,7 +124,11 @@ export async function coreBench(databaseUrl: string, options: { seconds: number;
     const baselines: CoreRow[] = [];
     const firsts: CoreRow[] = [];
     for (let round = 0; round < options.rounds; round++) {
-      baselines.push(await measure('baseline', stats.db, options.seconds, callers, () => db.transaction((tx) => placeOrder(tx, customer, INPUT))));
+      baselines.push(
+        await measure('baseline', stats.db, options.seconds, callers, () =>
+          db.transaction((tx) => placeOrder(tx, customer, INPUT)),
+        ),
+      );
       firsts.push(
         await measure('first', stats.db, options.seconds, callers, () => {
           const key = randomUUID();
@@ -118,10 +136,16 @@ export async function coreBench(databaseUrl: string, options: { seconds: number;
           return keyedOrder(db, customer, key);
         }),
       );
-      log(`[bench] in-process round ${round + 1}/${options.rounds}: baseline ${baselines.at(-1)!.opsPerSecond.toFixed(0)}/s, first ${firsts.at(-1)!.opsPerSecond.toFixed(0)}/s`);
+      log(
+        `[bench] in-process round ${round + 1}/${options.rounds}: baseline ` +
+          `${baselines.at(-1)!.opsPerSecond.toFixed(0)}/s, first ${firsts.at(-1)!.opsPerSecond.toFixed(0)}/s`,
+      );
     }
-    const median = (rows: CoreRow[]) => [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
-    const replay = await measure('replay', stats.db, options.seconds, callers, (i) => keyedOrder(db, customer, completed[i % completed.length]!));
+    const median = (rows: CoreRow[]) =>
+      [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
+    const replay = await measure('replay', stats.db, options.seconds, callers, (i) =>
+      keyedOrder(db, customer, completed[i % completed.length]!),
+    );
     return [median(baselines), median(firsts), replay];
   } finally {
     await client.end();
@@ -136,7 +160,8 @@ export function coreTable(rows: CoreRow[]): string[] {
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.kind} | ${r.opsPerSecond.toFixed(0)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x | ${r.cpuUs.toFixed(0)} | ${r.dbUs.toFixed(0)} | ${r.statements.toFixed(1)} |`,
+        `| ${r.kind} | ${r.opsPerSecond.toFixed(0)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x | ` +
+        `${r.cpuUs.toFixed(0)} | ${r.dbUs.toFixed(0)} | ${r.statements.toFixed(1)} |`,
     ),
   ];
 }

@@ -6,7 +6,15 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setDecisionListeners } from '../server/idempotency/hooks';
-import { peerProbes, peerTable, probeFacts, REDIS_MISSING, redisServerPath, type ProbeResults, type ProtectionName } from './bench-peers';
+import {
+  type ProbeResults,
+  type ProtectionName,
+  peerProbes,
+  peerTable,
+  probeFacts,
+  REDIS_MISSING,
+  redisServerPath,
+} from './bench-peers';
 
 let result: Awaited<ReturnType<typeof peerProbes>>;
 
@@ -29,9 +37,13 @@ describe('the probes, against this project', () => {
     expect(storm.refused).toEqual({});
   });
 
-  it('a crash after the order is written, before its answer is stored: the retry makes one order, the key is not stuck', () => {
-    expect(probes('ours').crash).toEqual({ orders: 1, refusedWith: null, stuckForMs: null });
-  });
+  it(
+    'a crash after the order is written, before its answer is stored: the retry makes one order, the key is not ' +
+      'stuck',
+    () => {
+      expect(probes('ours').crash).toEqual({ orders: 1, refusedWith: null, stuckForMs: null });
+    },
+  );
 
   it("a lost response: the retry's answer is byte-identical, still one order", () => {
     expect(probes('ours').lostResponse).toEqual({ orders: 1, identical: true });
@@ -50,11 +62,14 @@ describe('the probes see what no protection does (else they measure nothing)', (
     expect(p.lostResponse).toEqual({ orders: 2, identical: false });
   });
 
-  it("the library with memory storage: a restarted process has forgotten the key, the retry makes a second order", () => {
-    const p = probes('peer-memory');
-    expect(p.storm.orders).toBe(1);
-    expect(p.crash).toMatchObject({ orders: 2, refusedWith: null });
-  });
+  it(
+    'the library with memory storage: a restarted process has forgotten the key, the retry makes a second ' + 'order',
+    () => {
+      const p = probes('peer-memory');
+      expect(p.storm.orders).toBe(1);
+      expect(p.crash).toMatchObject({ orders: 2, refusedWith: null });
+    },
+  );
 });
 
 describe('the library with Redis storage', () => {
@@ -92,7 +107,15 @@ describe('the table', () => {
       storageCalls: protection === 'peer-memory' ? 2 : null,
       probes: probes(protection),
     }));
-    const table = peerTable({ rows, skipped: result.skipped, seconds: 1, rounds: 1, callers: 20, decisionsLogged: false, elapsedSeconds: 1 }).join('\n');
+    const table = peerTable({
+      rows,
+      skipped: result.skipped,
+      seconds: 1,
+      rounds: 1,
+      callers: 20,
+      decisionsLogged: false,
+      elapsedSeconds: 1,
+    }).join('\n');
     expect(table).toContain('| ours | 100 | 1.00x |');
     expect(table).toContain('1 order; all 50 got the same answer');
     expect(table).toContain('1 order; retry answered, key not stuck');

@@ -19,7 +19,7 @@
  *
  * Called by the benchmark (tools/bench.ts); alone: `npx tsx dev/with-db.ts --test -- tsx tools/bench-peers.ts`.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,8 +36,8 @@ import { clearFaults, planFault } from '../server/idempotency/faults';
 import { isProcessGone, ProcessGone, setDecisionListeners } from '../server/idempotency/hooks';
 import { placeOrder } from '../server/services/orders';
 import { DECISION_LISTENERS } from '../server/start';
-import { INPUT, keyedOrder, measure, type CoreRow } from './bench-core';
 import { parseFlags } from './args';
+import { type CoreRow, INPUT, keyedOrder, measure } from './bench-core';
 
 export type ProtectionName = 'baseline' | 'ours' | 'peer-redis' | 'peer-memory';
 
@@ -123,7 +123,8 @@ const PEER_OPTIONS = {};
 const REDIS_START_TIMEOUT_MS = 10_000;
 
 export const REDIS_MISSING =
-  'redis-server not found: the Redis peer is left out (Debian/Ubuntu: `apt-get install redis-server`; the benchmark starts and stops its own instance)';
+  'redis-server not found: the Redis peer is left out (Debian/Ubuntu: `apt-get install redis-server`; the benchmark ' +
+  'starts and stops its own instance)';
 
 // ---------------------------------------------------------------------------------------------
 // The protections, behind one shape
@@ -160,7 +161,8 @@ function baselineGuard(url: string, max: number): Guard {
 }
 
 // postgres.js's error for a connection that closed under a query, and Postgres's for a terminated backend.
-const connectionCut = (err: unknown) => ['CONNECTION_CLOSED', '57P01'].includes(String((err as { code?: unknown } | null)?.code));
+const connectionCut = (err: unknown) =>
+  ['CONNECTION_CLOSED', '57P01'].includes(String((err as { code?: unknown } | null)?.code));
 
 function oursGuard(url: string, max: number): Guard {
   const { db, sql: client } = createDatabase(url, { max });
@@ -197,7 +199,13 @@ function oursGuard(url: string, max: number): Guard {
 }
 
 /** The library as its README shows it, around the same transaction as the baseline. */
-async function peerOrder(peer: Peer, db: Db, customer: string, key: string, crashBeforeRecord = false): Promise<unknown> {
+async function peerOrder(
+  peer: Peer,
+  db: Db,
+  customer: string,
+  key: string,
+  crashBeforeRecord = false,
+): Promise<unknown> {
   const req = { method: 'POST', path: PEER_PATH, headers: { 'idempotency-key': key }, body: INPUT };
   const stored = await peer.onRequest(req);
   if (stored) return stored.body; // a duplicate: the stored answer, sent back as it is
@@ -209,7 +217,12 @@ async function peerOrder(peer: Peer, db: Db, customer: string, key: string, cras
 
 const peerCacheKey = (key: string) => `node-idempotency:POST:${PEER_PATH}:${key}`;
 
-function peerGuard(url: string, max: number, storage: () => Promise<PeerStorage>, redis: RedisServer | null): Promise<Guard> {
+function peerGuard(
+  url: string,
+  max: number,
+  storage: () => Promise<PeerStorage>,
+  redis: RedisServer | null,
+): Promise<Guard> {
   return storage().then((store) => {
     const peer = new Idempotency(store, PEER_OPTIONS);
     const { db, sql: client } = createDatabase(url, { max });
@@ -247,7 +260,9 @@ const errorCode = (err: unknown): string => {
 };
 
 async function countOrders(db: Db, customer: string): Promise<number> {
-  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from orders where customer_id = ${customer}`);
+  const [row] = await db.execute<{ n: number }>(
+    sql`select count(*)::int as n from orders where customer_id = ${customer}`,
+  );
   return row!.n;
 }
 
@@ -261,11 +276,14 @@ async function probe(guard: Guard, check: Db): Promise<ProbeResults> {
   // 50-way same-key storm.
   const stormCustomer = randomUUID();
   const stormKey = randomUUID();
-  const answers = await Promise.allSettled(Array.from({ length: STORM_CALLERS }, () => guard.order(stormCustomer, stormKey)));
+  const answers = await Promise.allSettled(
+    Array.from({ length: STORM_CALLERS }, () => guard.order(stormCustomer, stormKey)),
+  );
   const byAnswer = new Map<string, number>();
   const refused: Record<string, number> = {};
   for (const a of answers) {
-    if (a.status === 'fulfilled') byAnswer.set(JSON.stringify(a.value), (byAnswer.get(JSON.stringify(a.value)) ?? 0) + 1);
+    if (a.status === 'fulfilled')
+      byAnswer.set(JSON.stringify(a.value), (byAnswer.get(JSON.stringify(a.value)) ?? 0) + 1);
     else refused[errorCode(a.reason)] = (refused[errorCode(a.reason)] ?? 0) + 1;
   }
   const storm = {
@@ -300,7 +318,10 @@ async function probe(guard: Guard, check: Db): Promise<ProbeResults> {
   const lostKey = randomUUID();
   const original = await guard.order(lostCustomer, lostKey);
   const retried = await guard.order(lostCustomer, lostKey);
-  const lostResponse = { orders: await countOrders(check, lostCustomer), identical: JSON.stringify(retried) === JSON.stringify(original) };
+  const lostResponse = {
+    orders: await countOrders(check, lostCustomer),
+    identical: JSON.stringify(retried) === JSON.stringify(original),
+  };
 
   // The same predictable key ("cart-1", as a client counting its carts would send) from two customers.
   const first = randomUUID();
@@ -357,7 +378,22 @@ export async function startRedis(): Promise<RedisServer | { skipped: string }> {
   const port = await freePort();
   const child: ChildProcess = spawn(
     server,
-    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--logfile', ''],
+    [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   // Stop it with this process, however this process ends.
@@ -372,7 +408,10 @@ export async function startRedis(): Promise<RedisServer | { skipped: string }> {
 
   let output = '';
   const ready = await new Promise<string | null>((resolve) => {
-    const timer = setTimeout(() => resolve(`no 'Ready to accept connections' within ${REDIS_START_TIMEOUT_MS / 1000} s`), REDIS_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => resolve(`no 'Ready to accept connections' within ${REDIS_START_TIMEOUT_MS / 1000} s`),
+      REDIS_START_TIMEOUT_MS,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes('Ready to accept connections')) {
@@ -394,19 +433,25 @@ export async function startRedis(): Promise<RedisServer | { skipped: string }> {
   if (ready) {
     stopNow();
     forget();
-    return { skipped: `redis-server did not start (${ready}): the Redis peer is left out. Its output:\n${output.trim().split('\n').slice(-5).join('\n')}` };
+    return {
+      skipped:
+        `redis-server did not start (${ready}): the Redis peer is left out. Its ` +
+        `output:\n${output.trim().split('\n').slice(-5).join('\n')}`,
+    };
   }
   child.stdout!.resume();
   child.stderr!.resume();
 
-  const cli = async (...args: string[]) => (await promisify(execFile)(cliBin, ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
+  const cli = async (...args: string[]) =>
+    (await promisify(execFile)(cliBin, ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     cli,
     commands: async () => {
       let calls = 0;
-      for (const m of (await cli('INFO', 'commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) if (m[1] !== 'info') calls += Number(m[2]);
+      for (const m of (await cli('INFO', 'commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm))
+        if (m[1] !== 'info') calls += Number(m[2]);
       return calls;
     },
     stop: async () => {
@@ -436,9 +481,18 @@ interface Contender {
 /** Counts the calls into a store (for the memory storage, each is one map operation). */
 function countingStorage(store: PeerStorage, count: () => void): PeerStorage {
   return {
-    setIfNotExists: (...a) => (count(), store.setIfNotExists(...a)),
-    set: (...a) => (count(), store.set(...a)),
-    get: (...a) => (count(), store.get(...a)),
+    setIfNotExists: (...a) => {
+      count();
+      return store.setIfNotExists(...a);
+    },
+    set: (...a) => {
+      count();
+      return store.set(...a);
+    },
+    get: (...a) => {
+      count();
+      return store.get(...a);
+    },
   };
 }
 
@@ -448,20 +502,34 @@ async function contenders(url: string, max: number, redis: RedisServer | null): 
     { protection: 'ours', guard: oursGuard(url, max) },
   ];
   if (redis) {
-    const guard = await peerGuard(url, max, async () => {
-      const store = new RedisStorageAdapter({ url: redis.url });
-      await store.connect();
-      return store;
-    }, redis);
+    const guard = await peerGuard(
+      url,
+      max,
+      async () => {
+        const store = new RedisStorageAdapter({ url: redis.url });
+        await store.connect();
+        return store;
+      },
+      redis,
+    );
     list.push({ protection: 'peer-redis', guard, redisCommands: () => redis.commands() });
   }
   let memoryCalls = 0; // over every instance: a restarted one starts empty, the count goes on
-  const guard = await peerGuard(url, max, async () => countingStorage(new MemoryStorageAdapter(), () => memoryCalls++), null);
+  const guard = await peerGuard(
+    url,
+    max,
+    async () => countingStorage(new MemoryStorageAdapter(), () => memoryCalls++),
+    null,
+  );
   list.push({ protection: 'peer-memory', guard, storageCalls: () => memoryCalls });
   return list;
 }
 
-async function withRedis<T>(log: (line: string) => void, skipped: string[], run: (redis: RedisServer | null) => Promise<T>): Promise<T> {
+async function withRedis<T>(
+  log: (line: string) => void,
+  skipped: string[],
+  run: (redis: RedisServer | null) => Promise<T>,
+): Promise<T> {
   const started = await startRedis();
   if ('skipped' in started) {
     skipped.push(started.skipped);
@@ -515,8 +583,14 @@ export async function peerBench(databaseUrl: string, options: PeerBenchOptions =
     const rows = await withRedis(log, skipped, async (redis) => {
       const list = await contenders(databaseUrl, callers, redis);
       try {
-        const customer = Object.fromEntries(list.map((c) => [c.protection, randomUUID()])) as Record<ProtectionName, string>;
-        const stored = Object.fromEntries(list.map((c) => [c.protection, [] as string[]])) as Record<ProtectionName, string[]>;
+        const customer = Object.fromEntries(list.map((c) => [c.protection, randomUUID()])) as Record<
+          ProtectionName,
+          string
+        >;
+        const stored = Object.fromEntries(list.map((c) => [c.protection, [] as string[]])) as Record<
+          ProtectionName,
+          string[]
+        >;
         const firstOp = (c: Contender) => () => {
           const key = randomUUID();
           const done = c.guard.order(customer[c.protection], key);
@@ -525,7 +599,10 @@ export async function peerBench(databaseUrl: string, options: PeerBenchOptions =
         // Warm every pool, connection and code path.
         for (const c of list) await measure('warm', null, Math.min(1, seconds), callers, firstOp(c));
 
-        const firsts = new Map<ProtectionName, { row: CoreRow; redisCommands: number | null; storageCalls: number | null }[]>();
+        const firsts = new Map<
+          ProtectionName,
+          { row: CoreRow; redisCommands: number | null; storageCalls: number | null }[]
+        >();
         for (let round = 0; round < rounds; round++) {
           for (const c of list) {
             let ops = 0;
@@ -541,19 +618,34 @@ export async function peerBench(databaseUrl: string, options: PeerBenchOptions =
               },
             ]);
           }
-          log(`[peers] round ${round + 1}/${rounds}: ${list.map((c) => `${c.protection} ${firsts.get(c.protection)!.at(-1)!.row.opsPerSecond.toFixed(0)}/s`).join(', ')}`);
+          log(
+            `[peers] round ${round + 1}/${rounds}: ` +
+              list
+                .map((c) => `${c.protection} ${firsts.get(c.protection)!.at(-1)!.row.opsPerSecond.toFixed(0)}/s`)
+                .join(', '),
+          );
         }
         const replays = new Map<ProtectionName, CoreRow>();
         for (const c of list) {
           if (c.protection === 'baseline') continue;
           const keys = stored[c.protection];
-          replays.set(c.protection, await measure(`${c.protection} replay`, stats.db, Math.min(2, seconds), callers, (i) => c.guard.order(customer[c.protection], keys[i % keys.length]!)));
+          replays.set(
+            c.protection,
+            await measure(`${c.protection} replay`, stats.db, Math.min(2, seconds), callers, (i) =>
+              c.guard.order(customer[c.protection], keys[i % keys.length]!),
+            ),
+          );
         }
-        log(`[peers] replays: ${[...replays].map(([p, r]) => `${p} ${r.opsPerSecond.toFixed(0)}/s`).join(', ')}; now the probes`);
+        log(
+          `[peers] replays: ${[...replays].map(([p, r]) => `${p} ${r.opsPerSecond.toFixed(0)}/s`).join(', ')}; now ` +
+            `the probes`,
+        );
 
         const out: PeerRow[] = [];
         for (const c of list) {
-          const median = [...firsts.get(c.protection)!].sort((a, b) => a.row.opsPerSecond - b.row.opsPerSecond)[Math.floor(rounds / 2)]!;
+          const median = [...firsts.get(c.protection)!].sort((a, b) => a.row.opsPerSecond - b.row.opsPerSecond)[
+            Math.floor(rounds / 2)
+          ]!;
           out.push({
             protection: c.protection,
             label: PROTECTION_LABELS[c.protection],
@@ -569,7 +661,15 @@ export async function peerBench(databaseUrl: string, options: PeerBenchOptions =
         for (const c of list) await c.guard.close();
       }
     });
-    return { rows, skipped, seconds, rounds, callers, decisionsLogged, elapsedSeconds: (performance.now() - startedAt) / 1000 };
+    return {
+      rows,
+      skipped,
+      seconds,
+      rounds,
+      callers,
+      decisionsLogged,
+      elapsedSeconds: (performance.now() - startedAt) / 1000,
+    };
   } finally {
     await stats.sql.end();
   }
@@ -588,7 +688,12 @@ function duration(ms: number): string {
 }
 
 /** One plain fact per probe, as the table prints them. */
-export function probeFacts(p: ProbeResults): { storm: string; crash: string; lostResponse: string; twoCustomers: string } {
+export function probeFacts(p: ProbeResults): {
+  storm: string;
+  crash: string;
+  lostResponse: string;
+  twoCustomers: string;
+} {
   const { storm } = p;
   const refused = Object.entries(storm.refused).map(([code, n]) => `${n} refused (${code})`);
   const answers =
@@ -602,7 +707,8 @@ export function probeFacts(p: ProbeResults): { storm: string; crash: string; los
     crash: `${plural(p.crash.orders, 'order')}; ${
       p.crash.refusedWith === null
         ? 'retry answered, key not stuck'
-        : `retry refused (${p.crash.refusedWith}): stuck${p.crash.stuckForMs === null ? '' : ` until TTL (${duration(p.crash.stuckForMs)})`}`
+        : `retry refused (${p.crash.refusedWith}): ` +
+          `stuck${p.crash.stuckForMs === null ? '' : ` until TTL (${duration(p.crash.stuckForMs)})`}`
     }`,
     lostResponse: `${p.lostResponse.identical ? 'identical' : 'differs'} (${plural(p.lostResponse.orders, 'order')})`,
     twoCustomers: p.twoCustomers.secondGotFirstsOrder ? "B got A's order" : `B got its own order`,
@@ -626,20 +732,32 @@ export function peerTable(report: PeerReport): string[] {
   return [
     '### What protection costs and what it buys',
     '',
-    `The same order placed in one Node process by ${report.callers} concurrent callers (pool of ${report.callers}), median of ${report.rounds} interleaved runs of ${report.seconds} s; ` +
+    `The same order placed in one Node process by ${report.callers} concurrent callers (pool of ${report.callers}), ` +
+      `median of ${report.rounds} interleaved runs of ${report.seconds} s; ` +
       'then the same probes against each, counted from Postgres and from what each call returned.',
     '',
-    '| protection | orders/s | vs baseline | p50 ms | p99 ms | replays/s | added per order | 50-way same-key storm | crash after the order commits, before the answer is stored; retry | lost response; retry | same key, another customer |',
+    '| protection | orders/s | vs baseline | p50 ms | p99 ms | replays/s | added per order | 50-way same-key storm | ' +
+      'crash after the order commits, before the answer is stored; retry | lost response; retry | same key, another ' +
+      'customer |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |',
     ...report.rows.map((r) => {
       const f = probeFacts(r.probes);
-      return `| ${r.label} | ${r.first.opsPerSecond.toFixed(0)} | ${(r.first.opsPerSecond / baseline.first.opsPerSecond).toFixed(2)}x | ${ms(r.first.p50)} | ${ms(r.first.p99)} | ${r.replay ? r.replay.opsPerSecond.toFixed(0) : '-'} | ${added(r, baseline)} | ${f.storm} | ${f.crash} | ${f.lostResponse} | ${f.twoCustomers} |`;
+      return (
+        `| ${r.label} | ${r.first.opsPerSecond.toFixed(0)} | ` +
+        `${(r.first.opsPerSecond / baseline.first.opsPerSecond).toFixed(2)}x | ${ms(r.first.p50)} | ` +
+        `${ms(r.first.p99)} | ${r.replay ? r.replay.opsPerSecond.toFixed(0) : '-'} | ${added(r, baseline)} | ` +
+        `${f.storm} | ${f.crash} | ${f.lostResponse} | ${f.twoCustomers} |`
+      );
     }),
     '',
-    'The library is configured as its README shows, with its default options: answers kept 24 h, and a duplicate that arrives while the ' +
-      'first is in flight is refused (REQUEST_IN_PROGRESS) rather than made to wait (its `inProgressStrategy.wait` option). ' +
+    'The library is configured as its README shows, with its default options: answers kept 24 h, and a duplicate ' +
+      'that arrives while the ' +
+      'first is in flight is refused (REQUEST_IN_PROGRESS) rather than made to wait (its `inProgressStrategy.wait` ' +
+      'option). ' +
       'This project waits for the first and replays its answer' +
-      (report.decisionsLogged ? ', and logs and counts each decision as a server does.' : '; its decisions were not logged in this run.'),
+      (report.decisionsLogged
+        ? ', and logs and counts each decision as a server does.'
+        : '; its decisions were not logged in this run.'),
     ...report.skipped.flatMap((s) => ['', s]),
   ];
 }

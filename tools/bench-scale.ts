@@ -32,7 +32,14 @@ function checkoutLoad(url: string, cookie: string, seconds: number) {
         duration: seconds,
         headers: { 'content-type': 'application/json', cookie },
         body: BODY,
-        requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, 'idempotency-key': randomUUID() } }) }],
+        requests: [
+          {
+            setupRequest: (req: autocannon.Request) => ({
+              ...req,
+              headers: { ...req.headers, 'idempotency-key': randomUUID() },
+            }),
+          },
+        ],
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
@@ -66,7 +73,9 @@ async function statementTimes(sql: ReturnType<typeof createDatabase>['sql'], exi
   const existing: number[] = [];
   const options = { ttlMs: 86_400_000, waitMs: 10_000 };
   const time = async (into: number[], key: string) => {
-    const claim = dialect.sqlToQuery(claimStatement({ scope: 'bench', procedure: 'checkout.placeOrder', key }, 'a'.repeat(64), options));
+    const claim = dialect.sqlToQuery(
+      claimStatement({ scope: 'bench', procedure: 'checkout.placeOrder', key }, 'a'.repeat(64), options),
+    );
     await sql
       .begin(async (tx) => {
         const t = performance.now();
@@ -97,8 +106,10 @@ async function reapUntil(db: Db, restFactor: number, signal: AbortSignal): Promi
 
 async function fill(sql: ReturnType<typeof createDatabase>['sql'], from: number, to: number) {
   await sql`
-    insert into idempotency_keys (scope, procedure, key, fingerprint, state, recovery_point, response_status, response_body, completed_at, expires_at)
-    select 'bench', 'checkout.placeOrder', 'bench-' || i, md5(i::text) || md5((i + 1)::text), 'completed', 'finished', 200,
+    insert into idempotency_keys (scope, procedure, key, fingerprint, state, recovery_point, response_status,
+      response_body, completed_at, expires_at)
+    select 'bench', 'checkout.placeOrder', 'bench-' || i, md5(i::text) || md5((i + 1)::text), 'completed', 'finished',
+      200,
            '{"ok":true,"data":{"id":"bench"}}'::json, now(), now() + interval '1 day'
     from generate_series(${from}::int, ${to}::int) as i`;
   await sql`vacuum analyze idempotency_keys`;
@@ -128,8 +139,10 @@ export async function scaleSections(options: {
     '',
     '| setup | requests/s | p50 ms | p99 ms | non-2xx |',
     '| --- | ---: | ---: | ---: | ---: |',
-    `| 1 instance | ${one.requests.average.toFixed(0)} | ${one.latency.p50} | ${one.latency.p99} | ${one.non2xx + one.errors} |`,
-    `| 2 instances + nginx | ${two.requests.average.toFixed(0)} | ${two.latency.p50} | ${two.latency.p99} | ${two.non2xx + two.errors} |`,
+    `| 1 instance | ${one.requests.average.toFixed(0)} | ${one.latency.p50} | ${one.latency.p99} | ` +
+      `${one.non2xx + one.errors} |`,
+    `| 2 instances + nginx | ${two.requests.average.toFixed(0)} | ${two.latency.p50} | ${two.latency.p99} | ` +
+      `${two.non2xx + two.errors} |`,
     '',
     'Both instances, nginx, Postgres and the load generator share the same 2 cores, so a second instance adds',
     'capacity only where one instance left the CPU idle; on a machine per instance the second would add its own.',
@@ -145,7 +158,8 @@ export async function scaleSections(options: {
     const sample = (n: number) => Array.from({ length: 500 }, () => `bench-${1 + Math.floor(Math.random() * n)}`);
     const small = await statementTimes(sql, sample(10_000));
     const started = performance.now();
-    for (let from = 10_001; from <= 1_000_000; from += 110_000) await fill(sql, from, Math.min(from + 109_999, 1_000_000));
+    for (let from = 10_001; from <= 1_000_000; from += 110_000)
+      await fill(sql, from, Math.min(from + 109_999, 1_000_000));
     const fillSeconds = (performance.now() - started) / 1000;
     const large = await statementTimes(sql, sample(1_000_000));
     lines.push(
@@ -155,8 +169,10 @@ export async function scaleSections(options: {
       '',
       '| statement | 10,000 keys µs | 1,000,000 keys µs | ratio (target at most 1.2x) |',
       '| --- | ---: | ---: | ---: |',
-      `| claim of a new key (a first execution) | ${small.claim.toFixed(0)} | ${large.claim.toFixed(0)} | ${(large.claim / small.claim).toFixed(2)}x |`,
-      `| claim of a key that exists (a replay: the row read back) | ${small.replay.toFixed(0)} | ${large.replay.toFixed(0)} | ${(large.replay / small.replay).toFixed(2)}x |`,
+      `| claim of a new key (a first execution) | ${small.claim.toFixed(0)} | ${large.claim.toFixed(0)} | ` +
+        `${(large.claim / small.claim).toFixed(2)}x |`,
+      `| claim of a key that exists (a replay: the row read back) | ${small.replay.toFixed(0)} | ` +
+        `${large.replay.toFixed(0)} | ${(large.replay / small.replay).toFixed(2)}x |`,
       '',
       `(Filling the table to 1,000,000 rows took ${fillSeconds.toFixed(0)} s.)`,
       '',
@@ -196,16 +212,19 @@ export async function scaleSections(options: {
     lines.push(
       '## The reaper on 1,000,000 expired keys while checkouts continue',
       '',
-      `One load of protected checkouts for ${RAMP_S + 3 * window} s: ${RAMP_S} s to warm up (not counted), ${window} s with no reaper, then ${window} s with the reaper as`,
-      `the servers run it (paced: it rests ${REAP_REST_FACTOR} times as long as each batch of ${REAP_BATCH_SIZE.toLocaleString('en-US')} took), then ${window} s with the same`,
-      'reaper running batches back to back. Each window\'s mean leaves out its first and last second.',
+      `One load of protected checkouts for ${RAMP_S + 3 * window} s: ${RAMP_S} s to warm up (not counted), ${window} ` +
+        `s with no reaper, then ${window} s with the reaper as`,
+      `the servers run it (paced: it rests ${REAP_REST_FACTOR} times as long as each batch of ` +
+        `${REAP_BATCH_SIZE.toLocaleString('en-US')} took), then ${window} s with the same`,
+      "reaper running batches back to back. Each window's mean leaves out its first and last second.",
       '',
       '| checkouts | requests/s | vs no reaper | keys deleted | keys deleted/s |',
       '| --- | ---: | ---: | ---: | ---: |',
       `| no reaper | ${quiet.toFixed(0)} | 1.00x | 0 | 0 |`,
       ...zones.map(
         (z, i) =>
-          `| reaper ${z.name} | ${zoneMean(i + 1).toFixed(0)} | ${(zoneMean(i + 1) / quiet).toFixed(2)}x | ${z.deleted.toLocaleString('en-US')} | ${(z.deleted / window).toFixed(0)} |`,
+          `| reaper ${z.name} | ${zoneMean(i + 1).toFixed(0)} | ${(zoneMean(i + 1) / quiet).toFixed(2)}x | ` +
+          `${z.deleted.toLocaleString('en-US')} | ${(z.deleted / window).toFixed(0)} |`,
       ),
       '',
       `Over the whole load: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms.`,

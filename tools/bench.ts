@@ -23,15 +23,18 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
-import { installDatabase } from '../server/db';
 import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server';
+import { installDatabase } from '../server/db';
 import { parseFlags } from './args';
-import { coreTable, type CoreRow } from './bench-core';
-import { peerTable, type PeerReport } from './bench-peers';
-import { scaleSections, type ReaperFigures } from './bench-scale';
+import { type CoreRow, coreTable } from './bench-core';
+import { type PeerReport, peerTable } from './bench-peers';
+import { type ReaperFigures, scaleSections } from './bench-scale';
 
 const flags = parseFlags('npm run bench --', {
-  quick: { type: 'boolean', help: 'only baseline, first execution and replay (about a minute once built); BENCHMARKS.md is left as it is' },
+  quick: {
+    type: 'boolean',
+    help: 'only baseline, first execution and replay (about a minute once built); BENCHMARKS.md is left as it is',
+  },
   seconds: { type: 'number', default: 8, min: 2, max: 120, help: 'seconds per measured kind' },
 });
 const PORT = 3300;
@@ -109,7 +112,11 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function cannon(kind: string, url: string, options: { method: 'GET' | 'POST'; cookie: string; key?: () => string }): Promise<Row> {
+async function cannon(
+  kind: string,
+  url: string,
+  options: { method: 'GET' | 'POST'; cookie: string; key?: () => string },
+): Promise<Row> {
   if (stats) await stats.sql`select pg_stat_statements_reset()`;
   const cpuBefore = processCpuUs(serverPid);
   const result = await autocannon({
@@ -121,14 +128,17 @@ async function cannon(kind: string, url: string, options: { method: 'GET' | 'POS
     body: options.method === 'POST' ? BODY : undefined,
     requests: [
       {
-        setupRequest: (req: autocannon.Request) => (options.key ? { ...req, headers: { ...req.headers, 'idempotency-key': options.key() } } : req),
+        setupRequest: (req: autocannon.Request) =>
+          options.key ? { ...req, headers: { ...req.headers, 'idempotency-key': options.key() } } : req,
       },
     ],
   });
   const cpuAfter = processCpuUs(serverPid);
   const requests = result.requests.total;
   const [pg] = stats
-    ? await stats.sql<{ ms: number }[]>`select coalesce(sum(total_exec_time), 0)::float8 as ms from pg_stat_statements where query not ilike '%pg_stat_statements%'`
+    ? await stats.sql<{ ms: number }[]>`
+        select coalesce(sum(total_exec_time), 0)::float8 as ms
+        from pg_stat_statements where query not ilike '%pg_stat_statements%'`
     : [];
   const row: Row = {
     kind,
@@ -139,7 +149,10 @@ async function cannon(kind: string, url: string, options: { method: 'GET' | 'POS
     serverCpuUs: cpuBefore !== undefined && cpuAfter !== undefined ? (cpuAfter - cpuBefore) / requests : undefined,
     dbUs: pg ? (pg.ms * 1000) / requests : undefined,
   };
-  note(`${kind}: ${row.rps.toFixed(0)} requests/s, p99 ${row.p99} ms, server CPU ${row.serverCpuUs?.toFixed(0) ?? '?'} µs and Postgres ${row.dbUs?.toFixed(0) ?? '?'} µs per request`);
+  note(
+    `${kind}: ${row.rps.toFixed(0)} requests/s, p99 ${row.p99} ms, server CPU ${row.serverCpuUs?.toFixed(0) ?? '?'} ` +
+      `µs and Postgres ${row.dbUs?.toFixed(0) ?? '?'} µs per request`,
+  );
   return row;
 }
 
@@ -151,7 +164,12 @@ async function warm(url: string, cookie: string, keyed: boolean): Promise<void> 
     duration: WARM_S,
     headers: { 'content-type': 'application/json', cookie },
     body: BODY,
-    requests: [{ setupRequest: (req: autocannon.Request) => (keyed ? { ...req, headers: { ...req.headers, 'idempotency-key': randomUUID() } } : req) }],
+    requests: [
+      {
+        setupRequest: (req: autocannon.Request) =>
+          keyed ? { ...req, headers: { ...req.headers, 'idempotency-key': randomUUID() } } : req,
+      },
+    ],
   });
 }
 
@@ -168,7 +186,8 @@ async function storm(base: string, cookie: string, sameKey: boolean): Promise<nu
     ),
   );
   const elapsed = performance.now() - started;
-  if (responses.some((r) => r.status !== 200)) throw new Error(`a storm request failed: ${responses.map((r) => r.status).join(',')}`);
+  if (responses.some((r) => r.status !== 200))
+    throw new Error(`a storm request failed: ${responses.map((r) => r.status).join(',')}`);
   return elapsed;
 }
 
@@ -181,7 +200,11 @@ async function countStatements(cookie: string): Promise<Record<string, number>> 
     const headers = new Headers({ 'content-type': 'application/json', cookie });
     if (key) headers.set('idempotency-key', key);
     const method = path === 'health.ping' ? 'GET' : 'POST';
-    const req = new Request(`http://localhost/api/trpc/${path}`, { method, headers, body: method === 'POST' ? BODY : undefined });
+    const req = new Request(`http://localhost/api/trpc/${path}`, {
+      method,
+      headers,
+      body: method === 'POST' ? BODY : undefined,
+    });
     const res = await handleApiRequest(req);
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   };
@@ -242,18 +265,27 @@ async function main() {
         completed.push(k);
         return k;
       };
-      firsts.push(await cannon('first', `${base}/api/trpc/checkout.placeOrder`, { method: 'POST', cookie, key: fresh }));
+      firsts.push(
+        await cannon('first', `${base}/api/trpc/checkout.placeOrder`, { method: 'POST', cookie, key: fresh }),
+      );
     }
     const median = (runs: Row[]) => [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
     rows.push(median(baselines), median(firsts));
     rounds = { baseline: baselines.map((r) => r.rps), first: firsts.map((r) => r.rps) };
     phase();
     let i = 0;
-    rows.push(await cannon('replay', `${base}/api/trpc/checkout.placeOrder`, { method: 'POST', cookie, key: () => completed[i++ % completed.length]! }));
-    const ratio = (kind: string) => rows.find((r) => r.kind === kind)!.rps / rows.find((r) => r.kind === 'baseline')!.rps;
+    rows.push(
+      await cannon('replay', `${base}/api/trpc/checkout.placeOrder`, {
+        method: 'POST',
+        cookie,
+        key: () => completed[i++ % completed.length]!,
+      }),
+    );
+    const ratio = (kind: string) =>
+      rows.find((r) => r.kind === kind)!.rps / rows.find((r) => r.kind === 'baseline')!.rps;
 
     if (flags.quick) {
-      console.log('\n' + table(rows).join('\n') + '\n');
+      console.log(`\n${table(rows).join('\n')}\n`);
       console.log(`first/baseline: ${ratio('first').toFixed(2)} replay/baseline: ${ratio('replay').toFixed(2)}`);
       return;
     }
@@ -269,11 +301,20 @@ async function main() {
     const counts = await countStatements(cookie);
     for (const row of rows) row.statements = counts[row.kind];
     phase();
-    const core = ((await childJson('tools/bench-core.ts', ['--seconds', String(Math.min(DURATION_S, 5))])) as { rows: CoreRow[] }).rows;
+    const core = (
+      (await childJson('tools/bench-core.ts', ['--seconds', String(Math.min(DURATION_S, 5))])) as { rows: CoreRow[] }
+    ).rows;
     phase();
     const peers = await peerSection();
     phase();
-    const scale = await scaleSections({ databaseUrl: databaseUrl!, env: env as Record<string, string>, singleUrl: base, cookie, seconds: DURATION_S, progress: note });
+    const scale = await scaleSections({
+      databaseUrl: databaseUrl!,
+      env: env as Record<string, string>,
+      singleUrl: base,
+      cookie,
+      seconds: DURATION_S,
+      progress: note,
+    });
     report(rows, { same, different }, coreTable(core), peers, scale);
   } finally {
     await stats?.sql.end();
@@ -284,11 +325,13 @@ async function main() {
 function table(rows: Row[]): string[] {
   const baseline = rows.find((r) => r.kind === 'baseline')!;
   return [
-    '| kind | requests/s | p50 ms | p99 ms | vs baseline | server CPU µs/request | Postgres µs/request | SQL statements | non-2xx |',
+    '| kind | requests/s | p50 ms | p99 ms | vs baseline | server CPU µs/request | Postgres µs/request | SQL ' +
+      'statements | non-2xx |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.kind} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / baseline.rps).toFixed(2)}x | ${r.serverCpuUs?.toFixed(0) ?? '-'} | ${r.dbUs?.toFixed(0) ?? '-'} | ${r.statements ?? '-'} | ${r.non2xx} |`,
+        `| ${r.kind} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / baseline.rps).toFixed(2)}x | ` +
+        `${r.serverCpuUs?.toFixed(0) ?? '-'} | ${r.dbUs?.toFixed(0) ?? '-'} | ${r.statements ?? '-'} | ${r.non2xx} |`,
     ),
   ];
 }
@@ -300,7 +343,10 @@ function table(rows: Row[]): string[] {
  */
 function childJson(script: string, args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, '--json', ...args], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, '--json', ...args], {
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let last = '';
     let tail = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -321,11 +367,19 @@ function childJson(script: string, args: string[]): Promise<unknown> {
 
 /** The same order protected by the libraries people would pick instead, and what each buys (tools/bench-peers.ts). */
 async function peerSection(): Promise<string[]> {
-  const { peers } = (await childJson('tools/bench-peers.ts', ['--seconds', String(Math.min(DURATION_S, 3))])) as { peers: PeerReport };
+  const { peers } = (await childJson('tools/bench-peers.ts', ['--seconds', String(Math.min(DURATION_S, 3))])) as {
+    peers: PeerReport;
+  };
   return [...peerTable(peers), ''];
 }
 
-function report(rows: Row[], storms: { same: number[]; different: number[] }, core: string[], peers: string[], scale: { lines: string[]; reaper: ReaperFigures }) {
+function report(
+  rows: Row[],
+  storms: { same: number[]; different: number[] },
+  core: string[],
+  peers: string[],
+  scale: { lines: string[]; reaper: ReaperFigures },
+) {
   const baseline = rows.find((r) => r.kind === 'baseline')!;
   const first = rows.find((r) => r.kind === 'first')!;
   const replay = rows.find((r) => r.kind === 'replay')!;
@@ -333,8 +387,10 @@ function report(rows: Row[], storms: { same: number[]; different: number[] }, co
   const stormTable = [
     `| ${STORM_SIZE} concurrent requests | median ms | p90 ms | max ms |`,
     '| --- | ---: | ---: | ---: |',
-    `| one key (1 runs, ${STORM_SIZE - 1} wait and replay) | ${ms(percentile(storms.same, 50))} | ${ms(percentile(storms.same, 90))} | ${ms(Math.max(...storms.same))} |`,
-    `| ${STORM_SIZE} different keys (${STORM_SIZE} run) | ${ms(percentile(storms.different, 50))} | ${ms(percentile(storms.different, 90))} | ${ms(Math.max(...storms.different))} |`,
+    `| one key (1 runs, ${STORM_SIZE - 1} wait and replay) | ${ms(percentile(storms.same, 50))} | ` +
+      `${ms(percentile(storms.same, 90))} | ${ms(Math.max(...storms.same))} |`,
+    `| ${STORM_SIZE} different keys (${STORM_SIZE} run) | ${ms(percentile(storms.different, 50))} | ` +
+      `${ms(percentile(storms.different, 90))} | ${ms(Math.max(...storms.different))} |`,
   ];
   const { reaper } = scale;
   const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -342,18 +398,27 @@ function report(rows: Row[], storms: { same: number[]; different: number[] }, co
   const replayRatio = replay.rps / baseline.rps;
   const reaperLoss = 1 - reaper.paced / reaper.quiet;
   const targets = [
-    `- first execution vs baseline: ${firstRatio.toFixed(2)}x (target at least ${TARGETS.first.toFixed(2)}x): ${met(firstRatio >= TARGETS.first)}`,
-    `- replay vs baseline: ${replayRatio.toFixed(2)}x (target at least ${TARGETS.replay.toFixed(2)}x): ${met(replayRatio >= TARGETS.replay)}`,
-    `- checkouts while the paced reaper runs: ${(reaper.paced / reaper.quiet).toFixed(2)}x their rate without it, ${reaperLoss > 0 ? `a loss of ${(reaperLoss * 100).toFixed(0)}%` : 'no loss'} (target: a loss of at most ${TARGETS.reaperLoss * 100}%): ${met(reaperLoss <= TARGETS.reaperLoss)}`,
-    `- same-key storm median vs ${STORM_SIZE} different keys: ${ms(percentile(storms.same, 50))} vs ${ms(percentile(storms.different, 50))} ms (target: no later): ${met(percentile(storms.same, 50) <= percentile(storms.different, 50))}`,
+    `- first execution vs baseline: ${firstRatio.toFixed(2)}x (target at least ${TARGETS.first.toFixed(2)}x): ` +
+      `${met(firstRatio >= TARGETS.first)}`,
+    `- replay vs baseline: ${replayRatio.toFixed(2)}x (target at least ${TARGETS.replay.toFixed(2)}x): ` +
+      `${met(replayRatio >= TARGETS.replay)}`,
+    `- checkouts while the paced reaper runs: ${(reaper.paced / reaper.quiet).toFixed(2)}x their rate without it, ` +
+      `${reaperLoss > 0 ? `a loss of ${(reaperLoss * 100).toFixed(0)}%` : 'no loss'} (target: a loss of at most ` +
+      `${TARGETS.reaperLoss * 100}%): ${met(reaperLoss <= TARGETS.reaperLoss)}`,
+    `- same-key storm median vs ${STORM_SIZE} different keys: ${ms(percentile(storms.same, 50))} vs ` +
+      `${ms(percentile(storms.different, 50))} ms (target: no later): ` +
+      `${met(percentile(storms.same, 50) <= percentile(storms.different, 50))}`,
   ];
-  const machine = `${os.cpus()[0]?.model.trim()} × ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  const machine =
+    `${os.cpus()[0]?.model.trim()} × ${os.cpus().length} cores, ` +
+    `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
   const chartMax = Math.ceil((Math.max(...rows.map((r) => r.rps)) * 1.1) / 50) * 50;
   const text = [
     '# Benchmarks',
     '',
     'Generated by `npm run bench` (tools/bench.ts): a production build (`next start`, one process, pool of 20)',
-    `on the embedded Postgres 17, autocannon with ${CONNECTIONS} connections for ${DURATION_S} s per kind, all on one machine.`,
+    `on the embedded Postgres 17, autocannon with ${CONNECTIONS} connections for ${DURATION_S} s per kind, all on ` +
+      `one machine.`,
     `Baseline and first executions: the median of ${ROUNDS} alternating rounds, after ${WARM_S} s of each not counted.`,
     '',
     `Machine: ${machine}. Run at ${new Date().toISOString()}.`,
@@ -374,12 +439,13 @@ function report(rows: Row[], storms: { same: number[]; different: number[] }, co
     `  bar [${rows.map((r) => r.rps.toFixed(0)).join(', ')}]`,
     '```',
     '',
-    `Every round, in requests/s: baseline ${rounds.baseline.map((v) => v.toFixed(0)).join(', ')}; first execution ${rounds.first.map((v) => v.toFixed(0)).join(', ')}. On`,
+    `Every round, in requests/s: baseline ${rounds.baseline.map((v) => v.toFixed(0)).join(', ')}; first execution ` +
+      `${rounds.first.map((v) => v.toFixed(0)).join(', ')}. On`,
     'this shared 2-core machine one round can move by a tenth either way, and the ratio with it: run the benchmark',
     'more than once before trusting a difference of a few points.',
     '',
     'SQL statements are counted at the driver for one request of each kind on a warm connection (BEGIN, COMMIT',
-    'and ROLLBACK count). The baseline is the lab\'s unprotected twin, which also checks that the caller is a lab',
+    "and ROLLBACK count). The baseline is the lab's unprotected twin, which also checks that the caller is a lab",
     'customer: one indexed SELECT more than a bare unprotected order, so it costs a little more than one would.',
     '',
     '## Where the time goes, without HTTP',
@@ -401,7 +467,7 @@ function report(rows: Row[], storms: { same: number[]; different: number[] }, co
     ...readingTheNumbers(rows),
     '',
   ].join('\n');
-  console.log('\n' + text);
+  console.log(`\n${text}`);
   fs.writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), text);
   console.log(`[bench ${clock()}] done; written to BENCHMARKS.md`);
   console.log(`first/baseline: ${firstRatio.toFixed(2)} replay/baseline: ${replayRatio.toFixed(2)}`);
@@ -413,7 +479,7 @@ function readingTheNumbers(rows: Row[]): string[] {
   const [baseline, first, replay] = [kind('baseline'), kind('first'), kind('replay')];
   const us = (v: number | undefined) => (v === undefined ? '?' : `${v.toFixed(0)} µs`);
   return [
-    'A first execution makes as many writes to Postgres\'s socket as the unprotected order: the claim travels in the',
+    "A first execution makes as many writes to Postgres's socket as the unprotected order: the claim travels in the",
     'same packet as BEGIN, and the stored answer in the same packet as COMMIT (postgres.js pipelines queries issued',
     'together on one connection; `pipelinedTransaction` in db/client.ts, whose test counts the writes). Both are',
     'prepared statements: unprepared, postgres.js sends a statement with parameters in two steps and holds back',
@@ -422,7 +488,8 @@ function readingTheNumbers(rows: Row[]): string[] {
     'ROLLBACK, and it writes nothing (its transaction never gets a transaction id; a test checks).',
     '',
     `What a first execution still pays shows in the columns above: the server's CPU per request is about the`,
-    `baseline's (${us(first.serverCpuUs)} against ${us(baseline.serverCpuUs)}, within the noise of one run), while Postgres spends`,
+    `baseline's (${us(first.serverCpuUs)} against ${us(baseline.serverCpuUs)}, within the noise of one run), while ` +
+      `Postgres spends`,
     `${us(first.dbUs)} per request against ${us(baseline.dbUs)}. That difference is the two statements that make the`,
     'protection: inserting the key row into its two indexes (about 160 µs, measured alone), writing the answer onto',
     'it (about 180 µs), and the foreign-key check of the order against its key row (about 70 µs). On 2 cores shared by',

@@ -13,7 +13,8 @@
  *
  * Clients behave like the real one: one key per intent, the same key on every retry (network
  * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
- * 30% of intents sent twice at once (a double-click, or a client retrying while its first request still runs). Every attempt is recorded.
+ * 30% of intents sent twice at once (a double-click, or a client retrying while its first request still runs). Every
+ * attempt is recorded.
  * Meanwhile: app instances are SIGKILLed and restarted, Postgres is restarted once, and the
  * payment simulator fails 2% of calls with a 500 and times out 2% after charging.
  *
@@ -34,10 +35,10 @@ import path from 'node:path';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
 import { restartEmbeddedPostgres } from '../dev/postgres';
-import { killPrimary, pauseReplication, promoteStandby, setSynchronous, type ReplicatedState } from '../dev/replicated';
+import { killPrimary, pauseReplication, promoteStandby, type ReplicatedState, setSynchronous } from '../dev/replicated';
 import { statePath } from '../dev/state';
-import { getLauncherEnv } from '../server/env.js';
 import { signCustomerId } from '../server/customer';
+import { getLauncherEnv } from '../server/env.js';
 import { runCompleter } from '../server/jobs/completer';
 import { settleWaiting } from '../server/jobs/settle';
 import { reconcile } from '../server/services/reconcile';
@@ -83,10 +84,14 @@ if (ASYNC && !FAILOVER) {
 }
 const replicatedStateFile = getLauncherEnv().REPLICATED_PG_STATE;
 if (FAILOVER && !replicatedStateFile) {
-  console.error('--failover needs a primary and a standby: run `npm run chaos:failover` (dev/with-db.ts --replicated starts them)');
+  console.error(
+    '--failover needs a primary and a standby: run `npm run chaos:failover` (dev/with-db.ts --replicated starts them)',
+  );
   process.exit(2);
 }
-const replicated = replicatedStateFile ? (JSON.parse(fs.readFileSync(replicatedStateFile, 'utf8')) as ReplicatedState & { primaryAdminUrl: string }) : undefined;
+const replicated = replicatedStateFile
+  ? (JSON.parse(fs.readFileSync(replicatedStateFile, 'utf8')) as ReplicatedState & { primaryAdminUrl: string })
+  : undefined;
 const COOKIE_SECRET = randomBytes(32).toString('hex');
 // The app reads these through server/env.js when this process runs the completer and reconcile.
 process.env.COOKIE_SECRET = COOKIE_SECRET;
@@ -106,7 +111,14 @@ interface Attempt {
 }
 
 const history: Attempt[] = [];
-const stats = { instanceKills: 0, postgresRestarts: 0, failovers: 0, gaveUp: 0, webhookDeliveries: 0, webhookEvents: 0 };
+const stats = {
+  instanceKills: 0,
+  postgresRestarts: 0,
+  failovers: 0,
+  gaveUp: 0,
+  webhookDeliveries: 0,
+  webhookEvents: 0,
+};
 /**
  * When Postgres was down (restarted by this run) or had no writable server (from the primary's
  * death to the standby's promotion): a webhook answered 500 then is right, and is sent again.
@@ -201,7 +213,8 @@ async function main() {
         next++;
         await intent(targets, customers[rand(CUSTOMERS)]!, started);
         done++;
-        if (done % Math.max(100, INTENTS / 10) === 0) console.log(`[chaos] ${done}/${INTENTS} intents, ${history.length} attempts`);
+        if (done % Math.max(100, INTENTS / 10) === 0)
+          console.log(`[chaos] ${done}/${INTENTS} intents, ${history.length} attempts`);
       }
     }),
   );
@@ -217,7 +230,8 @@ async function main() {
   // Finish what clients gave up on, as the completer would after its delay.
   const { db, sql } = createDatabase(databaseUrl, { max: 4 });
   for (let round = 0; round < 30; round++) {
-    const [{ n }] = (await sql`select count(*)::int as n from idempotency_keys where state = 'started' and scope in ${sql(customers)}`) as unknown as [{ n: number }];
+    const [{ n }] = (await sql`select count(*)::int as n from idempotency_keys where state = 'started' and scope in
+        ${sql(customers)}`) as unknown as [{ n: number }];
     if (n === 0) break;
     await runCompleter(db, { delaySeconds: 0, backoffBaseSeconds: 0 });
     await sleep(1000); // leases of killed holders lapse after 3 s
@@ -229,9 +243,13 @@ async function main() {
   const [{ orders, paid }] = (await sql`
     select count(*)::int as orders, count(*) filter (where status = 'paid')::int as paid
     from orders where customer_id in ${sql(customers)}`) as unknown as [{ orders: number; paid: number }];
-  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as { payment_intents: { status: string; metadata: Record<string, string> }[] };
+  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as {
+    payment_intents: { status: string; metadata: Record<string, string> }[];
+  };
   const mine = new Set(customers);
-  const charges = ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? '')).length;
+  const charges = ledger.payment_intents.filter(
+    (pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? ''),
+  ).length;
   await sql.end();
 
   const keys = new Set(history.map((a) => a.key)).size;
@@ -239,14 +257,27 @@ async function main() {
     ['intents', keys],
     ['attempts', history.length],
     ['replays (Idempotent-Replayed)', history.filter((a) => a.replayed).length],
-    ['409 IN_USE (waited past the bound)', history.filter((a) => a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE')).length],
+    [
+      '409 IN_USE (waited past the bound)',
+      history.filter((a) => a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE')).length,
+    ],
     ['503 provider unavailable', history.filter((a) => a.status === 503).length],
     ['no answer (connection lost)', history.filter((a) => a.status === 0).length],
     ['intents a client gave up on', stats.gaveUp],
     ['faults: instances killed', stats.instanceKills],
     ['faults: Postgres restarts', stats.postgresRestarts],
-    ...(FAILOVER ? ([['faults: failovers (primary SIGKILLed, standby promoted)', `${stats.failovers} (${ASYNC ? 'asynchronous' : 'synchronous'} replication)`]] as [string, string | number][]) : []),
-    ['faults: provider rates', `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`],
+    ...(FAILOVER
+      ? ([
+          [
+            'faults: failovers (primary SIGKILLed, standby promoted)',
+            `${stats.failovers} (${ASYNC ? 'asynchronous' : 'synchronous'} replication)`,
+          ],
+        ] as [string, string | number][])
+      : []),
+    [
+      'faults: provider rates',
+      `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`,
+    ],
     ['webhook events / deliveries (duplicated, reordered)', `${stats.webhookEvents} / ${stats.webhookDeliveries}`],
     ['orders', orders],
     ['paid orders', paid],
@@ -259,10 +290,16 @@ async function main() {
   for (const [k, v] of summary) console.log(`| ${k} | ${v} |`);
   for (const v of violations.slice(0, 50)) console.log(`VIOLATION ${v}`);
   fs.writeFileSync(path.join(out, 'history.jsonl'), history.map((a) => JSON.stringify(a)).join('\n'));
-  console.log(`[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}; instance logs: ${path.join(out, 'instance-*.log')}`);
+  console.log(
+    `[chaos] history of every attempt: ${path.join(out, 'history.jsonl')}; instance logs: ` +
+      `${path.join(out, 'instance-*.log')}`,
+  );
   if (ASYNC) {
     // The asynchronous run is a measurement of what that setting risks, not a pass/fail check.
-    console.log(`[chaos] asynchronous replication: ${violations.length} violations found and reported above (not a failure of this run)`);
+    console.log(
+      `[chaos] asynchronous replication: ${violations.length} violations found and reported above (not a failure of ` +
+        `this run)`,
+    );
     process.exit(0);
   }
   process.exit(violations.length === 0 ? 0 : 1);
@@ -284,7 +321,9 @@ async function failover(state: ReplicatedState) {
   promoteStandby(state);
   postgresDown.push({ from, to: Date.now() });
   stats.failovers++;
-  console.log(`[chaos] failover: standby promoted, ${((Date.now() - from) / 1000).toFixed(1)} s after the primary died`);
+  console.log(
+    `[chaos] failover: standby promoted, ${((Date.now() - from) / 1000).toFixed(1)} s after the primary died`,
+  );
 }
 
 /**
@@ -307,7 +346,9 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
     select o.id, k.key from orders o left join idempotency_keys k on k.id = o.idempotency_key_id
     where o.customer_id in ${sql(customers)}`;
   const orderIds = new Set(orderRows.map((r) => r.id as string));
-  const keyOfOrder = new Map<string, string>(orderRows.filter((r) => r.key).map((r) => [r.id as string, r.key as string]));
+  const keyOfOrder = new Map<string, string>(
+    orderRows.filter((r) => r.key).map((r) => [r.id as string, r.key as string]),
+  );
   const orderIdOf = (body: string) => (JSON.parse(body) as { result: { data: { id: string } } }).result.data.id;
   let ackKeys = 0;
   let keysLost = 0;
@@ -328,16 +369,23 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
       findings.push(`key ${key}: acknowledged (${ack.status}), and its key row or its answer is gone`);
     } else if (ackOrder && !String(row.body).includes(ackOrder)) {
       keysRerun++;
-      findings.push(`key ${key}: acknowledged with order ${ackOrder}, and now stores another answer (the key was lost and run again)`);
+      findings.push(
+        `key ${key}: acknowledged with order ${ackOrder}, and now stores another answer (the key was lost and run ` +
+          `again)`,
+      );
     }
     if (ackOrder && !orderIds.has(ackOrder)) {
       ordersLost++;
       findings.push(`key ${key}: acknowledged order ${ackOrder} is gone`);
     }
   }
-  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as { payment_intents: { id: string; status: string; metadata: Record<string, string> }[] };
+  const ledger = (await (await fetch(`${sim}/__sim/ledger`)).json()) as {
+    payment_intents: { id: string; status: string; metadata: Record<string, string> }[];
+  };
   const mine = new Set(customers);
-  const charges = ledger.payment_intents.filter((pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? ''));
+  const charges = ledger.payment_intents.filter(
+    (pi) => pi.status === 'succeeded' && mine.has(pi.metadata.customer_id ?? ''),
+  );
   let orphanCharges = 0;
   const chargesPerIntent = new Map<string, number>();
   for (const pi of charges) {
@@ -353,9 +401,13 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
   // Intents acknowledged before the failover whose key row survived but lost later steps: resumed
   // afterwards (by a retry or the completer), their charge call carried the same derived key, and
   // the provider answered it with the first charge instead of charging again.
-  const { requests } = (await (await fetch(`${sim}/__sim/requests`)).json()) as { requests: { at: number; path: string; idempotencyKey: string | null; replayed: boolean }[] };
+  const { requests } = (await (await fetch(`${sim}/__sim/requests`)).json()) as {
+    requests: { at: number; path: string; idempotencyKey: string | null; replayed: boolean }[];
+  };
   const replayedAfter = new Set(
-    requests.filter((r) => r.replayed && r.path === '/v1/payment_intents' && r.at >= (failoverAt ?? Infinity)).map((r) => r.idempotencyKey),
+    requests
+      .filter((r) => r.replayed && r.path === '/v1/payment_intents' && r.at >= (failoverAt ?? Infinity))
+      .map((r) => r.idempotencyKey),
   );
   let protectedRetries = 0;
   for (const [key, attempts] of byKey) {
@@ -370,7 +422,11 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
     ['failover: acknowledged keys run again with another answer', keysRerun],
     ['failover: acknowledged orders lost', ordersLost],
     ['failover: charges without their order', orphanCharges],
-    ['failover: acknowledged intents charged again after it, answered by the provider with the first charge (same derived key)', protectedRetries],
+    [
+      'failover: acknowledged intents charged again after it, answered by the provider with the first charge (same ' +
+        'derived key)',
+      protectedRetries,
+    ],
     ['failover: intents charged twice (derived provider key did not protect)', chargedTwice],
   ];
   return findings;
@@ -379,13 +435,24 @@ async function failoverFindings(sql: ReturnType<typeof createDatabase>['sql'], c
 /** One checkout intent: one key; sometimes a second client sends it at the same time. */
 async function intent(targets: string[], customer: string, started: number) {
   const key = randomUUID();
-  const items = [...PRODUCTS].sort(() => Math.random() - 0.5).slice(0, 1 + rand(3)).map((productId) => ({ productId, quantity: 1 + rand(3) }));
+  const items = [...PRODUCTS]
+    .sort(() => Math.random() - 0.5)
+    .slice(0, 1 + rand(3))
+    .map((productId) => ({ productId, quantity: 1 + rand(3) }));
   const card = Math.random();
   // Mostly cards that pay at once; some declined; some paid later, by webhook (3-D Secure, processing).
-  const paymentMethod = card < 0.05 ? 'pm_card_chargeDeclined' : card < 0.1 ? 'pm_card_authenticationRequired' : card < 0.13 ? 'pm_card_processing' : 'pm_card_visa';
+  const paymentMethod =
+    card < 0.05
+      ? 'pm_card_chargeDeclined'
+      : card < 0.1
+        ? 'pm_card_authenticationRequired'
+        : card < 0.13
+          ? 'pm_card_processing'
+          : 'pm_card_visa';
   const payload = JSON.stringify({ items, paymentMethod });
   const clients = [client(targets, customer, key, payload, started)];
-  if (Math.random() < DUPLICATE_RATE) clients.push(sleep(rand(200)).then(() => client(targets, customer, key, payload, started)));
+  if (Math.random() < DUPLICATE_RATE)
+    clients.push(sleep(rand(200)).then(() => client(targets, customer, key, payload, started)));
   await Promise.all(clients);
 }
 
@@ -394,7 +461,17 @@ async function client(targets: string[], customer: string, key: string, payload:
   const cookie = `customer=${signCustomerId(customer, COOKIE_SECRET)}`;
   let target = targets[0]!;
   for (let attempt = 1; attempt <= 12; attempt++) {
-    const a: Attempt = { key, customer, payload, target, start: Date.now(), end: 0, status: 0, replayed: false, body: '' };
+    const a: Attempt = {
+      key,
+      customer,
+      payload,
+      target,
+      start: Date.now(),
+      end: 0,
+      status: 0,
+      replayed: false,
+      body: '',
+    };
     let retryAfterMs = 0;
     try {
       const res = await fetch(`${target}/api/trpc/${PURCHASE}`, {
@@ -412,7 +489,8 @@ async function client(targets: string[], customer: string, key: string, payload:
     }
     a.end = Date.now();
     history.push(a);
-    const retryable = a.status === 0 || a.status >= 500 || (a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'));
+    const retryable =
+      a.status === 0 || a.status >= 500 || (a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'));
     if (!retryable) return;
     if (Date.now() - started > DEADLINE_MS) break;
     if (Math.random() < 0.5) target = targets[rand(targets.length)]!; // some retries go to another instance
@@ -421,7 +499,11 @@ async function client(targets: string[], customer: string, key: string, payload:
   stats.gaveUp++;
 }
 
-async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnType<typeof createDatabase>['sql'], customers: string[]): Promise<string[]> {
+async function check(
+  db: ReturnType<typeof createDatabase>['db'],
+  sql: ReturnType<typeof createDatabase>['sql'],
+  customers: string[],
+): Promise<string[]> {
   const violations: string[] = [];
   const dupOrders = await sql`
     select idempotency_key_id, count(*)::int as n from orders
@@ -432,13 +514,21 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
   const byKey = new Map<string, Attempt[]>();
   for (const a of history) byKey.set(a.key, [...(byKey.get(a.key) ?? []), a]);
   const paidIds = new Set(
-    (await sql`select id from orders where customer_id in ${sql(customers)} and status = 'paid'`).map((r) => r.id as string),
+    (await sql`select id from orders where customer_id in ${sql(customers)} and status = 'paid'`).map(
+      (r) => r.id as string,
+    ),
   );
   for (const [key, attempts] of byKey) {
     const answers = attempts.filter((a) => a.status === 200 || a.status === 402);
-    if (new Set(answers.map((a) => `${a.status} ${a.body.replace(/,"stack":"[^"]*"/, '')}`)).size > 1) violations.push(`key ${key}: different answers`);
+    if (new Set(answers.map((a) => `${a.status} ${a.body.replace(/,"stack":"[^"]*"/, '')}`)).size > 1)
+      violations.push(`key ${key}: different answers`);
     for (const a of attempts) {
-      if (a.status >= 400 && a.status < 500 && a.status !== 402 && !(a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'))) {
+      if (
+        a.status >= 400 &&
+        a.status < 500 &&
+        a.status !== 402 &&
+        !(a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'))
+      ) {
         violations.push(`key ${key}: unexpected ${a.status} ${a.body.slice(0, 160)}`);
       }
     }
@@ -449,7 +539,11 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
     }
   }
   for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
-  if (FAILOVER) violations.push(...(stats.failovers === 0 ? ['no failover happened: the run ended before it was due'] : []), ...(await failoverFindings(sql, customers)));
+  if (FAILOVER)
+    violations.push(
+      ...(stats.failovers === 0 ? ['no failover happened: the run ended before it was due'] : []),
+      ...(await failoverFindings(sql, customers)),
+    );
 
   // Webhooks: each event applied once (its id recorded once, whatever the copies), and none ever
   // refused by the app: a 4xx would be a signature bug; a 500 while Postgres was up, a record moved
@@ -461,7 +555,9 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
   };
   const whileDown = (at: number) => postgresDown.some((w) => at >= w.from && at <= w.to + RECONNECT_GRACE_MS);
   const mine = new Set(customers);
-  const ours = new Set(events.filter((e) => mine.has(e.event.data.object.metadata?.customer_id ?? '')).map((e) => e.event.id));
+  const ours = new Set(
+    events.filter((e) => mine.has(e.event.data.object.metadata?.customer_id ?? '')).map((e) => e.event.id),
+  );
   const received = new Map<string, string[]>();
   const refused = new Set<string>();
   const sinceRestart = (at: number) => {
@@ -470,14 +566,19 @@ async function check(db: ReturnType<typeof createDatabase>['db'], sql: ReturnTyp
   };
   for (const d of deliveries) {
     if (!ours.has(d.eventId)) continue;
-    received.set(d.eventId, [...(received.get(d.eventId) ?? []), `${d.status ?? 'no answer'}${d.status === 500 ? sinceRestart(d.at) : ''}`]);
-    if (d.status !== null && ((d.status >= 400 && d.status < 500) || (d.status === 500 && !whileDown(d.at)))) refused.add(d.eventId);
+    received.set(d.eventId, [
+      ...(received.get(d.eventId) ?? []),
+      `${d.status ?? 'no answer'}${d.status === 500 ? sinceRestart(d.at) : ''}`,
+    ]);
+    if (d.status !== null && ((d.status >= 400 && d.status < 500) || (d.status === 500 && !whileDown(d.at))))
+      refused.add(d.eventId);
   }
   const recorded = ours.size ? await sql`select id from webhook_events where id in ${sql([...ours])}` : [];
   const recordedIds = new Set(recorded.map((r) => r.id as string));
   for (const [id, statuses] of received) {
     if (refused.has(id)) violations.push(`webhook ${id}: answered ${statuses.join(', ')}`);
-    if (statuses.some((st) => st.startsWith('2')) && !recordedIds.has(id)) violations.push(`webhook ${id}: acknowledged but never recorded`);
+    if (statuses.some((st) => st.startsWith('2')) && !recordedIds.has(id))
+      violations.push(`webhook ${id}: acknowledged but never recorded`);
   }
   stats.webhookDeliveries = [...received.values()].reduce((n, st) => n + st.length, 0);
   stats.webhookEvents = ours.size;

@@ -9,13 +9,13 @@
  * in Postgres, so a retry may land on any instance and still replay (or wait for) the first.
  * nginx is Debian's (`apt-get install nginx`); its config is generated under .data/cluster/.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type AppServer, ensureProductionBuild, startAppServer } from '../dev/app-server';
 import { statePath } from '../dev/state';
-import { ensureProductionBuild, startAppServer, type AppServer } from '../dev/app-server';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
 
@@ -64,7 +64,13 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`)
 }
 
 /** Instances' log lines go to `logDir`/instance-<n>.log when given (a restarted instance appends). */
-export async function startCluster(options: { instances: number; basePort: number; lbPort: number; env: Record<string, string>; logDir?: string }): Promise<Cluster> {
+export async function startCluster(options: {
+  instances: number;
+  basePort: number;
+  lbPort: number;
+  env: Record<string, string>;
+  logDir?: string;
+}): Promise<Cluster> {
   ensureProductionBuild();
   const ports = Array.from({ length: options.instances }, (_, i) => options.basePort + i);
   const env = { IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '600', ...options.env };
@@ -124,7 +130,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       COOKIE_SECRET: process.env.COOKIE_SECRET ?? randomBytes(32).toString('hex'),
     },
   });
-  console.log(`[cluster] ${count} instances on ${cluster.ports.join(', ')}; load balancer on ${cluster.url}. Ctrl-C stops everything.`);
+  console.log(
+    `[cluster] ${count} instances on ${cluster.ports.join(', ')}; load balancer on ${cluster.url}. Ctrl-C stops ` +
+      `everything.`,
+  );
   const stop = () => void cluster.stop().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

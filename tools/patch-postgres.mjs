@@ -20,7 +20,9 @@ const require = createRequire(import.meta.url);
 let root = '';
 try {
   root = path.dirname(require.resolve('postgres')); // its exports hide package.json: walk up to it
-  const isRoot = (/** @type {string} */ dir) => fs.existsSync(path.join(dir, 'package.json')) && JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'postgres';
+  const isRoot = (/** @type {string} */ dir) =>
+    fs.existsSync(path.join(dir, 'package.json')) &&
+    JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'postgres';
   while (!isRoot(root)) root = path.dirname(root);
 } catch {
   process.exit(0); // not installed (yet): nothing to patch
@@ -31,13 +33,20 @@ const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 
 const edits = [
   [
     '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)',
-    '  function nextWrite(fn) {\n    if (!socket) { // patched: the connection closed while this write waited\n      chunk = nextWriteTimer = null\n      error(Errors.connection(\'CONNECTION_CLOSED\', options, socket))\n      return false\n    }\n    const x = socket.write(chunk, fn)',
+    '  function nextWrite(fn) {\n    if (!socket) { // patched: the connection closed while this write waited\n      ' +
+      "chunk = nextWriteTimer = null\n      error(Errors.connection('CONNECTION_CLOSED', options, socket))\n      " +
+      'return false\n    }\n    const x = socket.write(chunk, fn)',
   ],
   [
     '    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n  }',
-    '    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n    query = null // patched: every query failed above, so none is running (else sql.end() waits for one forever)\n  }',
+    '    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n    query = null // patched: ' +
+      'every query failed above, so none is running (else sql.end() waits for one forever)\n  }',
   ],
-  ['    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)', '    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null // patched\n    socket.removeListener(\'data\', data)'],
+  [
+    "    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)",
+    '    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null // patched\n    ' +
+      "socket.removeListener('data', data)",
+  ],
 ];
 
 let patched = 0;
@@ -50,7 +59,8 @@ for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
       // Loud on purpose: without the guard, a dropped connection mid-transaction can kill the server.
       console.error(
         `[patch-postgres] postgres ${version}: ${file} no longer contains the code this guard patches.\n` +
-          '  Check whether upstream fixed porsager/postgres#1154; if it did, delete tools/patch-postgres.mjs and its\n' +
+          '  Check whether upstream fixed porsager/postgres#1154; if it did, delete tools/patch-postgres.mjs and ' +
+          'its\n' +
           '  postinstall line in package.json; if not, update the guard to the new code.',
       );
       process.exit(1);
@@ -60,4 +70,5 @@ for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
   fs.writeFileSync(full, text);
   patched++;
 }
-if (patched) console.log(`[patch-postgres] guarded postgres ${version} against writes to a closed socket (${patched} files)`);
+if (patched)
+  console.log(`[patch-postgres] guarded postgres ${version} against writes to a closed socket (${patched} files)`);

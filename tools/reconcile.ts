@@ -9,7 +9,11 @@ const { db, sql } = getDatabase();
 try {
   const problems = await reconcile(db);
   for (const p of problems) console.log(`MISMATCH ${p}`);
-  console.log(problems.length === 0 ? '[reconcile] clean: every charge has its order, every paid order its one charge' : `[reconcile] ${problems.length} mismatch(es)`);
+  console.log(
+    problems.length === 0
+      ? '[reconcile] clean: every charge has its order, every paid order its one charge'
+      : `[reconcile] ${problems.length} mismatch(es)`,
+  );
   process.exitCode = problems.length === 0 ? 0 : 1;
 } finally {
   await sql.end();

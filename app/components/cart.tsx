@@ -1,10 +1,10 @@
 'use client';
+import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 /**
  * The cart lives in the browser only, in sessionStorage: one cart per tab, kept across reloads.
  * It holds product ids and quantities, never prices: the server prices every order.
  */
 import { MAX_QUANTITY } from '@/shared/shop-rules';
-import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 
 export interface CartLine {
   productId: string;
@@ -53,7 +53,9 @@ export function CartProvider({ children }: { children: ReactNode }) {
       add: (productId) =>
         update((prev) =>
           prev.some((l) => l.productId === productId)
-            ? prev.map((l) => (l.productId === productId ? { ...l, quantity: Math.min(l.quantity + 1, MAX_QUANTITY) } : l))
+            ? prev.map((l) =>
+                l.productId === productId ? { ...l, quantity: Math.min(l.quantity + 1, MAX_QUANTITY) } : l,
+              )
             : [...prev, { productId, quantity: 1 }],
         ),
       setQuantity: (productId, quantity) =>

@@ -1,8 +1,8 @@
 /** Rule 1, client side: keyed mutations travel alone, each with its own Idempotency-Key header. */
 import { createTRPCClient } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
-import type { AppRouter } from '@/server/routers/_app';
 import { handleApiRequest } from '@/server/http';
+import type { AppRouter } from '@/server/routers/_app';
 import { customerCookie } from '@/server/testing';
 import { createLinks } from './trpc-links';
 

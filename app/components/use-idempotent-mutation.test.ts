@@ -1,6 +1,13 @@
 /** The retry policy of the checkout client: what is retried, and how long it waits. */
 import { describe, expect, it } from 'vitest';
-import { backoffMs, classifyFailure, continues, intentStateAfter, keyTooOld, sameInput } from './use-idempotent-mutation';
+import {
+  backoffMs,
+  classifyFailure,
+  continues,
+  intentStateAfter,
+  keyTooOld,
+  sameInput,
+} from './use-idempotent-mutation';
 
 const trpcError = (httpStatus: number, errorCode: string | null, headers: Record<string, string> = {}) => ({
   message: 'm',
@@ -45,8 +52,12 @@ describe('backoffMs: exponential with jitter, capped', () => {
 
 describe('sameInput: one intent per cart', () => {
   it('ignores key order, not values', () => {
-    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ quantity: 1, productId: 'a' }] })).toBe(true);
-    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ productId: 'a', quantity: 2 }] })).toBe(false);
+    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ quantity: 1, productId: 'a' }] })).toBe(
+      true,
+    );
+    expect(sameInput({ items: [{ productId: 'a', quantity: 1 }] }, { items: [{ productId: 'a', quantity: 2 }] })).toBe(
+      false,
+    );
   });
 });
 
@@ -74,11 +85,15 @@ describe('continues: which submit reuses the key', () => {
   it('after a final answer (a decline), the same input is a new intent', () => {
     expect(continues(intent('over'), { a: 1 })).toBe(false);
   });
-  it('a cancelled checkout (409 CHECKOUT_ABANDONED) ends its intent: paying again for the same cart is a new intent, with a new key', () => {
-    const after = (error: unknown) => intent(intentStateAfter(classifyFailure(error))); // as the hook stores it
-    expect(continues(after(trpcError(409, 'CHECKOUT_ABANDONED')), { a: 1 })).toBe(false);
-    expect(continues(after(trpcError(503, null)), { a: 1 })).toBe(true); // unknown outcome: the same key again
-  });
+  it(
+    'a cancelled checkout (409 CHECKOUT_ABANDONED) ends its intent: paying again for the same cart is a new intent, ' +
+      'with a new key',
+    () => {
+      const endedBy = (error: unknown) => intent(intentStateAfter(classifyFailure(error))); // as the hook stores it
+      expect(continues(endedBy(trpcError(409, 'CHECKOUT_ABANDONED')), { a: 1 })).toBe(false);
+      expect(continues(endedBy(trpcError(503, null)), { a: 1 })).toBe(true); // unknown outcome: the same key again
+    },
+  );
   it('a 422 (the key already belongs to another cart) ends its intent too: the next Pay gets a new key', () => {
     expect(intentStateAfter(classifyFailure(trpcError(422, 'IDEMPOTENCY_KEY_REUSED')))).toBe('over');
   });

@@ -68,7 +68,12 @@ export function classifyFailure(error: unknown): Classified {
   if (status >= 500) return { kind: 'retryable', message, errorCode };
   if (errorCode === 'IDEMPOTENCY_KEY_IN_USE') {
     const header = Number(e.meta?.response?.headers?.get('retry-after'));
-    return { kind: 'retryable', message, errorCode, retryAfterMs: Number.isFinite(header) && header > 0 ? header * 1000 : undefined };
+    return {
+      kind: 'retryable',
+      message,
+      errorCode,
+      retryAfterMs: Number.isFinite(header) && header > 0 ? header * 1000 : undefined,
+    };
   }
   if (errorCode === 'IDEMPOTENCY_KEY_REUSED') return { kind: 'reused', message, errorCode };
   return { kind: 'final', message, errorCode };
@@ -101,7 +106,10 @@ export interface StoredIntent<TInput> {
 export { keyTooOld, safetyMarginMs };
 
 /** Whether a submit of `input` continues `current` (same key) rather than starting a new intent. */
-export function continues<TInput>(current: StoredIntent<TInput> | null, input: TInput): current is StoredIntent<TInput> {
+export function continues<TInput>(
+  current: StoredIntent<TInput> | null,
+  input: TInput,
+): current is StoredIntent<TInput> {
   return current !== null && current.state !== 'over' && sameInput(current.input, input);
 }
 
@@ -184,7 +192,11 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
             setStatus('retrying');
           }
           try {
-            const result = await optionsRef.current.send(intent.input, intent.key, AbortSignal.timeout(ATTEMPT_TIMEOUT_MS));
+            const result = await optionsRef.current.send(
+              intent.input,
+              intent.key,
+              AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+            );
             if (done.current) return;
             done.current = true;
             succeeded.current = true;
@@ -199,7 +211,8 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
             const delay = Math.max(backoffMs(n), last.retryAfterMs ?? 0);
             if (n === MAX_ATTEMPTS || Date.now() - startedAt + delay > MAX_RETRY_WINDOW_MS) break;
             setStatus('retrying');
-            if (typeof navigator !== 'undefined' && !navigator.onLine) continue; // the top of the loop waits for the network
+            // the top of the loop waits for the network
+            if (typeof navigator !== 'undefined' && !navigator.onLine) continue;
             await new Promise((r) => setTimeout(r, delay));
           }
         }

@@ -18,11 +18,12 @@ export default function LabPage() {
       <p>
         Each card is something that goes wrong between a customer and this shop: a double-click, a lost answer, a crash.
         Predict what happens, then run it, with every safeguard or as its <em>unsafe twin</em>, which turns exactly one
-        safeguard off. Each run uses customers the lab makes for itself; your own orders are never touched. The verdict is
-        counted from the database and from the payment provider, never from what the page was told.
+        safeguard off. Each run uses customers the lab makes for itself; your own orders are never touched. The verdict
+        is counted from the database and from the payment provider, never from what the page was told.
       </p>
       <p className="muted">
-        The walkthrough in the project&apos;s <code>docs/</code> folder explains each idea, with the code and the test behind it.
+        The walkthrough in the project&apos;s <code>docs/</code> folder explains each idea, with the code and the test
+        behind it.
       </p>
       {scenarios.isPending && <p>Loading the scenarios…</p>}
       {scenarios.isError && (

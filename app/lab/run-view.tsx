@@ -10,7 +10,8 @@ import { useTRPC } from '../components/trpc';
 export type Prediction = Partial<Record<string, number>>;
 
 const LABELS: Record<string, string> = { orders: 'order', charges: 'charge', quantity: 'mug' };
-const plural = (n: number, what: string) => (what === 'refunded' ? `$${n} refunded` : `${n} ${LABELS[what] ?? what}${n === 1 ? '' : 's'}`);
+const plural = (n: number, what: string) =>
+  what === 'refunded' ? `$${n} refunded` : `${n} ${LABELS[what] ?? what}${n === 1 ? '' : 's'}`;
 
 interface Props {
   runId: string;
@@ -31,9 +32,21 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
   const verdict = data?.verdict;
 
   return (
-    <section className="lab-run" data-testid={testId} data-run-id={runId} data-variant={variant} data-status={data?.status ?? 'starting'} aria-label={`Run (${variant === 'safe' ? 'with every safeguard' : 'the unsafe twin'})`}>
+    <section
+      className="lab-run"
+      data-testid={testId}
+      data-run-id={runId}
+      data-variant={variant}
+      data-status={data?.status ?? 'starting'}
+      aria-label={`Run (${variant === 'safe' ? 'with every safeguard' : 'the unsafe twin'})`}
+    >
       <h3>{variant === 'safe' ? 'Run with every safeguard' : 'Run of the unsafe twin'}</h3>
-      <div role="status" aria-live="polite" data-testid={`${testId}-verdict`} data-ok={verdict ? String(verdict.ok) : ''}>
+      <div
+        role="status"
+        aria-live="polite"
+        data-testid={`${testId}-verdict`}
+        data-ok={verdict ? String(verdict.ok) : ''}
+      >
         {!data || data.status === 'running' ? (
           <p className="muted">Running…</p>
         ) : data.status === 'failed' ? (
@@ -42,11 +55,13 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
           <div className={`notice ${verdict.ok ? 'ok' : 'error'}`}>
             <p>
               <strong>{verdict.ok ? 'As it should be: ' : 'Damage: '}</strong>
-              {counts.map((c) => {
-                const got = verdict.counts[c as keyof typeof verdict.counts] ?? 0;
-                const want = verdict.expected[c as keyof typeof verdict.expected] ?? 0;
-                return `${plural(got, c)}${got === want ? '' : ` (expected ${want})`}`;
-              }).join(', ')}
+              {counts
+                .map((c) => {
+                  const got = verdict.counts[c as keyof typeof verdict.counts] ?? 0;
+                  const want = verdict.expected[c as keyof typeof verdict.expected] ?? 0;
+                  return `${plural(got, c)}${got === want ? '' : ` (expected ${want})`}`;
+                })
+                .join(', ')}
               .
             </p>
             {verdict.checks.map((check) => (
@@ -61,7 +76,8 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
                   .filter((c) => prediction[c] !== undefined)
                   .map((c) => plural(prediction[c]!, c))
                   .join(', ')}
-                ; the records hold {counts.map((c) => plural(verdict.counts[c as keyof typeof verdict.counts] ?? 0, c)).join(', ')}.
+                ; the records hold{' '}
+                {counts.map((c) => plural(verdict.counts[c as keyof typeof verdict.counts] ?? 0, c)).join(', ')}.
               </p>
             )}
           </div>
@@ -69,7 +85,8 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
       </div>
 
       <h4>Timeline</h4>
-      <div className="scroll" tabIndex={0} role="region" aria-label="Timeline">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
+      <section className="scroll" tabIndex={0} aria-label="Timeline">
         <table data-testid={`${testId}-timeline`}>
           <thead>
             <tr>
@@ -85,6 +102,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
           <tbody>
             {(data?.timeline as TimelineRow[] | undefined)?.map((e, i) =>
               e.kind === 'note' ? (
+                // biome-ignore lint/suspicious/noArrayIndexKey: the timeline only grows at its end (place = id)
                 <tr key={i} className="note">
                   <td>{e.t}</td>
                   <td colSpan={6}>
@@ -92,6 +110,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
                   </td>
                 </tr>
               ) : (
+                // biome-ignore lint/suspicious/noArrayIndexKey: as above
                 <tr key={i}>
                   <td>{e.t}</td>
                   <td>
@@ -105,10 +124,15 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
                     {e.answer ?? '—'}
                     {e.replayed ? ' (replayed)' : ''}
                   </td>
-                  <td>{e.keyAfter ? `${e.keyAfter.state}, ${e.keyAfter.recoveryPoint}, token ${e.keyAfter.leaseToken}` : '—'}</td>
+                  <td>
+                    {e.keyAfter
+                      ? `${e.keyAfter.state}, ${e.keyAfter.recoveryPoint}, token ${e.keyAfter.leaseToken}`
+                      : '—'}
+                  </td>
                   <td>
                     {e.provider?.length
                       ? e.provider.map((p, j) => (
+                          // biome-ignore lint/suspicious/noArrayIndexKey: one attempt's calls, in the order made
                           <span key={j}>
                             {p.path.replace('/v1/', '')} key {p.key ?? 'none'}: {p.status ?? 'no answer'}
                             {p.replayed ? ' (replayed by the provider)' : ''}
@@ -122,10 +146,11 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             )}
           </tbody>
         </table>
-      </div>
+      </section>
 
       <h4>Key rows</h4>
-      <div className="scroll" tabIndex={0} role="region" aria-label="Key rows">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
+      <section className="scroll" tabIndex={0} aria-label="Key rows">
         <table data-testid={`${testId}-keys`}>
           <thead>
             <tr>
@@ -141,8 +166,8 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             </tr>
           </thead>
           <tbody>
-            {data?.keys.map((k, i) => (
-              <tr key={i}>
+            {data?.keys.map((k) => (
+              <tr key={`${k.customer}-${k.procedure}-${k.key}`}>
                 <td>{k.customer}</td>
                 <td>{k.procedure}</td>
                 <td>{k.key}</td>
@@ -156,10 +181,11 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
 
       <h4>The provider&apos;s ledger</h4>
-      <div className="scroll" tabIndex={0} role="region" aria-label="The provider's ledger">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
+      <section className="scroll" tabIndex={0} aria-label="The provider's ledger">
         <table data-testid={`${testId}-ledger`}>
           <thead>
             <tr>
@@ -184,7 +210,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
     </section>
   );
 }

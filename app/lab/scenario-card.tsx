@@ -1,15 +1,20 @@
 'use client';
 /** One scenario: the story, the prediction, the two Run buttons, and the run it shows. */
 import { useMutation } from '@tanstack/react-query';
-import { useId, useState } from 'react';
 import type { inferRouterOutputs } from '@trpc/server';
+import { useId, useState } from 'react';
 import type { AppRouter } from '@/server/routers/_app';
 import { useTRPC } from '../components/trpc';
-import { RunView, type Prediction } from './run-view';
+import { type Prediction, RunView } from './run-view';
 
 type ScenarioCardData = inferRouterOutputs<AppRouter>['lab']['scenarios'][number];
 
-const LABELS: Record<string, string> = { orders: 'Orders', charges: 'Charges', quantity: 'Mugs in the cart', refunded: 'Dollars refunded' };
+const LABELS: Record<string, string> = {
+  orders: 'Orders',
+  charges: 'Charges',
+  quantity: 'Mugs in the cart',
+  refunded: 'Dollars refunded',
+};
 
 export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData; number: number }) {
   const trpc = useTRPC();
@@ -37,14 +42,21 @@ export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData;
               min={0}
               max={50}
               value={prediction[c] ?? ''}
-              onChange={(e) => setPrediction({ ...prediction, [c]: e.target.value === '' ? undefined : Number(e.target.value) })}
+              onChange={(e) =>
+                setPrediction({ ...prediction, [c]: e.target.value === '' ? undefined : Number(e.target.value) })
+              }
               data-testid={`predict-${scenario.id}-${c}`}
             />
           </label>
         ))}
       </fieldset>
       <p className="lab-buttons">
-        <button type="button" onClick={() => go('safe')} disabled={!scenario.available || start.isPending} data-testid={`run-safe-${scenario.id}`}>
+        <button
+          type="button"
+          onClick={() => go('safe')}
+          disabled={!scenario.available || start.isPending}
+          data-testid={`run-safe-${scenario.id}`}
+        >
           Run it
         </button>{' '}
         <button
@@ -62,13 +74,24 @@ export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData;
         <br />
         <strong>Unsafe twin:</strong> {scenario.twin}
       </p>
-      {!scenario.available && <p className="muted">This scenario needs the payment simulator (it scripts the provider&apos;s faults).</p>}
+      {!scenario.available && (
+        <p className="muted">This scenario needs the payment simulator (it scripts the provider&apos;s faults).</p>
+      )}
       {start.isError && (
         <p role="alert" className="notice error">
           {start.error.message}
         </p>
       )}
-      {run && <RunView key={run.runId} runId={run.runId} variant={run.variant} counts={scenario.counts} prediction={prediction} testId={`run-${scenario.id}`} />}
+      {run && (
+        <RunView
+          key={run.runId}
+          runId={run.runId}
+          variant={run.variant}
+          counts={scenario.counts}
+          prediction={prediction}
+          testId={`run-${scenario.id}`}
+        />
+      )}
     </article>
   );
 }

@@ -13,25 +13,31 @@ export const idempotencyErrors = {
   IDEMPOTENCY_KEY_REQUIRED: {
     code: 'BAD_REQUEST',
     message:
-      'This operation needs an Idempotency-Key header: a new random value (a UUID) for each new request, sent again unchanged with every retry of it.',
+      'This operation needs an Idempotency-Key header: a new random value (a UUID) for each new request, sent again ' +
+      'unchanged with every retry of it.',
   },
   IDEMPOTENCY_KEY_INVALID: {
     code: 'BAD_REQUEST',
-    message: 'The Idempotency-Key header is malformed: use 1 to 255 printable ASCII characters (a UUID is recommended).',
+    message:
+      'The Idempotency-Key header is malformed: use 1 to 255 printable ASCII characters (a UUID is recommended).',
   },
   IDEMPOTENCY_KEY_REUSED: {
     code: 'UNPROCESSABLE_CONTENT',
     message:
-      'This Idempotency-Key was already used for a different request. Use a new key for a new request; send the same key only to retry the exact same request.',
+      'This Idempotency-Key was already used for a different request. Use a new key for a new request; send the same ' +
+      'key only to retry the exact same request.',
   },
   IDEMPOTENCY_KEY_IN_USE: {
     code: 'CONFLICT',
-    message: 'A request with this Idempotency-Key is still being processed. Retry with the same key after the Retry-After delay.',
+    message:
+      'A request with this Idempotency-Key is still being processed. Retry with the same key after the Retry-After ' +
+      'delay.',
   },
   IDEMPOTENCY_BATCH_REFUSED: {
     code: 'BAD_REQUEST',
     message:
-      'Keyed mutations cannot travel in a batch: a batch shares one set of headers, so its calls would share one Idempotency-Key. Nothing was run. Send them one request each, each with its own key.',
+      'Keyed mutations cannot travel in a batch: a batch shares one set of headers, so its calls would share one ' +
+      'Idempotency-Key. Nothing was run. Send them one request each, each with its own key.',
   },
 } as const satisfies Record<string, { code: TRPCCode; message: string }>;
 

@@ -21,7 +21,7 @@
  * Provider faults are scripted at the payment simulator instead (simulator/stripe.ts).
  */
 import { sql } from 'drizzle-orm';
-import { observeBoundaries, ProcessGone, type BoundaryEvent } from './hooks';
+import { type BoundaryEvent, observeBoundaries, ProcessGone } from './hooks';
 
 export const FAULT_ACTIONS = ['delay', 'fail', 'drop-db', 'kill', 'vanish'] as const;
 export type FaultAction = (typeof FAULT_ACTIONS)[number];
@@ -43,7 +43,8 @@ export interface FaultPlan {
 const MAX_DELAY_MS = 60_000;
 
 const state = globalThis as unknown as { __faults?: { plans: FaultPlan[]; allowKill: boolean; installed: boolean } };
-const faults = (state.__faults ??= { plans: [], allowKill: false, installed: false });
+state.__faults ??= { plans: [], allowKill: false, installed: false };
+const faults = state.__faults;
 
 /** Hooks the observer in. `allowKill`: this is a disposable test server that `kill` may end. */
 export function installFaultInjection(options: { allowKill: boolean }): void {
@@ -56,7 +57,8 @@ export function installFaultInjection(options: { allowKill: boolean }): void {
 /** Plans a fault; installs the observer if nothing has yet (in-process tests, the lab). */
 export function planFault(plan: FaultPlan): void {
   if (!FAULT_ACTIONS.includes(plan.action)) throw new Error(`unknown fault action '${String(plan.action)}'`);
-  if (plan.action === 'kill' && !faults.allowKill) throw new Error("fault 'kill' is only for disposable test servers; use 'vanish' here");
+  if (plan.action === 'kill' && !faults.allowKill)
+    throw new Error("fault 'kill' is only for disposable test servers; use 'vanish' here");
   if (!faults.installed) installFaultInjection({ allowKill: false });
   faults.plans.push({ times: 1, ...plan });
 }
@@ -68,7 +70,8 @@ export function clearFaults(scope?: string): void {
 
 async function onBoundary(event: BoundaryEvent): Promise<void> {
   const i = faults.plans.findIndex(
-    (p) => p.scope === event.scope && p.boundary === event.boundary && (!p.procedure || p.procedure === event.procedure),
+    (p) =>
+      p.scope === event.scope && p.boundary === event.boundary && (!p.procedure || p.procedure === event.procedure),
   );
   if (i < 0) return;
   const plan = faults.plans[i]!;
@@ -100,5 +103,6 @@ async function onBoundary(event: BoundaryEvent): Promise<void> {
  */
 async function cutConnection(event: BoundaryEvent): Promise<void> {
   if (!event.tx) return;
-  await event.tx.execute(sql`select pg_terminate_backend(pg_backend_pid())`).catch(() => {}); // its own end: an error, expected
+  // its own end: an error, expected
+  await event.tx.execute(sql`select pg_terminate_backend(pg_backend_pid())`).catch(() => {});
 }

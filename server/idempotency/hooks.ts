@@ -82,17 +82,22 @@ export class ProcessGone extends Error {
   }
 }
 
-const gone = (err: unknown) => typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[GONE] === true;
+const gone = (err: unknown) =>
+  typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[GONE] === true;
 export const isProcessGone = (err: unknown): boolean => gone(err) || gone((err as { cause?: unknown } | null)?.cause);
 
 export type DecisionListener = (event: DecisionEvent) => void;
 export type BoundaryObserver = (event: BoundaryEvent) => Promise<void> | void;
 
-const registry = globalThis as unknown as { __idempotencyHooks?: { decisions: Set<DecisionListener>; observer?: BoundaryObserver } };
-const hooks = (registry.__idempotencyHooks ??= { decisions: new Set() });
+const registry = globalThis as unknown as {
+  __idempotencyHooks?: { decisions: Set<DecisionListener>; observer?: BoundaryObserver };
+};
+registry.__idempotencyHooks ??= { decisions: new Set() };
+const hooks = registry.__idempotencyHooks;
 
 /** The default listener: one JSON line per decision on stdout. */
-export const logDecisionLine: DecisionListener = (event) => console.info(JSON.stringify({ msg: 'idempotency', ...event }));
+export const logDecisionLine: DecisionListener = (event) =>
+  console.info(JSON.stringify({ msg: 'idempotency', ...event }));
 if (hooks.decisions.size === 0) hooks.decisions.add(logDecisionLine);
 
 /** Adds a decision listener; returns a function that removes it. */

@@ -4,17 +4,17 @@
  * same way in server/routers/checkout.test.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sql as drizzleSql, TransactionRollbackError } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../db/client';
 import { clearFaults, planFault } from './faults';
-import { DECISIONS, onDecision, type DecisionEvent } from './hooks';
+import { DECISIONS, type DecisionEvent, onDecision } from './hooks';
 import { fingerprint, MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
-import { claimKey } from './store';
 import type { Execution } from './request';
-import { countNotes, createNotesTable, makeEveryDecision, tinyApp } from './testing';
+import { claimKey } from './store';
+import { countNotes, createNotesTable, makeEveryDecision, tinyApp, type Wire } from './testing';
 
 const { sql, db } = createDatabase(process.env.DATABASE_URL!, { max: 20 });
 const app = tinyApp(db);
@@ -27,8 +27,8 @@ afterEach(() => clearFaults());
 
 const add = (scope: string, key: string | null, body: unknown = NOTE, headers: [string, string][] = []) =>
   app.http('notes.add', { scope, key, body, headers });
-const noteId = (r: { body: any }): string => r.body.result.data.noteId; // eslint-disable-line @typescript-eslint/no-explicit-any
-const errorCode = (r: { body: any }): string => r.body.error.data.errorCode; // eslint-disable-line @typescript-eslint/no-explicit-any
+const noteId = (r: { body: Wire }): string => r.body.result.data.noteId;
+const errorCode = (r: { body: Wire }): string => r.body.error.data.errorCode;
 
 async function keyRow(scope: string, key: string) {
   const [row] = await sql`select * from idempotency_keys where scope = ${scope} and key = ${key}`;
@@ -100,14 +100,17 @@ describe('rule 4: same key, different input is 422 IDEMPOTENCY_KEY_REUSED', () =
     expect(await countNotes(db, scope)).toBe(1);
   });
 
-  it('the fingerprint is over canonical JSON: the same input with keys in another order is the same request', async () => {
-    const scope = randomUUID();
-    const key = randomUUID();
-    const first = await app.http('notes.add', { scope, key, rawBody: '{"text":"x","outcome":"ok"}' });
-    const reordered = await app.http('notes.add', { scope, key, rawBody: '{ "outcome": "ok", "text": "x" }' });
-    expect(reordered.status).toBe(200);
-    expect(noteId(reordered)).toBe(noteId(first));
-  });
+  it(
+    'the fingerprint is over canonical JSON: the same input with keys in another order is the same ' + 'request',
+    async () => {
+      const scope = randomUUID();
+      const key = randomUUID();
+      const first = await app.http('notes.add', { scope, key, rawBody: '{"text":"x","outcome":"ok"}' });
+      const reordered = await app.http('notes.add', { scope, key, rawBody: '{ "outcome": "ok", "text": "x" }' });
+      expect(reordered.status).toBe(200);
+      expect(noteId(reordered)).toBe(noteId(first));
+    },
+  );
 
   it('invalid input sent with a completed key is a 400 about the input, never a 422', async () => {
     const scope = randomUUID();
@@ -174,16 +177,19 @@ describe('rule 6: a completed key replays its stored answer without running the 
     expect(await countNotes(db, scope)).toBe(1);
   });
 
-  it("a replay sends none of the first answer's own headers: a Set-Cookie the procedure set is never sent again", async () => {
-    const scope = randomUUID();
-    const key = randomUUID();
-    const body = { text: 'with a cookie', setCookie: true };
-    const first = await add(scope, key, body);
-    expect(first.headers.get('set-cookie')).toMatch(/^note-session=/); // the first answer had one
-    const replay = await add(scope, key, body);
-    expect(replay.headers.get('idempotent-replayed')).toBe('true');
-    expect(replay.headers.get('set-cookie')).toBeNull();
-  });
+  it(
+    "a replay sends none of the first answer's own headers: a Set-Cookie the procedure set is never sent " + 'again',
+    async () => {
+      const scope = randomUUID();
+      const key = randomUUID();
+      const body = { text: 'with a cookie', setCookie: true };
+      const first = await add(scope, key, body);
+      expect(first.headers.get('set-cookie')).toMatch(/^note-session=/); // the first answer had one
+      const replay = await add(scope, key, body);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.headers.get('set-cookie')).toBeNull();
+    },
+  );
 
   it('a replay sends one claim between BEGIN and ROLLBACK, and nothing else', async () => {
     const scope = randomUUID();
@@ -225,8 +231,13 @@ describe('rule 6: a completed key replays its stored answer without running the 
       let xid: string | null | undefined;
       await db
         .transaction(async (tx) => {
-          await claimKey(tx, { scope, procedure: 'notes.add', key: k }, fingerprint('notes.add', NOTE), { ttlMs: 3_600_000, waitMs: 1_000 });
-          const [row] = await tx.execute<{ xid: string | null }>(drizzleSql`select pg_current_xact_id_if_assigned()::text as xid`);
+          await claimKey(tx, { scope, procedure: 'notes.add', key: k }, fingerprint('notes.add', NOTE), {
+            ttlMs: 3_600_000,
+            waitMs: 1_000,
+          });
+          const [row] = await tx.execute<{ xid: string | null }>(
+            drizzleSql`select pg_current_xact_id_if_assigned()::text as xid`,
+          );
           xid = row!.xid;
           tx.rollback();
         })
@@ -290,20 +301,23 @@ describe('rule 7: a duplicate of an in-flight request waits for it, within a bou
     await holder;
   });
 
-  it('the bound covers the claim only: with a bound of 0, the procedure may still wait on an ordinary lock', async () => {
-    const strict = tinyApp(db, { waitMs: 0 });
-    const scope = randomUUID();
-    // Another transaction holds a lock the procedure's insert needs, for 300 ms; nobody holds the key.
-    const holder = sql.begin(async (tx) => {
-      await tx`lock table idempotency_test_notes in exclusive mode`;
-      await new Promise((r) => setTimeout(r, 300));
-    });
-    await new Promise((r) => setTimeout(r, 50));
-    const res = await strict.http('notes.add', { scope, key: randomUUID(), body: NOTE });
-    await holder;
-    expect(res.status).toBe(200); // not 409 IDEMPOTENCY_KEY_IN_USE
-    expect(await countNotes(db, scope)).toBe(1);
-  });
+  it(
+    'the bound covers the claim only: with a bound of 0, the procedure may still wait on an ordinary ' + 'lock',
+    async () => {
+      const strict = tinyApp(db, { waitMs: 0 });
+      const scope = randomUUID();
+      // Another transaction holds a lock the procedure's insert needs, for 300 ms; nobody holds the key.
+      const holder = sql.begin(async (tx) => {
+        await tx`lock table idempotency_test_notes in exclusive mode`;
+        await new Promise((r) => setTimeout(r, 300));
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await strict.http('notes.add', { scope, key: randomUUID(), body: NOTE });
+      await holder;
+      expect(res.status).toBe(200); // not 409 IDEMPOTENCY_KEY_IN_USE
+      expect(await countNotes(db, scope)).toBe(1);
+    },
+  );
 
   it('strict mode (bound 0): 409 at once, as the IETF draft says', async () => {
     const scope = randomUUID();
@@ -332,7 +346,8 @@ describe('rule 8: what is stored when the procedure fails', () => {
     const replay = await add(scope, key, body);
     expect(replay.status).toBe(409);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
-    const withoutStack = (r: { body: any }) => JSON.stringify({ ...r.body.error, data: { ...r.body.error.data, stack: undefined } }); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const withoutStack = (r: { body: Wire }) =>
+      JSON.stringify({ ...r.body.error, data: { ...r.body.error.data, stack: undefined } });
     expect(withoutStack(replay)).toBe(withoutStack(first)); // same message, errorCode
     expect(await countNotes(db, scope)).toBe(0); // the work was rolled back; only the answer was kept
   });
@@ -422,9 +437,11 @@ describe('rule 10: keys expire, and a reaper deletes them', () => {
     const scope = randomUUID();
     const keys = Array.from({ length: 7 }, () => randomUUID());
     for (const key of keys) await add(scope, key);
-    await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = ${scope} and key in ${sql(keys.slice(0, 5))}`;
+    await sql`update idempotency_keys set expires_at = now() - interval '1 hour' where scope = ${scope} and key in
+      ${sql(keys.slice(0, 5))}`;
 
-    const deleted = await reapExpiredKeys(db, { batchSize: 2 }); // batches of 2: 2 + 2 + 1, plus any other test's expired keys
+    // batches of 2: 2 + 2 + 1, plus any other test's expired keys
+    const deleted = await reapExpiredKeys(db, { batchSize: 2 });
     expect(deleted).toBeGreaterThanOrEqual(5);
     const [left] = await sql<{ n: number }[]>`select count(*)::int as n from idempotency_keys where scope = ${scope}`;
     expect(left!.n).toBe(2);
@@ -465,7 +482,9 @@ describe('the reaper is paced', () => {
 
 describe('rule 11: the keys table enforces its own limits', () => {
   it('has the unique claim index and the reaper index', async () => {
-    const indexes = await sql<{ indexdef: string }[]>`select indexdef from pg_indexes where tablename = 'idempotency_keys'`;
+    const indexes = await sql<
+      { indexdef: string }[]
+    >`select indexdef from pg_indexes where tablename = 'idempotency_keys'`;
     const defs = indexes.map((i) => i.indexdef).join('\n');
     expect(defs).toMatch(/UNIQUE INDEX idempotency_keys_scope_procedure_key_idx .*\(scope, procedure, key\)/);
     expect(defs).toMatch(/idempotency_keys_expires_at_idx .*\(expires_at\)/);
@@ -476,7 +495,14 @@ describe('rule 11: the keys table enforces its own limits', () => {
     ['a fingerprint that is not SHA-256 hex', { fingerprint: 'abc' }],
     ['a completed state with no stored result', { state: 'completed' }],
   ])('refuses %s', async (_name, override) => {
-    const row = { scope: randomUUID(), procedure: 'p', key: 'k', fingerprint: 'a'.repeat(64), state: 'started', ...override };
+    const row = {
+      scope: randomUUID(),
+      procedure: 'p',
+      key: 'k',
+      fingerprint: 'a'.repeat(64),
+      state: 'started',
+      ...override,
+    };
     await expect(
       sql`insert into idempotency_keys (scope, procedure, key, fingerprint, state, expires_at)
           values (${row.scope}, ${row.procedure}, ${row.key}, ${row.fingerprint}, ${row.state}, now())`,
@@ -510,7 +536,13 @@ describe('rule 12: one decision per request, reported without the key', () => {
       await add(scope, null);
       await add(scope, '');
       const mine = seen.filter((l) => l.scope === scope);
-      expect(mine.map((l) => l.decision)).toEqual(['executed', 'replayed', 'reused_with_different_input', 'missing', 'invalid']);
+      expect(mine.map((l) => l.decision)).toEqual([
+        'executed',
+        'replayed',
+        'reused_with_different_input',
+        'missing',
+        'invalid',
+      ]);
       expect(JSON.stringify(mine)).not.toContain(key);
       expect(mine.every((l) => l.procedure === 'notes.add')).toBe(true);
     } finally {
@@ -520,15 +552,18 @@ describe('rule 12: one decision per request, reported without the key', () => {
 });
 
 describe('concurrency', () => {
-  it('a storm: 50 concurrent requests with one key give exactly 1 note and 50 identical bodies, 49 replayed', async () => {
-    const scope = randomUUID();
-    const key = randomUUID();
-    const results = await Promise.all(Array.from({ length: 50 }, () => add(scope, key)));
-    expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
-    expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
-    expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
-    expect(await countNotes(db, scope)).toBe(1);
-  });
+  it(
+    'a storm: 50 concurrent requests with one key give exactly 1 note and 50 identical bodies, 49 ' + 'replayed',
+    async () => {
+      const scope = randomUUID();
+      const key = randomUUID();
+      const results = await Promise.all(Array.from({ length: 50 }, () => add(scope, key)));
+      expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+      expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
+      expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
+      expect(await countNotes(db, scope)).toBe(1);
+    },
+  );
 
   it('1,000 requests over 100 keys at concurrency 20 give exactly 100 notes, one per key', async () => {
     const scope = randomUUID();

@@ -38,11 +38,16 @@ describe('random interleavings of keyed requests', () => {
         // One scope per key, so that each key's notes are counted on their own, under any key row.
         const scopes = keys.map(() => randomUUID());
         // Each request that runs holds its key for one of the planned durations (in arrival order).
-        for (const r of requests) if (r.holdMs > 0) planFault({ scope: scopes[r.key]!, boundary: 'executed', action: 'delay', ms: r.holdMs });
+        for (const r of requests)
+          if (r.holdMs > 0) planFault({ scope: scopes[r.key]!, boundary: 'executed', action: 'delay', ms: r.holdMs });
         const answers = await Promise.all(
           requests.map(async (r) => {
             await new Promise((resolve) => setTimeout(resolve, r.startAfterMs));
-            const res = await app.http('notes.add', { scope: scopes[r.key]!, key: keys[r.key]!, body: PAYLOADS[r.payload] });
+            const res = await app.http('notes.add', {
+              scope: scopes[r.key]!,
+              key: keys[r.key]!,
+              body: PAYLOADS[r.payload],
+            });
             // A stack trace (sent outside production only) is where a replayed error differs.
             if (res.body?.error?.data) delete res.body.error.data.stack;
             return { ...r, status: res.status, body: JSON.stringify(res.body) };
@@ -53,13 +58,18 @@ describe('random interleavings of keyed requests', () => {
         for (let k = 0; k < keys.length; k++) {
           const forKey = answers.filter((a) => a.key === k);
           if (forKey.length === 0) continue;
-          const [row] = await sql`select id, fingerprint, response_status from idempotency_keys where scope = ${scopes[k]!} and key = ${keys[k]!}`;
+          const [row] =
+            await sql`select id, fingerprint, response_status from idempotency_keys where scope = ${scopes[k]!} and
+              key = ${keys[k]!}`;
           const notes = await sql`select id from idempotency_test_notes where scope = ${scopes[k]!}`;
           expect(notes.length).toBeLessThanOrEqual(1);
 
           const answered = forKey.filter((a) => a.status !== 422);
           // Every non-422 answer is one and the same answer, and came from the stored payload.
-          expect(new Set(answered.map((a) => `${a.status} ${a.body}`)), JSON.stringify(answered, null, 1)).toHaveProperty('size', 1);
+          expect(
+            new Set(answered.map((a) => `${a.status} ${a.body}`)),
+            JSON.stringify(answered, null, 1),
+          ).toHaveProperty('size', 1);
           expect(new Set(answered.map((a) => a.payload)).size).toBeLessThanOrEqual(1);
           const winner = answered[0];
           if (winner) {

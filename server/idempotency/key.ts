@@ -31,11 +31,17 @@ export function parseIdempotencyKey(headers: Headers): ParsedKey {
     if (!m) return { ok: false, reason: 'invalid', problem: 'a quoted key must be one well-formed string' };
     key = m[1]!.replace(/\\(["\\])/g, '$1');
   } else if (raw.includes(',')) {
-    return { ok: false, reason: 'invalid', problem: 'send exactly one Idempotency-Key header (a bare key cannot contain a comma)' };
+    return {
+      ok: false,
+      reason: 'invalid',
+      problem: 'send exactly one Idempotency-Key header (a bare key cannot contain a comma)',
+    };
   }
   if (key.length === 0) return { ok: false, reason: 'invalid', problem: 'the key is empty' };
-  if (key.length > MAX_KEY_LENGTH) return { ok: false, reason: 'invalid', problem: `the key is longer than ${MAX_KEY_LENGTH} characters` };
-  if (!PRINTABLE_ASCII.test(key)) return { ok: false, reason: 'invalid', problem: 'the key must be printable ASCII (a UUID is recommended)' };
+  if (key.length > MAX_KEY_LENGTH)
+    return { ok: false, reason: 'invalid', problem: `the key is longer than ${MAX_KEY_LENGTH} characters` };
+  if (!PRINTABLE_ASCII.test(key))
+    return { ok: false, reason: 'invalid', problem: 'the key must be printable ASCII (a UUID is recommended)' };
   return { ok: true, key };
 }
 

@@ -2,11 +2,20 @@
  * Keyed procedures whose whole effect is in the database: the claim, the work and the stored answer
  * are one transaction. See README.md in this folder for the flow and why it is crash-safe.
  */
-import { pipelinedTransaction, type Db, type TransactionEnd, type Tx } from '../../db/client';
+import { type Db, pipelinedTransaction, type TransactionEnd, type Tx } from '../../db/client';
 import { toStoredError } from './errors';
 import { reached } from './hooks';
-import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall, type KeyState } from './request';
-import { claimStatement, completeKeyStatement, deleteIfExpired, findLiveKey, insertCompletedFailure, readClaim, type Claim, type ExistingKey } from './store';
+import { type Execution, isStoredFailure, type KeyedCall, KeyedRequest, type KeyState } from './request';
+import {
+  type Claim,
+  claimStatement,
+  completeKeyStatement,
+  deleteIfExpired,
+  type ExistingKey,
+  findLiveKey,
+  insertCompletedFailure,
+  readClaim,
+} from './store';
 
 export interface OneTransactionOptions {
   /** How long a key and its answer are kept. */
@@ -40,7 +49,8 @@ const isLockTimeout = (err: unknown) =>
 export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>): Promise<R> {
   const request = new KeyedRequest(call, call.options.waitMs);
   const { k, fp } = request;
-  const at = (boundary: string, tx?: Tx, keyId?: string) => reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
+  const at = (boundary: string, tx?: Tx, keyId?: string) =>
+    reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const attempt = await claimAndExecute();
@@ -61,21 +71,25 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
       // The wait on a duplicate in flight is bounded by what is left of this request's bound, over
       // every round, not by the whole bound again each round.
       const waitMs = Math.max(1, request.deadline - Date.now());
-      outcome = await pipelinedTransaction(call.db, claimStatement(k, fp, { ...call.options, waitMs }), async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
-        const claim = readClaim(rows);
-        if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
-        keyId = claim.id;
-        await at('claimed', tx, claim.id);
+      outcome = await pipelinedTransaction(
+        call.db,
+        claimStatement(k, fp, { ...call.options, waitMs }),
+        async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
+          const claim = readClaim(rows);
+          if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
+          keyId = claim.id;
+          await at('claimed', tx, claim.id);
 
-        const execution = await call.execute(tx, claim.id);
-        if (!execution.ok) throw new RollBack(execution as Extract<Execution, { ok: false }>);
-        await at('executed', tx, claim.id);
-        // Stored and returned as the same JSON, so the first answer and every replay are identical.
-        const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
-        result = { ...execution, data };
-        // The answer is recorded by the last statement of the transaction that did the work.
-        return { commit: 'executed', last: completeKeyStatement(claim.id, 200, { ok: true, data }) };
-      });
+          const execution = await call.execute(tx, claim.id);
+          if (!execution.ok) throw new RollBack(execution as Extract<Execution, { ok: false }>);
+          await at('executed', tx, claim.id);
+          // Stored and returned as the same JSON, so the first answer and every replay are identical.
+          const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
+          result = { ...execution, data };
+          // The answer is recorded by the last statement of the transaction that did the work.
+          return { commit: 'executed', last: completeKeyStatement(claim.id, 200, { ok: true, data }) };
+        },
+      );
     } catch (err) {
       if (isLockTimeout(err)) return request.inUse();
       if (!(err instanceof RollBack)) throw err; // our own SQL failed: nothing was kept; a 500
@@ -118,7 +132,14 @@ export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>
     }
     const stored = toStoredError(error);
     const described = KeyedRequest.describe(error);
-    const id = await insertCompletedFailure(call.db, k, fp, described.status as number, { ok: false, error: stored }, call.options.ttlMs);
+    const id = await insertCompletedFailure(
+      call.db,
+      k,
+      fp,
+      described.status as number,
+      { ok: false, error: stored },
+      call.options.ttlMs,
+    );
     if (!id) return 'conflict';
     request.log('failure_stored', described);
     return rollback.execution as R;

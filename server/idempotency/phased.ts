@@ -3,14 +3,25 @@
  * roll back: the claim commits at once with a lease and a fencing token, and the work runs as named
  * steps, each its own transaction. See README.md in this folder for the states and the rules.
  */
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+
 import type { TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { Db, Tx } from '../../db/client';
 import type { IdempotencyKey } from '../../db/schema';
 import { IdempotencyError, toStoredError } from './errors';
-import { isProcessGone, reached, type Decision } from './hooks';
-import { isStoredFailure, KeyedRequest, type Execution, type KeyedCall } from './request';
-import { claimPhased, deleteIfExpired, findLiveKey, finishPhased, recordFinalStep, recordStep, releasePhased, takeOver, type StoredResponse } from './store';
+import { type Decision, isProcessGone, reached } from './hooks';
+import { type Execution, isStoredFailure, type KeyedCall, KeyedRequest } from './request';
+import {
+  claimPhased,
+  deleteIfExpired,
+  findLiveKey,
+  finishPhased,
+  recordFinalStep,
+  recordStep,
+  releasePhased,
+  type StoredResponse,
+  takeOver,
+} from './store';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -61,11 +72,16 @@ export interface PhaseOptions {
 /** Steps bound to one holding of one key row. */
 export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: number): Steps {
   const progress: Record<string, Json> = { ...(row.progress as Record<string, Json>) };
-  const at = (boundary: string, tx?: Tx) => reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary, tx });
+  const at = (boundary: string, tx?: Tx) =>
+    reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary, tx });
   let finished: StoredResponse | undefined;
 
   /** One step's transaction: `fn`, then the fenced record (and, for a last step, the answer). */
-  async function run<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>, answer?: (value: T) => { status: number; body: StoredResponse }): Promise<T> {
+  async function run<T extends Json>(
+    name: string,
+    fn: (tx: Tx) => Promise<T>,
+    answer?: (value: T) => { status: number; body: StoredResponse },
+  ): Promise<T> {
     // A crash played inside the step (fault injection) cuts the step's connection, and the driver may
     // fail the transaction with "connection closed" before the step itself has stopped: the crash,
     // once the step has stopped, is the error that counts.
@@ -116,11 +132,16 @@ export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: nu
       return run(name, fn, (value) => ({ status: 200, body: { ok: true, data: value } }));
     },
     async fail(name: string, error: TRPCError, fn: (tx: Tx) => Promise<void>): Promise<never> {
-      if (!isStoredFailure(error)) throw new Error(`steps.fail() stores answers: ${error.code} is not a stored failure`);
-      await run(name, async (tx) => {
-        await fn(tx);
-        return null;
-      }, () => ({ status: getHTTPStatusCodeFromError(error), body: { ok: false, error: toStoredError(error) } }));
+      if (!isStoredFailure(error))
+        throw new Error(`steps.fail() stores answers: ${error.code} is not a stored failure`);
+      await run(
+        name,
+        async (tx) => {
+          await fn(tx);
+          return null;
+        },
+        () => ({ status: getHTTPStatusCodeFromError(error), body: { ok: false, error: toStoredError(error) } }),
+      );
       throw error;
     },
   };
@@ -173,7 +194,10 @@ export async function drive<R extends Execution>(
   if (error.cause instanceof LeaseLost) lost();
   if (isStoredFailure(error)) {
     const described = KeyedRequest.describe(error);
-    if (!(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))) lost();
+    if (
+      !(await finishPhased(db, row.id, token, described.status as number, { ok: false, error: toStoredError(error) }))
+    )
+      lost();
     log('failure_stored', described);
     await stored();
     return execution;
@@ -197,7 +221,9 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
   const log = (decision: Decision, extra?: Record<string, unknown>) => request.log(decision, extra);
   const run = async (holding: Holding) => {
     await reached({ procedure: k.procedure, scope: k.scope, keyId: holding.row.id, boundary: 'claimed' });
-    return drive(call.db, holding, call.options, call.execute, log, () => request.inUse({ reason: 'lease taken over' }));
+    return drive(call.db, holding, call.options, call.execute, log, () =>
+      request.inUse({ reason: 'lease taken over' }),
+    );
   };
 
   for (;;) {
@@ -228,4 +254,3 @@ export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promi
     await request.pause();
   }
 }
-

@@ -3,11 +3,12 @@
  * checked, the fingerprint, the deadline for waiting on an in-flight duplicate, and the answers that
  * do not run the procedure (a replay, 422, 409). Everything here is the same for both kinds.
  */
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+
 import type { TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { IdempotencyKey } from '../../db/schema';
 import { errorCodeOf, IdempotencyError, ReplayedError } from './errors';
-import { reportDecision, type Decision } from './hooks';
+import { type Decision, reportDecision } from './hooks';
 import { fingerprint, keyTag, parseIdempotencyKey } from './key';
 import type { KeyId, StoredResponse } from './store';
 
@@ -68,8 +69,17 @@ export class KeyedRequest {
     if (requestId && /^[\x21-\x7e]{1,64}$/.test(requestId)) this.tags = { ...tags, requestId };
     const parsed = parseIdempotencyKey(call.headers);
     if (!parsed.ok) {
-      reportDecision({ decision: parsed.reason, procedure: call.procedure, scope: call.scope, problem: parsed.problem, ...this.tags });
-      throw new IdempotencyError(parsed.reason === 'missing' ? 'IDEMPOTENCY_KEY_REQUIRED' : 'IDEMPOTENCY_KEY_INVALID', parsed.reason === 'invalid' ? `(${parsed.problem})` : undefined);
+      reportDecision({
+        decision: parsed.reason,
+        procedure: call.procedure,
+        scope: call.scope,
+        problem: parsed.problem,
+        ...this.tags,
+      });
+      throw new IdempotencyError(
+        parsed.reason === 'missing' ? 'IDEMPOTENCY_KEY_REQUIRED' : 'IDEMPOTENCY_KEY_INVALID',
+        parsed.reason === 'invalid' ? `(${parsed.problem})` : undefined,
+      );
     }
     this.k = { scope: call.scope, procedure: call.procedure, key: parsed.key };
     this.fp = fingerprint(call.procedure, call.rawInput);
@@ -78,7 +88,15 @@ export class KeyedRequest {
   }
 
   log(decision: Decision, extra: Record<string, unknown> = {}): void {
-    reportDecision({ decision, procedure: this.k.procedure, scope: this.k.scope, keyTag: this.tag, ms: Date.now() - this.started, ...this.tags, ...extra });
+    reportDecision({
+      decision,
+      procedure: this.k.procedure,
+      scope: this.k.scope,
+      keyTag: this.tag,
+      ms: Date.now() - this.started,
+      ...this.tags,
+      ...extra,
+    });
   }
 
   /** The answer a completed row gives this request: its stored result, or 422 for other input. */

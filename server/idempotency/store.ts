@@ -2,9 +2,9 @@
  * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
  * The table is `idempotency_keys` in db/schema.ts. Nothing outside this folder writes to it.
  */
-import { and, eq, gt, inArray, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
-import { idempotencyKeys, type IdempotencyKey } from '../../db/schema';
+import { type IdempotencyKey, idempotencyKeys } from '../../db/schema';
 import type { StoredError } from './errors';
 
 export interface KeyId {
@@ -13,9 +13,7 @@ export interface KeyId {
   key: string;
 }
 
-export type StoredResponse =
-  | { ok: true; data: unknown }
-  | { ok: false; error: StoredError };
+export type StoredResponse = { ok: true; data: unknown } | { ok: false; error: StoredError };
 
 const sameKey = (k: KeyId) =>
   and(eq(idempotencyKeys.scope, k.scope), eq(idempotencyKeys.procedure, k.procedure), eq(idempotencyKeys.key, k.key));
@@ -34,9 +32,7 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
 }
 
 /** What the claim found: the key is ours now, or here is the row that holds it. */
-export type Claim =
-  | { claimed: true; id: string }
-  | { claimed: false; existing: ExistingKey | undefined };
+export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey | undefined };
 
 /** The columns of an existing key that decide the answer, and whether it has expired. */
 export interface ExistingKey {
@@ -57,7 +53,8 @@ export interface ExistingKey {
  *
  * A first execution therefore costs no separate lookup, and a replay costs this one statement (a
  * conflicting ON CONFLICT DO NOTHING writes nothing: it finds the row in the index and stops, before
- * any tuple or WAL record is made: its transaction never gets a transaction id, as idempotency.test.ts checks). The row read back is the
+ * any tuple or WAL record is made: its transaction never gets a transaction id, as idempotency.test.ts checks). The row
+ * read back is the
  * one in this statement's snapshot: a claim that waited on a duplicate in flight sees the conflict
  * but not the row (it committed after the snapshot was taken), and gets `existing: undefined`; the
  * caller then reads it afresh (findLiveKey).
@@ -74,13 +71,16 @@ export function claimStatement(k: KeyId, fingerprint: string, options: { ttlMs: 
   return sql`
     with claim as (
       insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-      select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs => ${options.ttlMs / 1000})
+      select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs =>
+        ${options.ttlMs / 1000})
       from (
         select set_config('lock_timeout', ${lockTimeout}, true)
-        from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
+        from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as
+          saved
       ) as bounded_wait
       on conflict (scope, procedure, key) do nothing
-      returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as restored
+      returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as
+        restored
     )
     select id, true as claimed, null::text as state, null::text as fingerprint, null::integer as response_status,
            null::json as response_body, false as expired
@@ -110,7 +110,12 @@ export function readClaim(rows: Record<string, unknown>[]): Claim {
 }
 
 /** The claim on its own, in a caller's transaction: the new row's id, or undefined when the key exists. */
-export async function claimKey(tx: Tx, k: KeyId, fingerprint: string, options: { ttlMs: number; waitMs: number }): Promise<string | undefined> {
+export async function claimKey(
+  tx: Tx,
+  k: KeyId,
+  fingerprint: string,
+  options: { ttlMs: number; waitMs: number },
+): Promise<string | undefined> {
   const claim = readClaim(await tx.execute<Record<string, unknown>>(claimStatement(k, fingerprint, options)));
   return claim.claimed ? claim.id : undefined;
 }
@@ -205,7 +210,12 @@ export async function claimPhased(
  * Takes over a started key whose lease expired or was released, bumping the fencing token: from
  * now on, every write of the previous holder matches no row. Undefined if someone holds it.
  */
-export async function takeOver(db: DbOrTx, id: string, leaseMs: number, options: { byCompleter?: boolean } = {}): Promise<IdempotencyKey | undefined> {
+export async function takeOver(
+  db: DbOrTx,
+  id: string,
+  leaseMs: number,
+  options: { byCompleter?: boolean } = {},
+): Promise<IdempotencyKey | undefined> {
   const [row] = await db
     .update(idempotencyKeys)
     .set({
@@ -228,7 +238,14 @@ export async function takeOver(db: DbOrTx, id: string, leaseMs: number, options:
  * Records a step's result and recovery point and renews the lease, in the step's own transaction,
  * fenced by the token. False when the lease was taken over: the caller rolls the step back.
  */
-export async function recordStep(tx: Tx, id: string, token: number, name: string, value: unknown, leaseMs: number): Promise<boolean> {
+export async function recordStep(
+  tx: Tx,
+  id: string,
+  token: number,
+  name: string,
+  value: unknown,
+  leaseMs: number,
+): Promise<boolean> {
   const fenced = await tx
     .update(idempotencyKeys)
     .set({
@@ -246,7 +263,15 @@ export async function recordStep(tx: Tx, id: string, token: number, name: string
  * the answer commit together or not at all (a refusal and the undoing of its reservation, say).
  * Fenced like every step: false when the lease was lost.
  */
-export async function recordFinalStep(tx: Tx, id: string, token: number, name: string, value: unknown, status: number, body: StoredResponse): Promise<boolean> {
+export async function recordFinalStep(
+  tx: Tx,
+  id: string,
+  token: number,
+  name: string,
+  value: unknown,
+  status: number,
+  body: StoredResponse,
+): Promise<boolean> {
   const done = await tx
     .update(idempotencyKeys)
     .set({
@@ -264,10 +289,23 @@ export async function recordFinalStep(tx: Tx, id: string, token: number, name: s
 }
 
 /** Stores the final answer of a phased key, fenced like every step. False when the lease was lost. */
-export async function finishPhased(db: DbOrTx, id: string, token: number, status: number, body: StoredResponse): Promise<boolean> {
+export async function finishPhased(
+  db: DbOrTx,
+  id: string,
+  token: number,
+  status: number,
+  body: StoredResponse,
+): Promise<boolean> {
   const done = await db
     .update(idempotencyKeys)
-    .set({ state: 'completed', recoveryPoint: 'finished', responseStatus: status, responseBody: body, completedAt: sql`now()`, lockedUntil: null })
+    .set({
+      state: 'completed',
+      recoveryPoint: 'finished',
+      responseStatus: status,
+      responseBody: body,
+      completedAt: sql`now()`,
+      lockedUntil: null,
+    })
     .where(heldBy(id, token))
     .returning({ id: idempotencyKeys.id });
   return done.length > 0;
@@ -278,7 +316,12 @@ export async function finishPhased(db: DbOrTx, id: string, token: number, status
  * before any step), so the row goes and the key is free; otherwise the lease ends now and the next
  * retry (or the completer) takes over at once, resuming from the recovery point.
  */
-export async function releasePhased(db: DbOrTx, id: string, token: number, { forget }: { forget: boolean }): Promise<void> {
+export async function releasePhased(
+  db: DbOrTx,
+  id: string,
+  token: number,
+  { forget }: { forget: boolean },
+): Promise<void> {
   if (forget) {
     await db.delete(idempotencyKeys).where(and(heldBy(id, token), eq(idempotencyKeys.recoveryPoint, 'started')));
   } else {
@@ -292,11 +335,18 @@ export async function releasePhased(db: DbOrTx, id: string, token: number, { for
  */
 export async function findAbandoned(
   db: DbOrTx,
-  options: { procedures: string[]; olderThanSeconds: number; limit: number; scope?: string; backoffBaseSeconds: number },
+  options: {
+    procedures: string[];
+    olderThanSeconds: number;
+    limit: number;
+    scope?: string;
+    backoffBaseSeconds: number;
+  },
 ): Promise<string[]> {
   // A key the completer failed to finish waits longer before its next try: 2^runs x base seconds
   // after its lease ended, at most an hour.
-  const spaced = sql`${idempotencyKeys.lockedUntil} < now() - make_interval(secs => least(3600, ${options.backoffBaseSeconds} * (power(2, ${idempotencyKeys.completerRuns}) - 1)))`;
+  const spaced = sql`${idempotencyKeys.lockedUntil} < now() - make_interval(secs => least(3600,
+    ${options.backoffBaseSeconds} * (power(2, ${idempotencyKeys.completerRuns}) - 1)))`;
   const rows = await db
     .select({ id: idempotencyKeys.id })
     .from(idempotencyKeys)
@@ -338,14 +388,20 @@ export async function reapExpiredBatch(db: DbOrTx, batchSize: number): Promise<n
 
 /** Keys claimed and not answered yet: phased procedures at work, or abandoned (the in-flight gauge). */
 export async function countKeysInFlight(db: DbOrTx): Promise<number> {
-  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(idempotencyKeys).where(eq(idempotencyKeys.state, 'started'));
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(idempotencyKeys)
+    .where(eq(idempotencyKeys.state, 'started'));
   return row!.n;
 }
 
 /** The state of each of these key rows that still exists (reconcile: a given-up checkout, or an expired one). */
 export async function keyStatesOf(db: DbOrTx, ids: string[]): Promise<Map<string, IdempotencyKey['state']>> {
   if (ids.length === 0) return new Map();
-  const rows = await db.select({ id: idempotencyKeys.id, state: idempotencyKeys.state }).from(idempotencyKeys).where(inArray(idempotencyKeys.id, ids));
+  const rows = await db
+    .select({ id: idempotencyKeys.id, state: idempotencyKeys.state })
+    .from(idempotencyKeys)
+    .where(inArray(idempotencyKeys.id, ids));
   return new Map(rows.map((r) => [r.id, r.state]));
 }
 
@@ -357,23 +413,46 @@ export async function keyStatesOf(db: DbOrTx, ids: string[]): Promise<Map<string
 export async function fastForwardKey(db: DbOrTx, k: KeyId, what: 'lease' | 'expiry'): Promise<void> {
   await db
     .update(idempotencyKeys)
-    .set(what === 'lease' ? { lockedUntil: sql`now() - interval '1 millisecond'` } : { expiresAt: sql`now() - interval '1 millisecond'` })
+    .set(
+      what === 'lease'
+        ? { lockedUntil: sql`now() - interval '1 millisecond'` }
+        : { expiresAt: sql`now() - interval '1 millisecond'` },
+    )
     .where(sameKey(k));
 }
 
 /** Lab only: the key rows of some scopes, newest first (what the lab shows beside its timeline). */
 export async function keyRowsOf(db: DbOrTx, scopes: string[]): Promise<IdempotencyKey[]> {
   if (scopes.length === 0) return [];
-  return db.select().from(idempotencyKeys).where(inArray(idempotencyKeys.scope, scopes)).orderBy(idempotencyKeys.createdAt);
+  return db
+    .select()
+    .from(idempotencyKeys)
+    .where(inArray(idempotencyKeys.scope, scopes))
+    .orderBy(idempotencyKeys.createdAt);
 }
 
 /**
  * Lab only, for its unsafe twins: stores an answer for a key that was never claimed (after the work,
  * in a statement of its own). ON CONFLICT DO NOTHING: when another copy stored first, this one is lost.
  */
-export async function storeAnswerAfterTheFact(db: DbOrTx, k: KeyId, fingerprint: string, body: StoredResponse, ttlMs: number): Promise<void> {
+export async function storeAnswerAfterTheFact(
+  db: DbOrTx,
+  k: KeyId,
+  fingerprint: string,
+  body: StoredResponse,
+  ttlMs: number,
+): Promise<void> {
   await db
     .insert(idempotencyKeys)
-    .values({ ...k, fingerprint, state: 'completed', recoveryPoint: 'finished', responseStatus: 200, responseBody: body, completedAt: sql`now()`, expiresAt: sql`now() + make_interval(secs => ${ttlMs / 1000})` })
+    .values({
+      ...k,
+      fingerprint,
+      state: 'completed',
+      recoveryPoint: 'finished',
+      responseStatus: 200,
+      responseBody: body,
+      completedAt: sql`now()`,
+      expiresAt: sql`now() + make_interval(secs => ${ttlMs / 1000})`,
+    })
     .onConflictDoNothing();
 }

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import type { Db, DbOrTx } from '../../db/client';
 import { errorCodeOf } from './errors';
 import { planFault } from './faults';
-import { oneTransactionIdempotency, phasedIdempotency, type KeyedContext } from './trpc';
+import { type KeyedContext, oneTransactionIdempotency, phasedIdempotency } from './trpc';
 
 export async function createNotesTable(db: DbOrTx): Promise<void> {
   await db.execute(sql`
@@ -30,7 +30,9 @@ export async function createNotesTable(db: DbOrTx): Promise<void> {
 }
 
 export async function countNotes(db: DbOrTx, scope: string): Promise<number> {
-  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from idempotency_test_notes where scope = ${scope}`);
+  const [row] = await db.execute<{ n: number }>(
+    sql`select count(*)::int as n from idempotency_test_notes where scope = ${scope}`,
+  );
   return row!.n;
 }
 
@@ -58,6 +60,10 @@ export class FakeService {
   }
 }
 
+/** A JSON answer off the wire, read field by field by the tests. */
+// biome-ignore lint/suspicious/noExplicitAny: its shape is what each test asserts
+export type Wire = any;
+
 export interface TinyOptions {
   ttlMs?: number;
   waitMs?: number;
@@ -65,27 +71,45 @@ export interface TinyOptions {
 }
 
 export function tinyApp(db: Db, options: TinyOptions = {}) {
-  const settings = { ttlMs: options.ttlMs ?? 3_600_000, waitMs: options.waitMs ?? 5_000, leaseMs: options.leaseMs ?? 2_000 };
+  const settings = {
+    ttlMs: options.ttlMs ?? 3_600_000,
+    waitMs: options.waitMs ?? 5_000,
+    leaseMs: options.leaseMs ?? 2_000,
+  };
   const service = new FakeService();
   const t = initTRPC.context<KeyedContext>().create({
     errorFormatter: ({ shape, error }) => ({ ...shape, data: { ...shape.data, errorCode: errorCodeOf(error) } }),
   });
   // As in the app: the input is validated first, then the key (see server/trpc.ts).
-  const keyed = { input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(oneTransactionIdempotency(() => settings)) };
-  const phased = { input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(phasedIdempotency(() => settings)) };
+  const keyed = {
+    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(oneTransactionIdempotency(() => settings)),
+  };
+  const phased = {
+    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(phasedIdempotency(() => settings)),
+  };
 
   const router = t.router({
     notes: t.router({
       add: keyed
-        .input(z.strictObject({ text: z.string().min(1).max(100), outcome: z.enum(['ok', 'conflict', 'crash']).optional(), setCookie: z.boolean().optional() }))
+        .input(
+          z.strictObject({
+            text: z.string().min(1).max(100),
+            outcome: z.enum(['ok', 'conflict', 'crash']).optional(),
+            setCookie: z.boolean().optional(),
+          }),
+        )
         .mutation(async ({ ctx, input }) => {
           // A procedure may set response headers of its own (a session cookie, say); they are its
           // first answer's, and never part of what a replay sends.
           if (input.setCookie) ctx.resHeaders.append('Set-Cookie', `note-session=${randomUUID()}; Path=/; HttpOnly`);
           const [note] = await ctx.db.execute<{ id: string }>(
-            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope}, ${ctx.idempotencyKeyId}, ${input.text}) returning id`,
+            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope},
+              ${ctx.idempotencyKeyId}, ${input.text}) returning id`,
           );
-          if (input.outcome === 'conflict') throw Object.assign(new TRPCError({ code: 'CONFLICT', message: 'No more notes today.' }), { errorCode: 'NOTES_SOLD_OUT' });
+          if (input.outcome === 'conflict')
+            throw Object.assign(new TRPCError({ code: 'CONFLICT', message: 'No more notes today.' }), {
+              errorCode: 'NOTES_SOLD_OUT',
+            });
           if (input.outcome === 'crash') throw new Error('the handler crashed');
           return { noteId: note!.id, text: input.text };
         }),
@@ -95,7 +119,8 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
         const { steps } = ctx;
         const reserved = await steps.step('reserved', async (tx) => {
           const [note] = await tx.execute<{ id: string }>(
-            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope}, ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
+            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope},
+              ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
           );
           return note!.id;
         });
@@ -109,17 +134,26 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
   async function http(
     path: string,
     request: { scope: string; key?: string | null; body?: unknown; rawBody?: string; headers?: [string, string][] },
-  ): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  ): Promise<{ status: number; headers: Headers; body: Wire }> {
     const headers = new Headers(request.headers);
     headers.set('content-type', 'application/json');
     headers.set('x-scope', request.scope);
     if (request.key != null) headers.set('idempotency-key', request.key);
-    const req = new Request(`http://tiny/trpc/${path}`, { method: 'POST', headers, body: request.rawBody ?? JSON.stringify(request.body ?? {}) });
+    const req = new Request(`http://tiny/trpc/${path}`, {
+      method: 'POST',
+      headers,
+      body: request.rawBody ?? JSON.stringify(request.body ?? {}),
+    });
     const res = await fetchRequestHandler({
       endpoint: '/trpc',
       req,
       router,
-      createContext: ({ req: r, resHeaders }) => ({ db, headers: r.headers, resHeaders, idempotencyScope: r.headers.get('x-scope') ?? 'nobody' }),
+      createContext: ({ req: r, resHeaders }) => ({
+        db,
+        headers: r.headers,
+        resHeaders,
+        idempotencyScope: r.headers.get('x-scope') ?? 'nobody',
+      }),
     });
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: JSON.parse(text) };
@@ -135,7 +169,8 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
 export async function makeEveryDecision(db: Db, scope: string): Promise<void> {
   const app = tinyApp(db);
   const strict = tinyApp(db, { waitMs: 150, leaseMs: 2_000 });
-  const add = (key: string | null, body: unknown = { text: 'note' }, on = app) => on.http('notes.add', { scope, key, body });
+  const add = (key: string | null, body: unknown = { text: 'note' }, on = app) =>
+    on.http('notes.add', { scope, key, body });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const k1 = randomUUID();
   await add(k1); // executed
@@ -157,7 +192,9 @@ export async function makeEveryDecision(db: Db, scope: string): Promise<void> {
   await sleep(150);
   await add(k3, { text: 'note' }, strict); // in_use (its bound is 150 ms)
   await held;
-  await db.execute(sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope} and key = ${k1}`);
+  await db.execute(
+    sql`update idempotency_keys set expires_at = now() - interval '1 second' where scope = ${scope} and key = ${k1}`,
+  );
   await add(k1, { text: 'other' }); // expired, then executed
   const k4 = randomUUID();
   app.service.failNext = 'before';

@@ -9,8 +9,8 @@ import { experimental_standaloneMiddleware } from '@trpc/server';
 import type { TRPCRequestInfo } from '@trpc/server/http';
 import type { Db, DbOrTx } from '../../db/client';
 import { IdempotencyError } from './errors';
-import { runIdempotent, type OneTransactionOptions } from './one-transaction';
-import { runPhased, type PhaseOptions } from './phased';
+import { type OneTransactionOptions, runIdempotent } from './one-transaction';
+import { type PhaseOptions, runPhased } from './phased';
 
 /** What the app's context must hold before a keyed procedure runs. */
 export interface KeyedContext {
@@ -35,47 +35,67 @@ function remember<T extends { _middlewares: object[] }>(made: T): T {
 export function refuseKeyedBatches(info: TRPCRequestInfo | undefined): void {
   if (!info?.isBatchCall) return;
   // tRPC keeps a procedure's middlewares in `_def.middlewares` (not in its public types).
-  const middlewaresOf = (call: TRPCRequestInfo['calls'][number]) => (call.procedure?._def as { middlewares?: object[] } | undefined)?.middlewares ?? [];
+  const middlewaresOf = (call: TRPCRequestInfo['calls'][number]) =>
+    (call.procedure?._def as { middlewares?: object[] } | undefined)?.middlewares ?? [];
   const keyed = info.calls.some((call) => middlewaresOf(call).some((fn) => keyedMiddlewares.has(fn)));
   if (keyed) throw new IdempotencyError('IDEMPOTENCY_BATCH_REFUSED');
 }
 
 /** A replay skips the procedure: the middleware answers itself, in tRPC's result shape. */
-const replayResult = (data: unknown) => ({ ok: true as const, data, marker: 'middlewareMarker' as never, ctx: undefined as never });
+const replayResult = (data: unknown) => ({
+  ok: true as const,
+  data,
+  marker: 'middlewareMarker' as never,
+  ctx: undefined as never,
+});
 
 /**
  * One transaction: the procedure's `ctx.db` becomes the transaction that claims the key and stores
  * the answer, and `ctx.idempotencyKeyId` the claimed key row.
  */
 export function oneTransactionIdempotency(options: () => OneTransactionOptions) {
-  return remember(experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function idempotency({ ctx, path, getRawInput, next }) {
-    return runIdempotent({
-      db: ctx.db,
-      scope: ctx.idempotencyScope,
-      procedure: path,
-      rawInput: await getRawInput(),
-      headers: ctx.headers,
-      resHeaders: ctx.resHeaders,
-      options: options(),
-      execute: (tx, keyId) => next({ ctx: { db: tx, idempotencyKeyId: keyId } }),
-      replay: replayResult,
-    });
-  }));
+  return remember(
+    experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function idempotency({
+      ctx,
+      path,
+      getRawInput,
+      next,
+    }) {
+      return runIdempotent({
+        db: ctx.db,
+        scope: ctx.idempotencyScope,
+        procedure: path,
+        rawInput: await getRawInput(),
+        headers: ctx.headers,
+        resHeaders: ctx.resHeaders,
+        options: options(),
+        execute: (tx, keyId) => next({ ctx: { db: tx, idempotencyKeyId: keyId } }),
+        replay: replayResult,
+      });
+    }),
+  );
 }
 
 /** Phased: the procedure gets `ctx.steps` (see phased.ts) and runs its steps on the pool. */
 export function phasedIdempotency(options: () => PhaseOptions) {
-  return remember(experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function phasedIdempotency({ ctx, path, getRawInput, next }) {
-    return runPhased({
-      db: ctx.db as Db, // the pool: each step opens its own transaction
-      scope: ctx.idempotencyScope,
-      procedure: path,
-      rawInput: await getRawInput(),
-      headers: ctx.headers,
-      resHeaders: ctx.resHeaders,
-      options: options(),
-      execute: (steps) => next({ ctx: { steps } }),
-      replay: replayResult,
-    });
-  }));
+  return remember(
+    experimental_standaloneMiddleware<{ ctx: KeyedContext }>().create(async function phasedIdempotency({
+      ctx,
+      path,
+      getRawInput,
+      next,
+    }) {
+      return runPhased({
+        db: ctx.db as Db, // the pool: each step opens its own transaction
+        scope: ctx.idempotencyScope,
+        procedure: path,
+        rawInput: await getRawInput(),
+        headers: ctx.headers,
+        resHeaders: ctx.resHeaders,
+        options: options(),
+        execute: (steps) => next({ ctx: { steps } }),
+        replay: replayResult,
+      });
+    }),
+  );
 }

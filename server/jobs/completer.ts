@@ -18,23 +18,34 @@ import type { Db } from '../../db/client';
 import type { IdempotencyKey } from '../../db/schema';
 import { getEnv, idempotencyOptions } from '../env.js';
 import { AppError, type ErrorCode } from '../errors';
-import { reportDecision, type Decision } from '../idempotency/hooks';
+import { type Decision, reportDecision } from '../idempotency/hooks';
 import { keyTag } from '../idempotency/key';
 import { drive, type Steps } from '../idempotency/phased';
 import type { Execution } from '../idempotency/request';
 import { findAbandoned, takeOver } from '../idempotency/store';
 import { log } from '../observability/log';
 import { metrics } from '../observability/metrics';
-import { cancelAbandonedPurchase, purchase, refundOrder, type PurchaseInput, type RefundInput } from '../services/purchase';
+import {
+  cancelAbandonedPurchase,
+  type PurchaseInput,
+  purchase,
+  type RefundInput,
+  refundOrder,
+} from '../services/purchase';
 
 /** How each phased procedure is finished without its client, and what giving up on it answers. */
 const flows: Record<string, { finish: (steps: Steps, row: IdempotencyKey) => Promise<unknown>; gaveUp: ErrorCode }> = {
   'checkout.purchase': {
     finish: (steps, row) =>
-      'charge_attempted' in steps.progress ? purchase(steps, row.scope, row.requestInput as PurchaseInput) : cancelAbandonedPurchase(steps),
+      'charge_attempted' in steps.progress
+        ? purchase(steps, row.scope, row.requestInput as PurchaseInput)
+        : cancelAbandonedPurchase(steps),
     gaveUp: 'CHECKOUT_GAVE_UP',
   },
-  'orders.refund': { finish: (steps, row) => refundOrder(steps, row.scope, row.requestInput as RefundInput), gaveUp: 'REFUND_GAVE_UP' },
+  'orders.refund': {
+    finish: (steps, row) => refundOrder(steps, row.scope, row.requestInput as RefundInput),
+    gaveUp: 'REFUND_GAVE_UP',
+  },
 };
 
 // Keys per run: enough to clear any backlog in a few runs, small enough to finish quickly.
@@ -73,7 +84,14 @@ export async function runCompleter(db: Db, options: CompleterOptions = {}) {
     metrics().completer.inc({ outcome: 'takeover' });
     const flow = flows[row.procedure]!;
     const decide = (decision: Decision, extra: Record<string, unknown> = {}) =>
-      reportDecision({ decision, procedure: row.procedure, scope: row.scope, keyTag: keyTag(row.key), by: 'completer', ...extra });
+      reportDecision({
+        decision,
+        procedure: row.procedure,
+        scope: row.scope,
+        keyTag: keyTag(row.key),
+        by: 'completer',
+        ...extra,
+      });
     const givingUp = row.completerRuns > maxRuns;
     decide('resumed', { recoveryPoint: row.recoveryPoint, completerRun: row.completerRuns, givingUp });
     const result = await drive<Execution>(
@@ -93,9 +111,13 @@ export async function runCompleter(db: Db, options: CompleterOptions = {}) {
     if (givingUp) {
       outcome.gaveUp++;
       metrics().completer.inc({ outcome: 'gave_up' });
-      log().warn({ procedure: row.procedure, keyTag: keyTag(row.key), tries: maxRuns }, 'completer gave up on a key: npm run reconcile lists what needs a person');
+      log().warn(
+        { procedure: row.procedure, keyTag: keyTag(row.key), tries: maxRuns },
+        'completer gave up on a key: npm run reconcile lists what needs a person',
+      );
     } else if (result.ok) outcome.finished++;
-    else if (result.error.code === 'SERVICE_UNAVAILABLE' || result.error.code === 'INTERNAL_SERVER_ERROR') outcome.released++;
+    else if (result.error.code === 'SERVICE_UNAVAILABLE' || result.error.code === 'INTERNAL_SERVER_ERROR')
+      outcome.released++;
     else outcome.failed++;
   }
   return outcome;

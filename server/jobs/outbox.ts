@@ -31,7 +31,10 @@ function receiptText(order: OrderView): string {
 async function perform(tx: Tx, message: { topic: string; payload: unknown }): Promise<void> {
   if (message.topic === 'receipt') {
     const order = message.payload as OrderView;
-    await tx.insert(receipts).values({ orderId: order.id, body: receiptText(order) }).onConflictDoNothing();
+    await tx
+      .insert(receipts)
+      .values({ orderId: order.id, body: receiptText(order) })
+      .onConflictDoNothing();
     return;
   }
   throw new Error(`no handler for outbox topic '${message.topic}'`);
@@ -58,7 +61,9 @@ export async function deliverOutbox(db: Db): Promise<OutboxRun> {
         try {
           await tx.transaction(async (one) => {
             await perform(one, message);
-            await one.execute(sql`update outbox set delivered_at = now(), attempts = attempts + 1 where id = ${message.id}`);
+            await one.execute(
+              sql`update outbox set delivered_at = now(), attempts = attempts + 1 where id = ${message.id}`,
+            );
           });
           run.delivered++;
           metrics().outbox.inc({ outcome: 'delivered' });
@@ -68,7 +73,8 @@ export async function deliverOutbox(db: Db): Promise<OutboxRun> {
           const dead = attempts >= MAX_ATTEMPTS;
           const delay = Math.min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1));
           await tx.execute(sql`
-            update outbox set attempts = ${attempts}, last_error = ${String((err as Error).message ?? err).slice(0, 500)},
+            update outbox set attempts = ${attempts}, last_error =
+              ${String((err as Error).message ?? err).slice(0, 500)},
               next_attempt_at = now() + make_interval(secs => ${delay}),
               dead_at = ${dead ? sql`now()` : null}
             where id = ${message.id}`);

@@ -6,8 +6,8 @@
  */
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
-import { log } from '../observability/log';
 import { reapExpiredKeys } from '../idempotency/reaper';
+import { log } from '../observability/log';
 import { runCompleter } from './completer';
 import { deliverOutbox } from './outbox';
 import { settleWaiting } from './settle';
@@ -17,13 +17,16 @@ const state = globalThis as unknown as { __jobs?: NodeJS.Timeout[] };
 function every(seconds: number, name: string, job: () => Promise<unknown>): NodeJS.Timeout {
   let running = false;
   // Jitter spreads the runs of several processes started at the same moment.
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    job()
-      .catch((err: unknown) => log().error({ err, job: name }, `background job ${name} failed; it will run again`))
-      .finally(() => (running = false));
-  }, seconds * 1000 * (0.8 + Math.random() * 0.4));
+  const timer = setInterval(
+    () => {
+      if (running) return;
+      running = true;
+      job()
+        .catch((err: unknown) => log().error({ err, job: name }, `background job ${name} failed; it will run again`))
+        .finally(() => (running = false));
+    },
+    seconds * 1000 * (0.8 + Math.random() * 0.4),
+  );
   timer.unref(); // never keeps a process alive on its own
   return timer;
 }

@@ -21,14 +21,17 @@ async function play(scenario: string, variant: 'safe' | 'unsafe') {
 }
 
 describe('the retry lab', () => {
-  it.each(scenarios.map((s) => [s.id, s]))('%s: with every safeguard, the records hold exactly what was promised', async (_id, scenario) => {
-    const run = await play(scenario.id, 'safe');
-    expect(run.status, JSON.stringify(run.timeline)).toBe('done');
-    expect(run.verdict!.counts).toEqual(Object.fromEntries(scenario.counts.map((c) => [c, scenario.expected[c]])));
-    expect(run.verdict!.checks.every((c) => c.ok)).toBe(true);
-    expect(run.verdict!.ok).toBe(true);
-    expect(run.timeline.length).toBeGreaterThan(1);
-  });
+  it.each(scenarios.map((s) => [s.id, s]))(
+    '%s: with every safeguard, the records hold exactly what was promised',
+    async (_id, scenario) => {
+      const run = await play(scenario.id, 'safe');
+      expect(run.status, JSON.stringify(run.timeline)).toBe('done');
+      expect(run.verdict!.counts).toEqual(Object.fromEntries(scenario.counts.map((c) => [c, scenario.expected[c]])));
+      expect(run.verdict!.checks.every((c) => c.ok)).toBe(true);
+      expect(run.verdict!.ok).toBe(true);
+      expect(run.timeline.length).toBeGreaterThan(1);
+    },
+  );
 
   it.each(scenarios.map((s) => [s.id, s]))('%s: its unsafe twin shows the damage', async (_id, scenario) => {
     const run = await play(scenario.id, 'unsafe');
@@ -36,7 +39,7 @@ describe('the retry lab', () => {
     expect(run.verdict!.ok).toBe(false);
   });
 
-  it('a twin refuses to run for a customer that is not the lab\'s own', async () => {
+  it("a twin refuses to run for a customer that is not the lab's own", async () => {
     const { customerCookie, http } = await import('../testing');
     const res = await http('POST', 'lab.placeOrderWithoutKey', {
       headers: { cookie: customerCookie(crypto.randomUUID()) },

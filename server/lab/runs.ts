@@ -9,21 +9,26 @@ import { getEnv } from '../env.js';
 import { keyRowsOf } from '../idempotency/store';
 import { providerIntentsOf } from '../services/payments';
 import { scenarioById, type Variant } from './scenarios';
-import { LabSession, newLabCustomers, type Counts, type TimelineEntry, type Verdict } from './session';
+import { type Counts, LabSession, newLabCustomers, type TimelineEntry, type Verdict } from './session';
 import { twins } from './twins';
 
 export async function startRun(db: Db, scenarioId: string, variant: Variant): Promise<string> {
   const scenario = scenarioById(scenarioId);
   if (!scenario) throw new Error(`no lab scenario '${scenarioId}'`);
   const customers = await newLabCustomers(db, scenarioId === 'two-customers' ? 2 : 1);
-  const [run] = await db.insert(labRuns).values({ scenario: scenarioId, variant, customers }).returning({ id: labRuns.id });
+  const [run] = await db
+    .insert(labRuns)
+    .values({ scenario: scenarioId, variant, customers })
+    .returning({ id: labRuns.id });
   const session = new LabSession(db, run!.id, customers);
   void (async () => {
     try {
       const checks = (await scenario.play(session, variant)) ?? [];
       const counted: Counts = {};
-      if (scenario.counts.includes('orders') || scenario.counts.includes('charges')) Object.assign(counted, await session.counts());
-      if (scenario.counts.includes('quantity')) counted.quantity = await twins.cartQuantity(db, customers[0]!, 'travel-mug');
+      if (scenario.counts.includes('orders') || scenario.counts.includes('charges'))
+        Object.assign(counted, await session.counts());
+      if (scenario.counts.includes('quantity'))
+        counted.quantity = await twins.cartQuantity(db, customers[0]!, 'travel-mug');
       if (scenario.counts.includes('refunded')) counted.refunded = (await session.refundedCents()) / 100;
       const counts = Object.fromEntries(scenario.counts.map((c) => [c, counted[c]])) as Counts;
       const ok = scenario.counts.every((c) => counts[c] === scenario.expected[c]) && checks.every((c) => c.ok);
@@ -56,9 +61,25 @@ export async function readRun(db: Db, runId: string) {
   if (getEnv().STRIPE_API_BASE || getEnv().STRIPE_SECRET_KEY) {
     for (const [i, customer] of run.customers.entries()) {
       for (const pi of await providerIntentsOf(customer)) {
-        ledger.push({ customer: i === 1 ? 'B' : 'A', id: pi.id, amount: pi.amount, status: pi.status, order: (pi.metadata.order_id ?? '').slice(0, 8), keyRow: (pi.metadata.idempotency_key_id ?? '').slice(0, 8) });
+        ledger.push({
+          customer: i === 1 ? 'B' : 'A',
+          id: pi.id,
+          amount: pi.amount,
+          status: pi.status,
+          order: (pi.metadata.order_id ?? '').slice(0, 8),
+          keyRow: (pi.metadata.idempotency_key_id ?? '').slice(0, 8),
+        });
       }
     }
   }
-  return { id: run.id, scenario: run.scenario, variant: run.variant, status: run.status, timeline: run.timeline as TimelineEntry[], verdict: run.verdict as Verdict | null, keys, ledger };
+  return {
+    id: run.id,
+    scenario: run.scenario,
+    variant: run.variant,
+    status: run.status,
+    timeline: run.timeline as TimelineEntry[],
+    verdict: run.verdict as Verdict | null,
+    keys,
+    ledger,
+  };
 }

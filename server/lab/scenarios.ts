@@ -9,8 +9,8 @@ import { and, eq } from 'drizzle-orm';
 import { refunds } from '../../db/schema';
 import { keyTooOld } from '../../shared/key-age';
 import { idempotencyOptions } from '../env.js';
-import { handleWebhookWithoutRecord, twins } from './twins';
 import type { Check, Counts, LabSession } from './session';
+import { handleWebhookWithoutRecord, twins } from './twins';
 
 export type Variant = 'safe' | 'unsafe';
 
@@ -33,7 +33,7 @@ export interface Scenario {
   chapter: string;
   /** Needs the payment simulator (its scripted provider faults). */
   needsSimulator?: boolean;
-  play(lab: LabSession, variant: Variant): Promise<Check[] | void>;
+  play(lab: LabSession, variant: Variant): Promise<Check[] | undefined>;
 }
 
 const MUG_ORDER = { items: [{ productId: 'travel-mug', quantity: 1 }] };
@@ -64,11 +64,14 @@ export const scenarios: Scenario[] = [
   {
     id: 'storm-of-20',
     title: 'A storm of 20 clicks',
-    story: 'Twenty copies of one request, with one key, arrive at the same moment (a stuck button, a retry loop gone wild).',
+    story:
+      'Twenty copies of one request, with one key, arrive at the same moment (a stuck button, a retry loop gone wild).',
     question: 'How many orders?',
     counts: ['orders'],
     expected: { orders: 1 },
-    safeguard: 'The claim is one atomic INSERT ... ON CONFLICT DO NOTHING: one copy inserts the key, the others wait for its answer.',
+    safeguard:
+      'The claim is one atomic INSERT ... ON CONFLICT DO NOTHING: one copy inserts the key, the others wait for its ' +
+      'answer.',
     twin: 'Check-then-insert: each copy looks for the key, finds none, works, and only then stores it.',
     chapter: 'docs/05-races.md',
     async play(lab, variant) {
@@ -80,7 +83,8 @@ export const scenarios: Scenario[] = [
   {
     id: 'lost-response',
     title: 'The answer is lost',
-    story: 'The server places the order and charges the card, but its answer never reaches the browser. The client retries.',
+    story:
+      'The server places the order and charges the card, but its answer never reaches the browser. The client retries.',
     question: 'How many orders, and how many charges?',
     counts: ['orders', 'charges'],
     expected: { orders: 1, charges: 1 },
@@ -90,7 +94,11 @@ export const scenarios: Scenario[] = [
     async play(lab, variant) {
       const key = lab.newKey();
       await lab.send({ procedure: 'checkout.purchase', input: MUG_PURCHASE, key, network: 'lose-response' });
-      await lab.send({ procedure: 'checkout.purchase', input: MUG_PURCHASE, key: variant === 'safe' ? key : lab.newKey() });
+      await lab.send({
+        procedure: 'checkout.purchase',
+        input: MUG_PURCHASE,
+        key: variant === 'safe' ? key : lab.newKey(),
+      });
     },
   },
   {
@@ -100,25 +108,35 @@ export const scenarios: Scenario[] = [
     question: 'How many orders?',
     counts: ['orders'],
     expected: { orders: 1 },
-    safeguard: 'The second request finds the key claimed, waits (within a bound) for the first, then replays its answer.',
+    safeguard:
+      'The second request finds the key claimed, waits (within a bound) for the first, then replays its answer.',
     twin: 'Check-then-insert: the second request finds no stored key yet, and places its own order.',
     chapter: 'docs/05-races.md',
     async play(lab, variant) {
       const key = lab.newKey();
       const procedure = variant === 'safe' ? 'checkout.placeOrder' : 'lab.placeOrderCheckThenInsert';
       lab.fault({ boundary: 'executed', action: 'delay', ms: 1_500, procedure });
-      await Promise.all([lab.send({ procedure, input: MUG_ORDER, key }), sleep(300).then(() => lab.send({ procedure, input: MUG_ORDER, key }))]);
+      await Promise.all([
+        lab.send({ procedure, input: MUG_ORDER, key }),
+        sleep(300).then(() => lab.send({ procedure, input: MUG_ORDER, key })),
+      ]);
     },
   },
   {
     id: 'crash-before-record',
     title: 'A crash between the work and the record',
-    story: 'The server writes the order, then dies before it stores the answer with the key. The client gets no answer and retries.',
+    story:
+      'The server writes the order, then dies before it stores the answer with the key. The client gets no answer ' +
+      'and retries.',
     question: 'How many orders?',
     counts: ['orders'],
     expected: { orders: 1 },
-    safeguard: 'The claim, the order and the answer are one transaction: the crash rolls all three back, and the retry runs once.',
-    twin: 'The answer is stored outside the transaction: the order is committed, the answer never stored, and the retry orders again.',
+    safeguard:
+      'The claim, the order and the answer are one transaction: the crash rolls all three back, and the retry runs ' +
+      'once.',
+    twin:
+      'The answer is stored outside the transaction: the order is committed, the answer never stored, and the ' +
+      'retry orders again.',
     chapter: 'docs/06-crash-between-work-and-record.md',
     async play(lab, variant) {
       const key = lab.newKey();
@@ -133,11 +151,14 @@ export const scenarios: Scenario[] = [
     id: 'provider-timeout',
     title: 'The provider charges, and its answer is lost',
     story:
-      'The payment provider charges the card, then the connection to it breaks before its answer arrives (twice: the Stripe SDK retries once by itself). The shop answers 503; the client retries.',
+      'The payment provider charges the card, then the connection to it breaks before its answer arrives (twice: the ' +
+      'Stripe SDK retries once by itself). The shop answers 503; the client retries.',
     question: 'How many charges?',
     counts: ['orders', 'charges'],
     expected: { orders: 1, charges: 1 },
-    safeguard: 'The provider call carries a key derived from the key row: the retry repeats it, and the provider returns the first charge.',
+    safeguard:
+      'The provider call carries a key derived from the key row: the retry repeats it, and the provider returns the ' +
+      'first charge.',
     twin: 'Random provider keys: the retry sends the provider a new key, and the provider charges again.',
     chapter: 'docs/06-crash-between-work-and-record.md',
     needsSimulator: true,
@@ -153,11 +174,13 @@ export const scenarios: Scenario[] = [
     id: 'killed-mid-payment',
     title: 'The server dies after charging',
     story:
-      'The server records charge_attempted, charges the card, and dies before recording the charge. Its lease lapses (30 s, fast-forwarded here); a retry takes the key over and resumes from the recovery point.',
+      'The server records charge_attempted, charges the card, and dies before recording the charge. Its lease lapses ' +
+      '(30 s, fast-forwarded here); a retry takes the key over and resumes from the recovery point.',
     question: 'How many charges?',
     counts: ['orders', 'charges'],
     expected: { orders: 1, charges: 1 },
-    safeguard: 'The resume repeats the charge with the derived key: the provider returns the charge the dead server made.',
+    safeguard:
+      'The resume repeats the charge with the derived key: the provider returns the charge the dead server made.',
     twin: 'Random provider keys: the resumed flow charges again.',
     chapter: 'docs/06-crash-between-work-and-record.md',
     needsSimulator: true,
@@ -166,7 +189,12 @@ export const scenarios: Scenario[] = [
       const procedure = variant === 'safe' ? 'checkout.purchase' : 'lab.purchaseWithRandomProviderKeys';
       lab.fault({ boundary: 'inside:charge_recorded', action: 'vanish', procedure });
       await lab.send({ procedure, input: MUG_PURCHASE, key, network: 'no-answer' });
-      await lab.fastForward(procedure, key, 'lease', '30 s pass: the dead server never renews its lease, so it lapses.');
+      await lab.fastForward(
+        procedure,
+        key,
+        'lease',
+        '30 s pass: the dead server never renews its lease, so it lapses.',
+      );
       await lab.send({ procedure, input: MUG_PURCHASE, key });
     },
   },
@@ -177,8 +205,11 @@ export const scenarios: Scenario[] = [
     question: 'How many orders, and is the second cart ordered?',
     counts: ['orders'],
     expected: { orders: 1 },
-    safeguard: 'The key row holds the fingerprint of the first request: other input with the same key is refused with 422.',
-    twin: 'No fingerprint: the key alone decides, so the second cart is answered with the first cart\'s order, and never ordered.',
+    safeguard:
+      'The key row holds the fingerprint of the first request: other input with the same key is refused with 422.',
+    twin:
+      "No fingerprint: the key alone decides, so the second cart is answered with the first cart's order, and " +
+      'never ordered.',
     chapter: 'docs/07-same-key-other-request.md',
     async play(lab, variant) {
       const key = lab.newKey();
@@ -191,8 +222,10 @@ export const scenarios: Scenario[] = [
           label: 'The second cart is never passed off as ordered',
           ok: !told,
           detail: told
-            ? `The second cart (espresso beans) got 200 with order ${String(first?.body?.result?.data?.id).slice(0, 8)}, which is the travel mug: it was never ordered.`
-            : `The second cart got ${second?.status} ${second?.body?.error?.data?.errorCode ?? ''}: the client is told to use a new key.`,
+            ? `The second cart (espresso beans) got 200 with order ` +
+              `${String(first?.body?.result?.data?.id).slice(0, 8)}, which is the travel mug: it was never ordered.`
+            : `The second cart got ${second?.status} ${second?.body?.error?.data?.errorCode ?? ''}: the client is ` +
+              `told to use a new key.`,
         },
       ];
     },
@@ -201,22 +234,32 @@ export const scenarios: Scenario[] = [
     id: 'key-expires',
     title: 'A retry a day later',
     story:
-      "The answer to a purchase is lost, and the customer comes back to the tab a day later. The shop keeps keys 24 h; the key's row has expired (fast-forwarded here).",
+      'The answer to a purchase is lost, and the customer comes back to the tab a day later. The shop keeps keys 24 ' +
+      "h; the key's row has expired (fast-forwarded here).",
     question: 'How many orders, and how many charges?',
     counts: ['orders', 'charges'],
     expected: { orders: 1, charges: 1 },
     safeguard:
-      "The client knows how long the server keeps keys (it says so in every answer) and never sends an older key: it asks the customer instead.",
+      'The client knows how long the server keeps keys (it says so in every answer) and never sends an older key: it ' +
+      'asks the customer instead.',
     twin: 'A client without the age check resends the old key; to the server it is a new request.',
     chapter: 'docs/04-keeping-keys.md',
     async play(lab, variant) {
       const key = lab.newKey();
       const madeAt = Date.now();
       await lab.send({ procedure: 'checkout.purchase', input: MUG_PURCHASE, key, network: 'lose-response' });
-      await lab.fastForward('checkout.purchase', key, 'expiry', 'A day passes: the key row expires, and the server would treat the key as new.');
+      await lab.fastForward(
+        'checkout.purchase',
+        key,
+        'expiry',
+        'A day passes: the key row expires, and the server would treat the key as new.',
+      );
       const aDayLater = madeAt + 25 * 3_600_000;
       if (variant === 'safe' && keyTooOld({ createdAt: madeAt }, idempotencyOptions().ttlMs, aDayLater)) {
-        await lab.note('The client: this key is 25 h old and the server keeps keys 24 h. It is not sent; the customer is shown their recent orders instead.');
+        await lab.note(
+          'The client: this key is 25 h old and the server keeps keys 24 h. It is not sent; the customer is shown ' +
+            'their recent orders instead.',
+        );
         return;
       }
       await lab.send({ procedure: 'checkout.purchase', input: MUG_PURCHASE, key });
@@ -225,12 +268,14 @@ export const scenarios: Scenario[] = [
   {
     id: 'two-customers',
     title: 'One key, two procedures, two customers',
-    story: 'Customer A uses one key for an order and for a purchase; customer B, by a bad random generator, uses the same key.',
+    story:
+      'Customer A uses one key for an order and for a purchase; customer B, by a bad random generator, uses the same ' +
+      'key.',
     question: 'How many orders, and whose order does B see?',
     counts: ['orders', 'charges'],
     expected: { orders: 3, charges: 1 },
-    safeguard: 'A key is unique per customer and procedure: each use is its own key, and B never sees A\'s answer.',
-    twin: 'No customer scope: keys are shared by everyone, so B gets A\'s order back, and has none.',
+    safeguard: "A key is unique per customer and procedure: each use is its own key, and B never sees A's answer.",
+    twin: "No customer scope: keys are shared by everyone, so B gets A's order back, and has none.",
     chapter: 'docs/07-same-key-other-request.md',
     async play(lab, variant) {
       const key = lab.newKey();
@@ -244,7 +289,8 @@ export const scenarios: Scenario[] = [
           label: "B's answer is B's own order",
           ok: !leaked,
           detail: leaked
-            ? `B was answered with order ${String(a?.body?.result?.data?.id).slice(0, 8)}, which is A's: B's request never ran, and A's order leaked to B.`
+            ? `B was answered with order ${String(a?.body?.result?.data?.id).slice(0, 8)}, which is A's: B's request ` +
+              `never ran, and A's order leaked to B.`
             : 'B got an order of its own.',
         },
       ];
@@ -254,12 +300,15 @@ export const scenarios: Scenario[] = [
     id: 'naturally-idempotent',
     title: 'Set to 2, or add one?',
     story:
-      'The cart holds 1 travel mug; the customer wants 2. Sent as "set the quantity to 2", or as "add one", and in both cases the answer is lost and the request retried, without a key.',
+      'The cart holds 1 travel mug; the customer wants 2. Sent as "set the quantity to 2", or as "add one", and in ' +
+      'both cases the answer is lost and the request retried, without a key.',
     question: 'How many mugs end up in the cart?',
     counts: ['quantity'],
     expected: { quantity: 2 },
     safeguard: 'Setting a quantity is idempotent by nature: once or twice, the cart holds 2. It needs no key.',
-    twin: '"Add one" is not: retried, it adds twice. It needs a key, like any operation that is not idempotent by nature.',
+    twin:
+      '"Add one" is not: retried, it adds twice. It needs a key, like any operation that is not idempotent by ' +
+      'nature.',
     chapter: 'docs/02-idempotent-by-nature.md',
     async play(lab, variant) {
       await twins.setCartQuantity(lab.db, lab.customer, 'travel-mug', 1);
@@ -274,13 +323,18 @@ export const scenarios: Scenario[] = [
     id: 'webhook-twice',
     title: 'The provider sends one event twice',
     story:
-      'Two refunds of $10 went through on a $39.90 order. A third, of $10, is accepted by the provider and later refused by the bank. The provider tells the shop with a refund.failed webhook, and, as providers do, sends it again.',
+      'Two refunds of $10 went through on a $39.90 order. A third, of $10, is accepted by the provider and later ' +
+      'refused by the bank. The provider tells the shop with a refund.failed webhook, and, as providers do, sends it ' +
+      'again.',
     question: 'How many dollars does the order show as refunded at the end?',
     counts: ['refunded'],
     expected: { refunded: 20 },
     safeguard:
-      "The event's id is recorded in the transaction that applies it: the second delivery finds the record, changes nothing, and is answered 200 so that the provider stops.",
-    twin: 'A handler that trusts each event to come once: no record of its id, and a plain subtraction, so the second delivery gives the $10 back again.',
+      "The event's id is recorded in the transaction that applies it: the second delivery finds the record, changes " +
+      'nothing, and is answered 200 so that the provider stops.',
+    twin:
+      'A handler that trusts each event to come once: no record of its id, and a plain subtraction, so the ' +
+      'second delivery gives the $10 back again.',
     chapter: 'docs/10-webhooks.md',
     needsSimulator: true,
     async play(lab, variant) {
@@ -288,7 +342,8 @@ export const scenarios: Scenario[] = [
       const bought = await lab.send({ procedure: 'checkout.purchase', input: purchase, key: lab.newKey() });
       const orderId = bought?.body?.result?.data?.id as string | undefined;
       if (!orderId) throw new Error(`the purchase failed: ${bought?.status}`);
-      for (let i = 0; i < 2; i++) await lab.send({ procedure: 'orders.refund', input: { orderId, amountCents: 1000 }, key: lab.newKey() });
+      for (let i = 0; i < 2; i++)
+        await lab.send({ procedure: 'orders.refund', input: { orderId, amountCents: 1000 }, key: lab.newKey() });
       await lab.providerFault('refund_held');
       await lab.send({ procedure: 'orders.refund', input: { orderId, amountCents: 1000 }, key: lab.newKey() });
       const [held] = await lab.db
@@ -297,11 +352,14 @@ export const scenarios: Scenario[] = [
         .where(and(eq(refunds.orderId, orderId), eq(refunds.status, 'pending')));
       if (!held?.providerRefundId) throw new Error('the third refund is not pending at the provider');
       await lab.settleHeldRefund(held.providerRefundId, 'failed');
-      await lab.note('The bank refuses the third refund: the provider makes a refund.failed event, and delivers it twice.');
+      await lab.note(
+        'The bank refuses the third refund: the provider makes a refund.failed event, and delivers it twice.',
+      );
       const [failed] = await lab.providerEvents('refund.failed');
       if (!failed) throw new Error('the provider made no refund.failed event');
       const { handleStripeWebhook } = await import('../http'); // the shop's own endpoint, as the provider reaches it
-      const handler = variant === 'safe' ? handleStripeWebhook : (req: Request) => handleWebhookWithoutRecord(lab.db, req);
+      const handler =
+        variant === 'safe' ? handleStripeWebhook : (req: Request) => handleWebhookWithoutRecord(lab.db, req);
       const first = await lab.deliverWebhook(failed.signed, handler);
       const second = await lab.deliverWebhook(failed.signed, handler);
       const acknowledged = first.status === 200 && second.status === 200;
@@ -309,7 +367,9 @@ export const scenarios: Scenario[] = [
         {
           label: 'Both deliveries are answered 200, so the provider stops sending',
           ok: acknowledged,
-          detail: `The deliveries were answered ${first.status} (${first.body.outcome ?? first.body.error}) and ${second.status} (${second.body.outcome ?? second.body.error}).`,
+          detail:
+            `The deliveries were answered ${first.status} (${first.body.outcome ?? first.body.error}) and ` +
+            `${second.status} (${second.body.outcome ?? second.body.error}).`,
         },
       ];
     },

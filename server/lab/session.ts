@@ -14,7 +14,7 @@ import type { Db } from '../../db/client';
 import { labCustomers, labRuns, orders } from '../../db/schema';
 import { signCustomerId } from '../customer';
 import { getEnv } from '../env.js';
-import { planFault, type FaultPlan } from '../idempotency/faults';
+import { type FaultPlan, planFault } from '../idempotency/faults';
 import { onDecision } from '../idempotency/hooks';
 import { fastForwardKey, keyRowsOf } from '../idempotency/store';
 import { providerIntentsOf } from '../services/payments';
@@ -125,7 +125,10 @@ export class LabSession {
   async providerFault(fault: string, times = 1): Promise<void> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) throw new Error('this scenario needs the payment simulator');
-    await fetch(`${base}/__sim/faults`, { method: 'POST', body: JSON.stringify({ metadata: { customer_id: this.customer }, fault, times }) });
+    await fetch(`${base}/__sim/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ metadata: { customer_id: this.customer }, fault, times }),
+    });
   }
 
   /** Moves a key's clock forward (its lease lapses, or it expires), and says so in the timeline. */
@@ -138,25 +141,44 @@ export class LabSession {
    * Sends one request as customer `as`, with `key` (none when null), and plays the network. Returns
    * what the client got: the answer, or nothing when the network lost it.
    */
-  async send(options: { procedure: string; input: unknown; key: string | null; network?: Network; as?: number; query?: boolean }): Promise<{ status: number; body: any } | null> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async send(options: {
+    procedure: string;
+    input: unknown;
+    key: string | null;
+    network?: Network;
+    as?: number;
+    query?: boolean;
+    // biome-ignore lint/suspicious/noExplicitAny: an answer off the wire; the scenarios read a field or two of it
+  }): Promise<{ status: number; body: any } | null> {
     const { handleApiRequest } = await import('../http'); // the same handler HTTP requests reach
     const as = options.as ?? 0;
     const customer = this.customers[as]!;
     const attempt = ++this.attempts;
     const requestId = `lab-${this.runId.slice(0, 8)}-${attempt}`;
     const t = Date.now() - this.started;
-    const headers = new Headers({ cookie: `customer=${signCustomerId(customer, getEnv().COOKIE_SECRET)}`, 'x-request-id': requestId });
+    const headers = new Headers({
+      cookie: `customer=${signCustomerId(customer, getEnv().COOKIE_SECRET)}`,
+      'x-request-id': requestId,
+    });
     if (options.key) headers.set('idempotency-key', options.key);
     let req: Request;
     if (options.query) {
-      req = new Request(`http://lab/api/trpc/${options.procedure}?input=${encodeURIComponent(JSON.stringify(options.input))}`, { headers });
+      req = new Request(
+        `http://lab/api/trpc/${options.procedure}?input=${encodeURIComponent(JSON.stringify(options.input))}`,
+        { headers },
+      );
     } else {
       headers.set('content-type', 'application/json');
-      req = new Request(`http://lab/api/trpc/${options.procedure}`, { method: 'POST', headers, body: JSON.stringify(options.input) });
+      req = new Request(`http://lab/api/trpc/${options.procedure}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(options.input),
+      });
     }
     const res = await handleApiRequest(req);
     const text = await res.text();
-    let body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // biome-ignore lint/suspicious/noExplicitAny: an answer off the wire, as above
+    let body: any;
     try {
       body = JSON.parse(text);
     } catch {
@@ -164,7 +186,11 @@ export class LabSession {
     }
     const network = options.network ?? 'deliver';
     const replayed = res.headers.get('idempotent-replayed') === 'true';
-    const [row] = options.key ? (await keyRowsOf(this.db, [customer])).filter((r) => r.key === options.key && r.procedure === options.procedure).slice(-1) : [];
+    const [row] = options.key
+      ? (await keyRowsOf(this.db, [customer]))
+          .filter((r) => r.key === options.key && r.procedure === options.procedure)
+          .slice(-1)
+      : [];
     this.timeline.push({
       t,
       kind: 'attempt',
@@ -196,12 +222,17 @@ export class LabSession {
   async settleHeldRefund(providerRefundId: string, outcome: 'succeeded' | 'failed'): Promise<void> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) throw new Error('this scenario needs the payment simulator');
-    const res = await fetch(`${base}/__sim/refunds/${providerRefundId}/settle`, { method: 'POST', body: JSON.stringify({ outcome, deliver: false }) });
+    const res = await fetch(`${base}/__sim/refunds/${providerRefundId}/settle`, {
+      method: 'POST',
+      body: JSON.stringify({ outcome, deliver: false }),
+    });
     if (!res.ok) throw new Error(`the simulator did not settle ${providerRefundId}: ${res.status} ${await res.text()}`);
   }
 
   /** The provider's events about this run's first customer, of one type, each signed as the provider sends it. */
-  async providerEvents(type: string): Promise<{ event: { id: string; type: string }; signed: { payload: string; header: string } }[]> {
+  async providerEvents(
+    type: string,
+  ): Promise<{ event: { id: string; type: string }; signed: { payload: string; header: string } }[]> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) throw new Error('this scenario needs the payment simulator');
     const { events } = (await (await fetch(`${base}/__sim/events?customer_id=${this.customer}`)).json()) as {
@@ -246,7 +277,14 @@ export class LabSession {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) return [];
     const { requests } = (await (await fetch(`${base}/__sim/requests`)).json()) as {
-      requests: { method: string; path: string; idempotencyKey: string | null; replayed: boolean; status: number | null; metadata: Record<string, string> }[];
+      requests: {
+        method: string;
+        path: string;
+        idempotencyKey: string | null;
+        replayed: boolean;
+        status: number | null;
+        metadata: Record<string, string>;
+      }[];
     };
     const mine = new Set(this.customers);
     const calls = requests.filter((r) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? ''));
@@ -257,15 +295,22 @@ export class LabSession {
 
   /** Orders of the run's customers, from the database; charges, from the provider. */
   async counts(): Promise<Required<Pick<Counts, 'orders' | 'charges'>>> {
-    const [row] = await this.db.select({ n: sql<number>`count(*)::int` }).from(orders).where(inArray(orders.customerId, this.customers));
+    const [row] = await this.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(orders)
+      .where(inArray(orders.customerId, this.customers));
     let charges = 0;
-    for (const customer of this.customers) charges += (await providerIntentsOf(customer)).filter((pi) => pi.status === 'succeeded').length;
+    for (const customer of this.customers)
+      charges += (await providerIntentsOf(customer)).filter((pi) => pi.status === 'succeeded').length;
     return { orders: row!.n, charges };
   }
 
   /** Cents the run's orders show as refunded. */
   async refundedCents(): Promise<number> {
-    const [row] = await this.db.select({ n: sql<number>`coalesce(sum(${orders.refundedCents}), 0)::int` }).from(orders).where(inArray(orders.customerId, this.customers));
+    const [row] = await this.db
+      .select({ n: sql<number>`coalesce(sum(${orders.refundedCents}), 0)::int` })
+      .from(orders)
+      .where(inArray(orders.customerId, this.customers));
     return row!.n;
   }
 
@@ -277,14 +322,19 @@ export class LabSession {
 
   async finish(verdict: Verdict | null, failure?: string): Promise<void> {
     this.stopListening();
-    if (failure) this.timeline.push({ t: Date.now() - this.started, kind: 'note', text: `The run stopped: ${failure}` });
+    if (failure)
+      this.timeline.push({ t: Date.now() - this.started, kind: 'note', text: `The run stopped: ${failure}` });
     await this.saving;
-    await this.db.update(labRuns).set({ timeline: this.timeline, verdict, status: failure ? 'failed' : 'done' }).where(eq(labRuns.id, this.runId));
+    await this.db
+      .update(labRuns)
+      .set({ timeline: this.timeline, verdict, status: failure ? 'failed' : 'done' })
+      .where(eq(labRuns.id, this.runId));
   }
 }
 
 /** A short line for an answer: "200 order 1a2b3c4d, paid" or "409 IDEMPOTENCY_KEY_IN_USE". */
-function summarize(status: number, body: any): string { // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: an answer off the wire, any shape
+function summarize(status: number, body: any): string {
   const data = body?.result?.data;
   if (data?.id) return `${status} order ${String(data.id).slice(0, 8)}${data.status ? `, ${data.status}` : ''}`;
   if (typeof data === 'number') return `${status} quantity ${data}`;

@@ -30,15 +30,18 @@ import { reached } from '../idempotency/hooks';
 import { fingerprint } from '../idempotency/key';
 import { runIdempotent } from '../idempotency/one-transaction';
 import { runPhased } from '../idempotency/phased';
-import { verifiedEvent } from '../services/payments';
 import type { Execution } from '../idempotency/request';
-import { findLiveKey, storeAnswerAfterTheFact, type StoredResponse } from '../idempotency/store';
-import { placeOrder, type OrderView, type PlaceOrderInput } from '../services/orders';
-import { stripeProvider, type PaymentProvider } from '../services/payments';
-import { purchase, type PurchaseInput } from '../services/purchase';
+import { findLiveKey, type StoredResponse, storeAnswerAfterTheFact } from '../idempotency/store';
+import { type OrderView, type PlaceOrderInput, placeOrder } from '../services/orders';
+import { type PaymentProvider, stripeProvider, verifiedEvent } from '../services/payments';
+import { type PurchaseInput, purchase } from '../services/purchase';
 
 /** The Stripe provider without the lookup a late resume makes before charging again. */
-export const providerWithoutLookup: PaymentProvider = { ...stripeProvider, findCharge: async () => null, findRefund: async () => null };
+export const providerWithoutLookup: PaymentProvider = {
+  ...stripeProvider,
+  findCharge: async () => null,
+  findRefund: async () => null,
+};
 
 /** The Stripe provider sending a fresh random key on every call instead of the derived one. */
 export const providerWithRandomKeys: PaymentProvider = {
@@ -71,7 +74,11 @@ function unwrap(execution: Execution): unknown {
 }
 
 /** Runs `checkout.purchase`'s flow through the real phased runner, with another provider. */
-export async function purchaseWith(provider: PaymentProvider, r: KeyedRequestParts, input: PurchaseInput): Promise<unknown> {
+export async function purchaseWith(
+  provider: PaymentProvider,
+  r: KeyedRequestParts,
+  input: PurchaseInput,
+): Promise<unknown> {
   return unwrap(
     await runPhased<Execution>({
       db: r.db,
@@ -88,7 +95,11 @@ export async function purchaseWith(provider: PaymentProvider, r: KeyedRequestPar
 }
 
 /** The real one-transaction runner, fed a broken scope or a broken fingerprint input. */
-async function placeOrderKeyed(r: KeyedRequestParts, input: PlaceOrderInput, broken: { scope?: string; fingerprintInput?: unknown }): Promise<unknown> {
+async function placeOrderKeyed(
+  r: KeyedRequestParts,
+  input: PlaceOrderInput,
+  broken: { scope?: string; fingerprintInput?: unknown },
+): Promise<unknown> {
   return unwrap(
     await runIdempotent<Execution>({
       db: r.db,
@@ -110,10 +121,12 @@ export const twins = {
     db.transaction((tx) => placeOrder(tx, customerId, input)),
 
   /** The fingerprint sees no input: the key alone decides what "the same request" is. */
-  placeOrderWithoutFingerprint: (r: KeyedRequestParts, input: PlaceOrderInput) => placeOrderKeyed(r, input, { fingerprintInput: null }),
+  placeOrderWithoutFingerprint: (r: KeyedRequestParts, input: PlaceOrderInput) =>
+    placeOrderKeyed(r, input, { fingerprintInput: null }),
 
   /** Keys shared by every customer: the scope is the same for all. */
-  placeOrderWithoutScope: (r: KeyedRequestParts, input: PlaceOrderInput) => placeOrderKeyed(r, input, { scope: 'everyone' }),
+  placeOrderWithoutScope: (r: KeyedRequestParts, input: PlaceOrderInput) =>
+    placeOrderKeyed(r, input, { scope: 'everyone' }),
 
   /** Look, then work, then store: no atomic claim. */
   async placeOrderCheckThenInsert(r: KeyedRequestParts, key: string, input: PlaceOrderInput): Promise<unknown> {
@@ -131,18 +144,24 @@ export const twins = {
   },
 
   /** The work commits, then the answer is stored in a statement of its own. */
-  async placeOrderAnswerOutsideTransaction(r: KeyedRequestParts, key: string, input: PlaceOrderInput): Promise<unknown> {
+  async placeOrderAnswerOutsideTransaction(
+    r: KeyedRequestParts,
+    key: string,
+    input: PlaceOrderInput,
+  ): Promise<unknown> {
     const k = { scope: r.customerId, procedure: r.procedure, key };
     const fp = fingerprint(r.procedure, input);
     const seen = await findLiveKey(r.db, k);
     if (seen?.state === 'completed') return (seen.responseBody as Extract<StoredResponse, { ok: true }>).data;
     const order = await r.db.transaction((tx) => placeOrder(tx, r.customerId, input));
-    await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed' }); // committed; the answer is not stored yet
+    // committed; the answer is not stored yet
+    await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed' });
     await storeAnswerAfterTheFact(r.db, k, fp, { ok: true, data: order }, idempotencyOptions().ttlMs);
     return order;
   },
 
-  purchaseWithRandomProviderKeys: (r: KeyedRequestParts, input: PurchaseInput) => purchaseWith(providerWithRandomKeys, r, input),
+  purchaseWithRandomProviderKeys: (r: KeyedRequestParts, input: PurchaseInput) =>
+    purchaseWith(providerWithRandomKeys, r, input),
 
   /** Naturally idempotent: setting a quantity twice leaves what setting it once leaves. */
   async setCartQuantity(db: DbOrTx, customerId: string, productId: string, quantity: number): Promise<number> {
@@ -158,7 +177,10 @@ export const twins = {
     const [row] = await db
       .insert(labCartLines)
       .values({ customerId, productId, quantity: 1 })
-      .onConflictDoUpdate({ target: [labCartLines.customerId, labCartLines.productId], set: { quantity: sql`${labCartLines.quantity} + 1` } })
+      .onConflictDoUpdate({
+        target: [labCartLines.customerId, labCartLines.productId],
+        set: { quantity: sql`${labCartLines.quantity} + 1` },
+      })
       .returning({ quantity: labCartLines.quantity });
     return row!.quantity;
   },
@@ -177,7 +199,10 @@ export const twins = {
  * record (and with a plain decrement instead of a forward-only move), a redelivered refund.failed
  * gives the amount back a second time.
  */
-export async function applyRefundFailedWithoutRecord(db: Db, event: { type: string; data: { object: { id: string; amount: number; metadata?: Record<string, string> } } }): Promise<void> {
+export async function applyRefundFailedWithoutRecord(
+  db: Db,
+  event: { type: string; data: { object: { id: string; amount: number; metadata?: Record<string, string> } } },
+): Promise<void> {
   if (event.type !== 'refund.failed') return;
   const refund = event.data.object;
   const refundId = refund.metadata?.refund_id;
@@ -186,7 +211,10 @@ export async function applyRefundFailedWithoutRecord(db: Db, event: { type: stri
     const [row] = await tx.select({ orderId: refunds.orderId }).from(refunds).where(eq(refunds.id, refundId));
     if (!row) return;
     await tx.update(refunds).set({ status: 'failed' }).where(eq(refunds.id, refundId));
-    await tx.update(orders).set({ refundedCents: sql`${orders.refundedCents} - ${refund.amount}` }).where(eq(orders.id, row.orderId));
+    await tx
+      .update(orders)
+      .set({ refundedCents: sql`${orders.refundedCents} - ${refund.amount}` })
+      .where(eq(orders.id, row.orderId));
   });
 }
 
@@ -196,7 +224,7 @@ export async function applyRefundFailedWithoutRecord(db: Db, event: { type: stri
  */
 export async function handleWebhookWithoutRecord(db: Db, req: Request): Promise<Response> {
   const payload = await req.text();
-  let event;
+  let event: ReturnType<typeof verifiedEvent>;
   try {
     event = verifiedEvent(payload, req.headers.get('stripe-signature'));
   } catch (err) {

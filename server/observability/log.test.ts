@@ -10,7 +10,9 @@ import { PROJECT_ROOT } from '../../dev/state';
 /** Logs one line in a fresh process with this environment; returns what it printed. */
 function logOnce(env: Record<string, string>): string {
   // process.exit right after the line: an asynchronous write still queued must be flushed on the way out.
-  const script = "import { log } from './server/observability/log'; log().info({ orderTag: 'o-1' }, 'order placed'); process.exit(0);";
+  const script =
+    "import { log } from './server/observability/log'; log().info({ orderTag: 'o-1' }, 'order placed'); " +
+    'process.exit(0);';
   const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, DATABASE_URL: 'postgres://u@127.0.0.1:1/db', STRIPE_API_BASE: 'http://127.0.0.1:1', ...env },
@@ -22,15 +24,19 @@ function logOnce(env: Record<string, string>): string {
 }
 
 describe('the log', () => {
-  it('outside development: one JSON line with the time, the level, the process id and the instance name, written by the time the process exits (the writes are asynchronous)', () => {
-    const out = logOnce({ NODE_ENV: 'test', INSTANCE_NAME: 'shop-a', LOG_LEVEL: 'info' });
-    const lines = out.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
-    expect(line).toMatchObject({ level: 30, instance: 'shop-a', orderTag: 'o-1', msg: 'order placed' });
-    expect(line.pid).toEqual(expect.any(Number));
-    expect(new Date(line.time as string).toISOString()).toBe(line.time); // ISO time, not epoch milliseconds
-  });
+  it(
+    'outside development: one JSON line with the time, the level, the process id and the instance name, written by ' +
+      'the time the process exits (the writes are asynchronous)',
+    () => {
+      const out = logOnce({ NODE_ENV: 'test', INSTANCE_NAME: 'shop-a', LOG_LEVEL: 'info' });
+      const lines = out.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+      expect(line).toMatchObject({ level: 30, instance: 'shop-a', orderTag: 'o-1', msg: 'order placed' });
+      expect(line.pid).toEqual(expect.any(Number));
+      expect(new Date(line.time as string).toISOString()).toBe(line.time); // ISO time, not epoch milliseconds
+    },
+  );
 
   it('under npm run dev: a line for people, with the time and the level in words, not JSON', () => {
     const out = logOnce({ NODE_ENV: 'development', INSTANCE_NAME: 'shop-a', LOG_LEVEL: 'info', NO_COLOR: '1' });

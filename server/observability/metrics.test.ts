@@ -2,12 +2,12 @@
 import { randomUUID } from 'node:crypto';
 import { sql as q } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../../db/client';
 import { getDatabase } from '../db';
 import { parseServerEnv } from '../env.js';
 import { DECISIONS, onDecision } from '../idempotency/hooks';
-import { createNotesTable, makeEveryDecision } from '../idempotency/testing';
-import { createDatabase } from '../../db/client';
 import { countKeysInFlight } from '../idempotency/store';
+import { createNotesTable, makeEveryDecision } from '../idempotency/testing';
 import { authorized, countDecision, handleMetrics, metrics } from './metrics';
 
 const { db, sql } = getDatabase();
@@ -22,14 +22,25 @@ async function count(procedure: string, decision: string): Promise<number> {
 describe('metrics', () => {
   it('every decision the layer can make moves its counter', async () => {
     await createNotesTable(db);
-    const before = Object.fromEntries(await Promise.all(DECISIONS.map(async (d) => [d, (await count('notes.add', d)) + (await count('calls.make', d))] as const)));
+    const before = Object.fromEntries(
+      await Promise.all(
+        DECISIONS.map(async (d) => [d, (await count('notes.add', d)) + (await count('calls.make', d))] as const),
+      ),
+    );
     await makeEveryDecision(db, randomUUID());
     for (const d of DECISIONS) {
       const after = (await count('notes.add', d)) + (await count('calls.make', d));
       expect(after, `idempotency_decisions_total{decision="${d}"}`).toBeGreaterThan(before[d]!);
     }
     const { values } = await metrics().latency.get();
-    expect(values.some((v) => v.metricName === 'idempotency_request_duration_seconds_count' && v.labels.decision === 'replayed' && v.value > 0)).toBe(true);
+    expect(
+      values.some(
+        (v) =>
+          v.metricName === 'idempotency_request_duration_seconds_count' &&
+          v.labels.decision === 'replayed' &&
+          v.value > 0,
+      ),
+    ).toBe(true);
   });
 
   it('GET /api/metrics answers in the Prometheus format, with every family', async () => {
@@ -52,38 +63,47 @@ describe('metrics', () => {
     expect(text).toMatch(/idempotency_decisions_total\{procedure="notes.add",decision="replayed"\} [1-9]/);
   });
 
-  it('the in-flight count is the started keys only: three started and two answered keys add exactly three', async () => {
-    // One snapshot (repeatable read): other files' keys come and go meanwhile, unseen here. On a
-    // connection of its own without the app's per-transaction settings (behind PgBouncer they are a
-    // transaction's first statement, and the isolation level must come before any).
-    const own = createDatabase(process.env.DATABASE_URL!, { max: 1, transactionPooler: process.env.DATABASE_POOL_MODE === 'transaction' });
-    let added: number | undefined;
-    const undo = new Error('undo');
-    await own.db
-      .transaction(
-        async (tx) => {
-          const before = await countKeysInFlight(tx);
-          const scope = randomUUID();
-          await tx.execute(q`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-                             select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from generate_series(1, 5) as i`);
-          await tx.execute(q`update idempotency_keys set state = 'completed', recovery_point = 'finished', response_status = 200, response_body = '{}', completed_at = now()
+  it(
+    'the in-flight count is the started keys only: three started and two answered keys add exactly ' + 'three',
+    async () => {
+      // One snapshot (repeatable read): other files' keys come and go meanwhile, unseen here. On a
+      // connection of its own without the app's per-transaction settings (behind PgBouncer they are a
+      // transaction's first statement, and the isolation level must come before any).
+      const own = createDatabase(process.env.DATABASE_URL!, {
+        max: 1,
+        transactionPooler: process.env.DATABASE_POOL_MODE === 'transaction',
+      });
+      let added: number | undefined;
+      const undo = new Error('undo');
+      await own.db
+        .transaction(
+          async (tx) => {
+            const before = await countKeysInFlight(tx);
+            const scope = randomUUID();
+            await tx.execute(q`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+                             select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour'
+                               from generate_series(1, 5) as i`);
+            await tx.execute(q`update idempotency_keys set state = 'completed', recovery_point = 'finished',
+              response_status = 200, response_body = '{}', completed_at = now()
                              where scope = ${scope} and key in ('k4', 'k5')`);
-          added = (await countKeysInFlight(tx)) - before;
-          throw undo; // nothing is kept
-        },
-        { isolationLevel: 'repeatable read' },
-      )
-      .catch((err: unknown) => {
-        if (err !== undo) throw err;
-      })
-      .finally(() => own.sql.end());
-    expect(added).toBe(3);
-  });
+            added = (await countKeysInFlight(tx)) - before;
+            throw undo; // nothing is kept
+          },
+          { isolationLevel: 'repeatable read' },
+        )
+        .catch((err: unknown) => {
+          if (err !== undo) throw err;
+        })
+        .finally(() => own.sql.end());
+      expect(added).toBe(3);
+    },
+  );
 
   it('the idempotency_keys_in_flight gauge is wired to that count: three started keys show in it', async () => {
     const scope = randomUUID();
     await sql`insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-              select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from generate_series(1, 3) as i`; // state: started
+              select ${scope}, 'metrics.test', 'k' || i, repeat('f', 64), now() + interval '1 hour' from
+                generate_series(1, 3) as i`; // state: started
     try {
       const { values } = await metrics().keysInFlight.get();
       expect(values[0]!.value).toBeGreaterThanOrEqual(3); // other test files may hold keys of their own meanwhile
@@ -93,7 +113,13 @@ describe('metrics', () => {
   });
 
   it('in production, metrics need a token: ENABLE_METRICS=1 alone is refused at start', () => {
-    const base = { DATABASE_URL: 'postgres://u@127.0.0.1/db', STRIPE_API_BASE: 'http://127.0.0.1:1', NODE_ENV: 'production', COOKIE_SECRET: 'x'.repeat(32), STRIPE_WEBHOOK_SECRET: 'whsec_production_secret' };
+    const base = {
+      DATABASE_URL: 'postgres://u@127.0.0.1/db',
+      STRIPE_API_BASE: 'http://127.0.0.1:1',
+      NODE_ENV: 'production',
+      COOKIE_SECRET: 'x'.repeat(32),
+      STRIPE_WEBHOOK_SECRET: 'whsec_production_secret',
+    };
     expect(() => parseServerEnv({ ...base, ENABLE_METRICS: '1' })).toThrow(/METRICS_TOKEN: is required in production/);
     expect(parseServerEnv({ ...base }).ENABLE_METRICS).toBe(false);
     expect(parseServerEnv({ ...base, ENABLE_METRICS: '1', METRICS_TOKEN: 't'.repeat(20) }).ENABLE_METRICS).toBe(true);
@@ -101,7 +127,8 @@ describe('metrics', () => {
 
   it('with a token, a scrape without it or with another is refused', () => {
     const token = 'a-long-enough-metrics-token';
-    const ask = (auth?: string) => new Request('http://localhost/api/metrics', { headers: auth ? { authorization: auth } : {} });
+    const ask = (auth?: string) =>
+      new Request('http://localhost/api/metrics', { headers: auth ? { authorization: auth } : {} });
     expect(authorized(ask(), token)).toBe(false);
     expect(authorized(ask('Bearer wrong-token-of-some-length'), token)).toBe(false);
     expect(authorized(ask(`Bearer ${token}`), token)).toBe(true);

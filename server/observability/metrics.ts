@@ -7,7 +7,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import type { DecisionEvent } from '../idempotency/hooks';
@@ -18,12 +18,19 @@ function create() {
   collectDefaultMetrics({ register: registry });
   const keysInFlight = () => countKeysInFlight(getDatabase().db);
   const outboxBacklog = async () => {
-    const [row] = await getDatabase().db.execute<{ n: number }>(sql`select count(*)::int as n from outbox where delivered_at is null and dead_at is null`);
+    const [row] = await getDatabase().db.execute<{ n: number }>(
+      sql`select count(*)::int as n from outbox where delivered_at is null and dead_at is null`,
+    );
     return row!.n;
   };
   return {
     registry,
-    decisions: new Counter({ name: 'idempotency_decisions_total', help: 'Keyed requests by procedure and decision.', labelNames: ['procedure', 'decision'], registers: [registry] }),
+    decisions: new Counter({
+      name: 'idempotency_decisions_total',
+      help: 'Keyed requests by procedure and decision.',
+      labelNames: ['procedure', 'decision'],
+      registers: [registry],
+    }),
     latency: new Histogram({
       name: 'idempotency_request_duration_seconds',
       help: 'From the arrival of a keyed request to its decision, by procedure and decision.',
@@ -40,7 +47,12 @@ function create() {
         this.set(await keysInFlight());
       },
     }),
-    completer: new Counter({ name: 'completer_runs_total', help: 'Keys the completer took over, and gave up on.', labelNames: ['outcome'], registers: [registry] }),
+    completer: new Counter({
+      name: 'completer_runs_total',
+      help: 'Keys the completer took over, and gave up on.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     outboxBacklog: new Gauge({
       name: 'outbox_backlog',
       help: 'Outbox messages waiting to be delivered.',
@@ -49,8 +61,18 @@ function create() {
         this.set(await outboxBacklog());
       },
     }),
-    outbox: new Counter({ name: 'outbox_delivery_attempts_total', help: 'Outbox delivery attempts by outcome.', labelNames: ['outcome'], registers: [registry] }),
-    webhooks: new Counter({ name: 'webhook_events_total', help: 'Webhook deliveries by event type and outcome.', labelNames: ['type', 'outcome'], registers: [registry] }),
+    outbox: new Counter({
+      name: 'outbox_delivery_attempts_total',
+      help: 'Outbox delivery attempts by outcome.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhooks: new Counter({
+      name: 'webhook_events_total',
+      help: 'Webhook deliveries by event type and outcome.',
+      labelNames: ['type', 'outcome'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -66,7 +88,8 @@ export function metrics() {
 export function countDecision(event: DecisionEvent): void {
   const m = metrics();
   m.decisions.inc({ procedure: event.procedure, decision: event.decision });
-  if (typeof event.ms === 'number') m.latency.observe({ procedure: event.procedure, decision: event.decision }, event.ms / 1000);
+  if (typeof event.ms === 'number')
+    m.latency.observe({ procedure: event.procedure, decision: event.decision }, event.ms / 1000);
 }
 
 /** Whether the request carries `Authorization: Bearer <token>` (compared in constant time). */

@@ -5,17 +5,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startAppServer, type AppServer } from '../../dev/app-server';
+import { type AppServer, startAppServer } from '../../dev/app-server';
 import { getDatabase } from '../db';
-import { newLabCustomers } from '../lab/session';
 import { getEnv } from '../env.js';
-import { countOrders, customerCookie, http, planServerFault, type HttpResult } from '../testing';
+import { newLabCustomers } from '../lab/session';
+import { countOrders, customerCookie, type HttpResult, http, planServerFault } from '../testing';
 
 const { sql } = getDatabase();
 const MUG = { items: [{ productId: 'travel-mug', quantity: 1 }] };
 
 const checkout = (customerId: string, key: string, body: unknown = MUG) =>
-  http('POST', 'checkout.placeOrder', { headers: { cookie: customerCookie(customerId), 'idempotency-key': key }, body });
+  http('POST', 'checkout.placeOrder', {
+    headers: { cookie: customerCookie(customerId), 'idempotency-key': key },
+    body,
+  });
 const orderId = (r: HttpResult): string => r.body.result.data.id;
 
 describe('checkout.placeOrder is keyed', () => {
@@ -26,7 +29,8 @@ describe('checkout.placeOrder is keyed', () => {
     const again = await checkout(customer, key);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(JSON.stringify(again.body)).toBe(JSON.stringify(first.body));
-    const [row] = await sql`select id, state, response_body from idempotency_keys where scope = ${customer} and key = ${key}`;
+    const [row] =
+      await sql`select id, state, response_body from idempotency_keys where scope = ${customer} and key = ${key}`;
     const [order] = await sql`select idempotency_key_id from orders where id = ${orderId(first)}`;
     expect(order!.idempotency_key_id).toBe(row!.id);
     expect(row!.response_body).toEqual({ ok: true, data: first.body.result.data });
@@ -47,7 +51,8 @@ describe('checkout.placeOrder is keyed', () => {
     const customer = randomUUID();
     await checkout(customer, randomUUID());
     const [row] = await sql<{ hours: number }[]>`
-      select extract(epoch from expires_at - created_at) / 3600 as hours from idempotency_keys where scope = ${customer}`;
+      select extract(epoch from expires_at - created_at) / 3600 as hours from idempotency_keys where scope =
+        ${customer}`;
     expect(Number(row!.hours)).toBeCloseTo(24, 3);
   });
 
@@ -63,7 +68,9 @@ describe('checkout.placeOrder is keyed', () => {
   it("negative control: the same storm against the lab's twin without a key makes more than one order", async () => {
     const [customer] = await newLabCustomers(getDatabase().db, 1);
     const results = await Promise.all(
-      Array.from({ length: 50 }, () => http('POST', 'lab.placeOrderWithoutKey', { headers: { cookie: customerCookie(customer!) }, body: MUG })),
+      Array.from({ length: 50 }, () =>
+        http('POST', 'lab.placeOrderWithoutKey', { headers: { cookie: customerCookie(customer!) }, body: MUG }),
+      ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(await countOrders(customer!)).toBeGreaterThan(1);
@@ -99,38 +106,41 @@ describe('rule 9: a server process killed while it holds a key leaves nothing bl
                   and query ilike 'insert into "order_items"%'`
     ).length > 0;
 
-  it('a frozen holder (SIGSTOP) lets go of its key within the bound; woken up (SIGCONT), it writes nothing', async () => {
-    const env = {
-      DATABASE_URL: getEnv().DATABASE_URL,
-      COOKIE_SECRET: getEnv().COOKIE_SECRET,
-      ENABLE_TEST_HOOKS: '1',
-      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '2000', // the bound under test (10 s by default)
-    };
-    server = await startAppServer({ port: PORT, env });
-    const customer = randomUUID();
-    const key = randomUUID();
-    await planServerFault(server.url, { scope: customer, boundary: 'executed', action: 'delay', ms: 4_000 });
-    const frozen = post(server.url, customer, key).then(
-      (r) => r.status,
-      () => 0,
-    );
-    await until(holdingTransaction); // it holds the key: an open transaction with the order in it
-    process.kill(-server.process.pid!, 'SIGSTOP'); // paused, as a frozen VM or a long GC pause: its socket stays open
+  it(
+    'a frozen holder (SIGSTOP) lets go of its key within the bound; woken up (SIGCONT), it writes ' + 'nothing',
+    async () => {
+      const env = {
+        DATABASE_URL: getEnv().DATABASE_URL,
+        COOKIE_SECRET: getEnv().COOKIE_SECRET,
+        ENABLE_TEST_HOOKS: '1',
+        DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '2000', // the bound under test (10 s by default)
+      };
+      server = await startAppServer({ port: PORT, env });
+      const customer = randomUUID();
+      const key = randomUUID();
+      await planServerFault(server.url, { scope: customer, boundary: 'executed', action: 'delay', ms: 4_000 });
+      const frozen = post(server.url, customer, key).then(
+        (r) => r.status,
+        () => 0,
+      );
+      await until(holdingTransaction); // it holds the key: an open transaction with the order in it
+      process.kill(-server.process.pid!, 'SIGSTOP'); // paused, as a frozen VM or a long GC pause: its socket stays open
 
-    // A retry through another instance: the claim waits on the frozen transaction until Postgres ends it.
-    const started = Date.now();
-    const retry = await checkout(customer, key);
-    expect(retry.status).toBe(200);
-    expect(retry.headers.get('idempotent-replayed')).toBeNull(); // it ran: the frozen one had stored nothing
-    expect(Date.now() - started).toBeLessThan(6_000); // the 2 s bound, not the 10 s wait of a duplicate
+      // A retry through another instance: the claim waits on the frozen transaction until Postgres ends it.
+      const started = Date.now();
+      const retry = await checkout(customer, key);
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull(); // it ran: the frozen one had stored nothing
+      expect(Date.now() - started).toBeLessThan(6_000); // the 2 s bound, not the 10 s wait of a duplicate
 
-    process.kill(-server.process.pid!, 'SIGCONT'); // it wakes up and carries on into a connection Postgres has closed
-    expect(await frozen).toBe(500);
-    expect(await countOrders(customer)).toBe(1);
-    const [row] = await sql`select response_body from idempotency_keys where scope = ${customer}`;
-    expect(row!.response_body.data.id).toBe(orderId(retry));
-    await server.kill();
-  });
+      process.kill(-server.process.pid!, 'SIGCONT'); // it wakes up and carries on into a connection Postgres has closed
+      expect(await frozen).toBe(500);
+      expect(await countOrders(customer)).toBe(1);
+      const [row] = await sql`select response_body from idempotency_keys where scope = ${customer}`;
+      expect(row!.response_body.data.id).toBe(orderId(retry));
+      await server.kill();
+    },
+  );
 
   it('SIGKILL mid-checkout, restart: a retry with the same key succeeds, with exactly one order in total', async () => {
     // Same database and cookie secret as this test process, so its signed cookies are valid there.

@@ -7,7 +7,9 @@ export const checkoutRouter = router({
    * The checkout the shop uses: places the order and charges the card, exactly once per key, in
    * steps around the provider call (server/services/purchase.ts).
    */
-  purchase: phasedProcedure.input(purchaseInput).mutation(({ ctx, input }) => purchase(ctx.steps, ctx.customerId, input)),
+  purchase: phasedProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) => purchase(ctx.steps, ctx.customerId, input)),
 
   /**
    * Places an order without payment, all of it one transaction, safe to retry: send an
@@ -16,5 +18,7 @@ export const checkoutRouter = router({
    */
   placeOrder: idempotentProcedure
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => placeOrder(ctx.db, ctx.customerId, input, { idempotencyKeyId: ctx.idempotencyKeyId })),
+    .mutation(({ ctx, input }) =>
+      placeOrder(ctx.db, ctx.customerId, input, { idempotencyKeyId: ctx.idempotencyKeyId }),
+    ),
 });

@@ -4,6 +4,7 @@
  * only ever acts as its own lab customers (server/lab/session.ts), never as a real one.
  */
 import { z } from 'zod';
+import type { Db } from '../../db/client';
 import { MAX_QUANTITY } from '../../shared/shop-rules';
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
@@ -11,10 +12,9 @@ import { parseIdempotencyKey } from '../idempotency/key';
 import { readRun, startRun } from '../lab/runs';
 import { scenarioById, scenarios } from '../lab/scenarios';
 import { isLabCustomer } from '../lab/session';
-import { twins, type KeyedRequestParts } from '../lab/twins';
+import { type KeyedRequestParts, twins } from '../lab/twins';
 import { placeOrderInput } from '../services/orders';
 import { purchaseInput } from '../services/purchase';
-import type { Db } from '../../db/client';
 import { customerProcedure, publicProcedure, router } from '../trpc';
 
 const labSwitch = <T extends { next: () => unknown }>(opts: T) => {
@@ -34,7 +34,10 @@ const twinProcedure = labMutation.use(async function onlyLabCustomers({ ctx, nex
   return next();
 });
 
-const parts = (ctx: { db: unknown; customerId: string; headers: Headers; resHeaders: Headers }, procedure: string): KeyedRequestParts => ({
+const parts = (
+  ctx: { db: unknown; customerId: string; headers: Headers; resHeaders: Headers },
+  procedure: string,
+): KeyedRequestParts => ({
   db: ctx.db as Db,
   customerId: ctx.customerId,
   procedure,
@@ -49,11 +52,17 @@ function keyOf(headers: Headers): string {
   return parsed.key;
 }
 
-const cartInput = z.strictObject({ productId: z.string().min(1).max(64), quantity: z.number().int().min(1).max(MAX_QUANTITY) });
+const cartInput = z.strictObject({
+  productId: z.string().min(1).max(64),
+  quantity: z.number().int().min(1).max(MAX_QUANTITY),
+});
 
 export const labRouter = router({
   scenarios: labQuery.query(() =>
-    scenarios.map(({ play: _play, ...card }) => ({ ...card, available: !card.needsSimulator || Boolean(getEnv().STRIPE_API_BASE) })),
+    scenarios.map(({ play: _play, ...card }) => ({
+      ...card,
+      available: !card.needsSimulator || Boolean(getEnv().STRIPE_API_BASE),
+    })),
   ),
 
   /** Starts a run of a scenario, safe or by its unsafe twin; the page polls `run` for it. */
@@ -73,22 +82,40 @@ export const labRouter = router({
   }),
 
   // The unsafe twins, as procedures the lab's runs (and the tests' negative controls) call over HTTP.
-  placeOrderWithoutKey: twinProcedure.input(placeOrderInput).mutation(({ ctx, input }) => twins.placeOrderWithoutKey(ctx.db as Db, ctx.customerId, input)),
+  placeOrderWithoutKey: twinProcedure
+    .input(placeOrderInput)
+    .mutation(({ ctx, input }) => twins.placeOrderWithoutKey(ctx.db as Db, ctx.customerId, input)),
   placeOrderCheckThenInsert: twinProcedure
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => twins.placeOrderCheckThenInsert(parts(ctx, 'lab.placeOrderCheckThenInsert'), keyOf(ctx.headers), input)),
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderCheckThenInsert(parts(ctx, 'lab.placeOrderCheckThenInsert'), keyOf(ctx.headers), input),
+    ),
   placeOrderAnswerOutsideTransaction: twinProcedure
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => twins.placeOrderAnswerOutsideTransaction(parts(ctx, 'lab.placeOrderAnswerOutsideTransaction'), keyOf(ctx.headers), input)),
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderAnswerOutsideTransaction(
+        parts(ctx, 'lab.placeOrderAnswerOutsideTransaction'),
+        keyOf(ctx.headers),
+        input,
+      ),
+    ),
   placeOrderWithoutFingerprint: twinProcedure
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => twins.placeOrderWithoutFingerprint(parts(ctx, 'lab.placeOrderWithoutFingerprint'), input)),
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderWithoutFingerprint(parts(ctx, 'lab.placeOrderWithoutFingerprint'), input),
+    ),
   placeOrderWithoutScope: twinProcedure
     .input(placeOrderInput)
     .mutation(({ ctx, input }) => twins.placeOrderWithoutScope(parts(ctx, 'lab.placeOrderWithoutScope'), input)),
   purchaseWithRandomProviderKeys: twinProcedure
     .input(purchaseInput)
-    .mutation(({ ctx, input }) => twins.purchaseWithRandomProviderKeys(parts(ctx, 'lab.purchaseWithRandomProviderKeys'), input)),
-  setCartQuantity: twinProcedure.input(cartInput).mutation(({ ctx, input }) => twins.setCartQuantity(ctx.db, ctx.customerId, input.productId, input.quantity)),
-  addOneToCart: twinProcedure.input(cartInput.pick({ productId: true })).mutation(({ ctx, input }) => twins.addOneToCart(ctx.db, ctx.customerId, input.productId)),
+    .mutation(({ ctx, input }) =>
+      twins.purchaseWithRandomProviderKeys(parts(ctx, 'lab.purchaseWithRandomProviderKeys'), input),
+    ),
+  setCartQuantity: twinProcedure
+    .input(cartInput)
+    .mutation(({ ctx, input }) => twins.setCartQuantity(ctx.db, ctx.customerId, input.productId, input.quantity)),
+  addOneToCart: twinProcedure
+    .input(cartInput.pick({ productId: true }))
+    .mutation(({ ctx, input }) => twins.addOneToCart(ctx.db, ctx.customerId, input.productId)),
 });

@@ -10,5 +10,7 @@ export const ordersRouter = router({
     .input(z.strictObject({ orderId: z.uuid('must be an order id (a UUID)') }))
     .query(({ ctx, input }) => getOrder(ctx.db, ctx.customerId, input.orderId)),
   /** Refunds part or all of a paid order through the provider, exactly once per key. */
-  refund: phasedProcedure.input(refundInput).mutation(({ ctx, input }) => refundOrder(ctx.steps, ctx.customerId, input)),
+  refund: phasedProcedure
+    .input(refundInput)
+    .mutation(({ ctx, input }) => refundOrder(ctx.steps, ctx.customerId, input)),
 });

@@ -54,7 +54,9 @@ describe('checkout.placeOrder: prices come from the catalog', () => {
 
   it('refuses a price sent by the client instead of using it', async () => {
     const customerId = randomUUID();
-    const err = await rejection(() => placeOrder(customerId, { items: [{ productId: 'burr-grinder', quantity: 1, priceCents: 1 }] }));
+    const err = await rejection(() =>
+      placeOrder(customerId, { items: [{ productId: 'burr-grinder', quantity: 1, priceCents: 1 }] }),
+    );
     expect(err.code).toBe('BAD_REQUEST');
     expect(clientMessage(err)).toContain('priceCents');
     expect(await countOrders(customerId)).toBe(0);
@@ -65,14 +67,52 @@ describe('checkout.placeOrder: bad input is a 400 naming the field, and writes n
   const cases: [string, unknown, string][] = [
     ['an empty cart', { items: [] }, 'items: the cart is empty'],
     ['quantity 0', { items: [{ productId: 'travel-mug', quantity: 0 }] }, 'items[0].quantity: must be from 1 to 99'],
-    ['quantity 100', { items: [{ productId: 'travel-mug', quantity: 100 }] }, 'items[0].quantity: must be from 1 to 99'],
-    ['a negative quantity', { items: [{ productId: 'travel-mug', quantity: -2 }] }, 'items[0].quantity: must be from 1 to 99'],
-    ['a fractional quantity', { items: [{ productId: 'travel-mug', quantity: 1.5 }] }, 'items[0].quantity: must be a whole number'],
-    ['a quantity that is a string', { items: [{ productId: 'travel-mug', quantity: '2' }] }, 'items[0].quantity: must be a number'],
-    ['an unknown product', { items: [{ productId: 'travel-mug', quantity: 1 }, { productId: 'tea', quantity: 1 }] }, "items[1].productId: No product with this id is in the catalog. ('tea')"],
-    ['the same product twice', { items: [{ productId: 'travel-mug', quantity: 1 }, { productId: 'travel-mug', quantity: 2 }] }, "items[1].productId: 'travel-mug' is listed twice"],
+    [
+      'quantity 100',
+      { items: [{ productId: 'travel-mug', quantity: 100 }] },
+      'items[0].quantity: must be from 1 to 99',
+    ],
+    [
+      'a negative quantity',
+      { items: [{ productId: 'travel-mug', quantity: -2 }] },
+      'items[0].quantity: must be from 1 to 99',
+    ],
+    [
+      'a fractional quantity',
+      { items: [{ productId: 'travel-mug', quantity: 1.5 }] },
+      'items[0].quantity: must be a whole number',
+    ],
+    [
+      'a quantity that is a string',
+      { items: [{ productId: 'travel-mug', quantity: '2' }] },
+      'items[0].quantity: must be a number',
+    ],
+    [
+      'an unknown product',
+      {
+        items: [
+          { productId: 'travel-mug', quantity: 1 },
+          { productId: 'tea', quantity: 1 },
+        ],
+      },
+      "items[1].productId: No product with this id is in the catalog. ('tea')",
+    ],
+    [
+      'the same product twice',
+      {
+        items: [
+          { productId: 'travel-mug', quantity: 1 },
+          { productId: 'travel-mug', quantity: 2 },
+        ],
+      },
+      "items[1].productId: 'travel-mug' is listed twice",
+    ],
     ['no items field', {}, 'items: must be a list'],
-    ['a sold-out product', { items: [{ productId: 'cold-brew-tower', quantity: 1 }] }, "items[0].productId: This product is sold out"],
+    [
+      'a sold-out product',
+      { items: [{ productId: 'cold-brew-tower', quantity: 1 }] },
+      'items[0].productId: This product is sold out',
+    ],
   ];
   it.each(cases)('%s', async (name, input, message) => {
     const customerId = randomUUID();

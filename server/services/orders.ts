@@ -12,7 +12,6 @@ import { orderItems, orders, products } from '../../db/schema';
 import { MAX_LINES, MAX_QUANTITY } from '../../shared/shop-rules';
 import { AppError } from '../errors';
 
-
 export const cartItemSchema = z.strictObject({
   productId: z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
   quantity: z
@@ -31,7 +30,11 @@ export const placeOrderInput = z.strictObject({
       const seen = new Set<string>();
       items.forEach((item, i) => {
         if (seen.has(item.productId)) {
-          ctx.addIssue({ code: 'custom', path: [i, 'productId'], message: `'${item.productId}' is listed twice: send one line with the total quantity` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'productId'],
+            message: `'${item.productId}' is listed twice: send one line with the total quantity`,
+          });
         }
         seen.add(item.productId);
       });
@@ -65,8 +68,10 @@ export async function placeOrder(
 
   const lines = input.items.map((item, i) => {
     const product = byId.get(item.productId);
-    if (!product) throw new AppError('UNKNOWN_PRODUCT', { field: `items[${i}].productId`, detail: `('${item.productId}')` });
-    if (product.soldOut) throw new AppError('PRODUCT_SOLD_OUT', { field: `items[${i}].productId`, detail: `('${product.name}')` });
+    if (!product)
+      throw new AppError('UNKNOWN_PRODUCT', { field: `items[${i}].productId`, detail: `('${item.productId}')` });
+    if (product.soldOut)
+      throw new AppError('PRODUCT_SOLD_OUT', { field: `items[${i}].productId`, detail: `('${product.name}')` });
     return { product, quantity: item.quantity };
   });
   const currency = lines[0]!.product.currency;
@@ -75,10 +80,21 @@ export async function placeOrder(
 
   const [order] = await tx
     .insert(orders)
-    .values({ customerId, totalCents, currency, idempotencyKeyId: options.idempotencyKeyId, status: options.status ?? 'placed' })
+    .values({
+      customerId,
+      totalCents,
+      currency,
+      idempotencyKeyId: options.idempotencyKeyId,
+      status: options.status ?? 'placed',
+    })
     .returning();
   await tx.insert(orderItems).values(
-    lines.map((l) => ({ orderId: order!.id, productId: l.product.id, quantity: l.quantity, unitPriceCents: l.product.priceCents })),
+    lines.map((l) => ({
+      orderId: order!.id,
+      productId: l.product.id,
+      quantity: l.quantity,
+      unitPriceCents: l.product.priceCents,
+    })),
   );
   return {
     id: order!.id,
@@ -87,13 +103,15 @@ export async function placeOrder(
     refundedCents: 0,
     currency,
     createdAt: order!.createdAt.toISOString(),
-    items: lines.map((l) => ({
-      productId: l.product.id,
-      name: l.product.name,
-      quantity: l.quantity,
-      unitPriceCents: l.product.priceCents,
-      lineTotalCents: l.product.priceCents * l.quantity,
-    })).sort(byProductId),
+    items: lines
+      .map((l) => ({
+        productId: l.product.id,
+        name: l.product.name,
+        quantity: l.quantity,
+        unitPriceCents: l.product.priceCents,
+        lineTotalCents: l.product.priceCents * l.quantity,
+      }))
+      .sort(byProductId),
   };
 }
 
@@ -119,7 +137,10 @@ export async function getOrder(db: DbOrTx, customerId: string, orderId: string):
 
 /** An order by id alone, for work that is not on behalf of a customer (webhooks, jobs). */
 export async function getOrderById(db: DbOrTx, orderId: string): Promise<OrderView> {
-  const row = await db.query.orders.findFirst({ where: eq(orders.id, orderId), with: { items: { with: { product: true } } } });
+  const row = await db.query.orders.findFirst({
+    where: eq(orders.id, orderId),
+    with: { items: { with: { product: true } } },
+  });
   if (!row) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
   return toView(row);
 }

@@ -28,16 +28,27 @@ const ORDER_BEFORE: Record<OrderStatus, ('pending_payment' | 'payment_processing
  * is recorded the first time one is known. Reaching `paid` stages the receipt in the same
  * transaction: it exists if and only if the payment is recorded.
  */
-export async function advanceOrder(tx: Tx, orderId: string, to: OrderStatus, paymentIntentId?: string | null): Promise<boolean> {
+export async function advanceOrder(
+  tx: Tx,
+  orderId: string,
+  to: OrderStatus,
+  paymentIntentId?: string | null,
+): Promise<boolean> {
   const moved = await tx
     .update(orders)
-    .set({ status: to, ...(paymentIntentId ? { paymentIntentId: sql`coalesce(${orders.paymentIntentId}, ${paymentIntentId})` } : {}) })
+    .set({
+      status: to,
+      ...(paymentIntentId ? { paymentIntentId: sql`coalesce(${orders.paymentIntentId}, ${paymentIntentId})` } : {}),
+    })
     .where(and(eq(orders.id, orderId), inArray(orders.status, ORDER_BEFORE[to])))
     .returning({ id: orders.id, customerId: orders.customerId });
   if (moved.length === 0) return false;
   if (to === 'paid') {
     const paid = await getOrderById(tx, orderId);
-    await tx.insert(outbox).values({ topic: 'receipt', dedupeKey: `receipt:${orderId}`, payload: paid }).onConflictDoNothing();
+    await tx
+      .insert(outbox)
+      .values({ topic: 'receipt', dedupeKey: `receipt:${orderId}`, payload: paid })
+      .onConflictDoNothing();
   }
   return true;
 }
@@ -46,11 +57,21 @@ export async function advanceOrder(tx: Tx, orderId: string, to: OrderStatus, pay
  * Moves a refund forward; returns whether it moved. A refund that fails gives its amount back to
  * what the order may still refund, in the same statement's transaction.
  */
-export async function advanceRefund(tx: Tx, refundId: string, to: 'succeeded' | 'failed', providerRefundId?: string | null): Promise<boolean> {
+export async function advanceRefund(
+  tx: Tx,
+  refundId: string,
+  to: 'succeeded' | 'failed',
+  providerRefundId?: string | null,
+): Promise<boolean> {
   const before: ('pending' | 'succeeded')[] = to === 'succeeded' ? ['pending'] : ['pending', 'succeeded'];
   const [moved] = await tx
     .update(refunds)
-    .set({ status: to, ...(providerRefundId ? { providerRefundId: sql`coalesce(${refunds.providerRefundId}, ${providerRefundId})` } : {}) })
+    .set({
+      status: to,
+      ...(providerRefundId
+        ? { providerRefundId: sql`coalesce(${refunds.providerRefundId}, ${providerRefundId})` }
+        : {}),
+    })
     .where(and(eq(refunds.id, refundId), inArray(refunds.status, before)))
     .returning({ orderId: refunds.orderId, amountCents: refunds.amountCents });
   if (!moved) return false;

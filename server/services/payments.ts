@@ -96,7 +96,9 @@ function stripe(): Stripe {
       maxNetworkRetries: 0,
       timeout: env.STRIPE_TIMEOUT_MS,
       telemetry: false,
-      ...(base ? { host: base.hostname, port: base.port, protocol: base.protocol.replace(':', '') as 'http' | 'https' } : {}),
+      ...(base
+        ? { host: base.hostname, port: base.port, protocol: base.protocol.replace(':', '') as 'http' | 'https' }
+        : {}),
     });
   }
   return cache.__stripe;
@@ -123,12 +125,18 @@ function sortError(err: unknown): never {
 }
 
 function chargeResultOf(intent: Stripe.PaymentIntent): ChargeResult {
-  if (intent.status === 'succeeded') return { status: 'succeeded', paymentIntentId: intent.id, amountCents: intent.amount_received };
+  if (intent.status === 'succeeded')
+    return { status: 'succeeded', paymentIntentId: intent.id, amountCents: intent.amount_received };
   if (intent.status === 'processing' || intent.status === 'requires_action' || intent.status === 'requires_capture') {
     return { status: 'processing', paymentIntentId: intent.id };
   }
   const error = intent.last_payment_error;
-  return { status: 'declined', paymentIntentId: intent.id, declineCode: error?.decline_code ?? error?.code ?? 'card_declined', message: error?.message ?? 'The card was declined.' };
+  return {
+    status: 'declined',
+    paymentIntentId: intent.id,
+    declineCode: error?.decline_code ?? error?.code ?? 'card_declined',
+    message: error?.message ?? 'The card was declined.',
+  };
 }
 
 export const stripeProvider: PaymentProvider = {
@@ -149,7 +157,12 @@ export const stripeProvider: PaymentProvider = {
     } catch (err) {
       if (err instanceof Stripe.errors.StripeCardError) {
         const intent = (err.raw as { payment_intent?: { id: string } }).payment_intent;
-        return { status: 'declined', paymentIntentId: intent?.id ?? null, declineCode: err.decline_code ?? err.code ?? 'card_declined', message: err.message };
+        return {
+          status: 'declined',
+          paymentIntentId: intent?.id ?? null,
+          declineCode: err.decline_code ?? err.code ?? 'card_declined',
+          message: err.message,
+        };
       }
       return sortError(err);
     }
@@ -195,7 +208,8 @@ export const stripeProvider: PaymentProvider = {
 };
 
 function refundResultOf(r: Stripe.Refund): RefundResult {
-  const status = r.status === 'succeeded' ? 'succeeded' : r.status === 'failed' || r.status === 'canceled' ? 'failed' : 'pending';
+  const status =
+    r.status === 'succeeded' ? 'succeeded' : r.status === 'failed' || r.status === 'canceled' ? 'failed' : 'pending';
   return { providerRefundId: r.id, status };
 }
 
@@ -223,7 +237,12 @@ export async function refundStatus(providerRefundId: string): Promise<RefundResu
  */
 export function verifiedEvent(payload: string, signature: string | null): Stripe.Event {
   if (!signature) throw new Error('no Stripe-Signature header');
-  return stripe().webhooks.constructEvent(payload, signature, getEnv().STRIPE_WEBHOOK_SECRET, WEBHOOK_TOLERANCE_SECONDS);
+  return stripe().webhooks.constructEvent(
+    payload,
+    signature,
+    getEnv().STRIPE_WEBHOOK_SECRET,
+    WEBHOOK_TOLERANCE_SECONDS,
+  );
 }
 
 // Stripe's own default: an event signed more than 5 minutes ago is refused (a replayed capture).

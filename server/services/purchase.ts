@@ -20,9 +20,16 @@ import { orders, refunds } from '../../db/schema';
 import { TEST_CARDS } from '../../shared/shop-rules';
 import { AppError } from '../errors';
 import type { Steps } from '../idempotency/phased';
-import { getOrder, placeOrder, placeOrderInput, type OrderView } from './orders';
+import { getOrder, type OrderView, placeOrder, placeOrderInput } from './orders';
 import { advanceOrder, advanceRefund } from './payment-states';
-import { LOOK_UP_AFTER_MS, ProviderRefusal, stripeProvider, type ChargeResult, type PaymentProvider, type RefundResult } from './payments';
+import {
+  type ChargeResult,
+  LOOK_UP_AFTER_MS,
+  type PaymentProvider,
+  ProviderRefusal,
+  type RefundResult,
+  stripeProvider,
+} from './payments';
 
 export const purchaseInput = z.strictObject({
   items: placeOrderInput.shape.items,
@@ -34,18 +41,28 @@ export type PurchaseInput = z.infer<typeof purchaseInput>;
 
 export const refundInput = z.strictObject({
   orderId: z.uuid('must be an order id (a UUID)'),
-  amountCents: z.number({ error: 'must be a number' }).int('must be a whole number of cents').positive('must be more than 0'),
+  amountCents: z
+    .number({ error: 'must be a number' })
+    .int('must be a whole number of cents')
+    .positive('must be more than 0'),
 });
 export type RefundInput = z.infer<typeof refundInput>;
 
 /** Whether a resume may come after the provider forgot the key of a call made before it. */
 const mayBeForgotten = (steps: Steps) => Date.now() - steps.claimedAt.getTime() > LOOK_UP_AFTER_MS;
 
-export async function purchase(steps: Steps, customerId: string, input: PurchaseInput, provider: PaymentProvider = stripeProvider): Promise<OrderView> {
+export async function purchase(
+  steps: Steps,
+  customerId: string,
+  input: PurchaseInput,
+  provider: PaymentProvider = stripeProvider,
+): Promise<OrderView> {
   // A checkout the completer cancelled stays cancelled, whoever comes back for it.
   if ('cancelled' in steps.progress) throw new AppError('CHECKOUT_ABANDONED');
-  const order = (await steps.step('order_created', async (tx) =>
-    (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
+  const order = (await steps.step(
+    'order_created',
+    async (tx) =>
+      (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
   )) as unknown as OrderView;
 
   // Recorded before the call: from here on a charge may exist, whatever happens next.
@@ -57,27 +74,47 @@ export async function purchase(steps: Steps, customerId: string, input: Purchase
     result =
       found ??
       (await provider.charge(
-        { amountCents: order.totalCents, currency: order.currency, paymentMethod: input.paymentMethod, orderId: order.id, customerId, keyId: steps.keyId },
+        {
+          amountCents: order.totalCents,
+          currency: order.currency,
+          paymentMethod: input.paymentMethod,
+          orderId: order.id,
+          customerId,
+          keyId: steps.keyId,
+        },
         { idempotencyKey: steps.providerKey('charge') },
       ));
   } catch (err) {
     if (!(err instanceof ProviderRefusal)) throw err;
-    return steps.fail('charge_recorded', new AppError('PAYMENT_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
-      await advanceOrder(tx, order.id, 'payment_failed');
-    });
+    return steps.fail(
+      'charge_recorded',
+      new AppError('PAYMENT_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }),
+      async (tx) => {
+        await advanceOrder(tx, order.id, 'payment_failed');
+      },
+    );
   }
 
   if (result.status === 'declined') {
-    return steps.fail('charge_recorded', new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` }), async (tx) => {
-      await advanceOrder(tx, order.id, 'payment_failed', result.paymentIntentId);
-    });
+    return steps.fail(
+      'charge_recorded',
+      new AppError('PAYMENT_DECLINED', { detail: `(${result.message})` }),
+      async (tx) => {
+        await advanceOrder(tx, order.id, 'payment_failed', result.paymentIntentId);
+      },
+    );
   }
 
   // Paid, or not yet (processing, or waiting for the customer's bank): the answer is the order as it
   // stands. A webhook moves a waiting order on (server/services/webhooks.ts); advanceOrder never moves
   // one back, so a webhook that came first is not undone here.
   return (await steps.complete('charge_recorded', async (tx) => {
-    await advanceOrder(tx, order.id, result.status === 'succeeded' ? 'paid' : 'payment_processing', result.paymentIntentId);
+    await advanceOrder(
+      tx,
+      order.id,
+      result.status === 'succeeded' ? 'paid' : 'payment_processing',
+      result.paymentIntentId,
+    );
     return (await getOrder(tx, customerId, order.id)) as never;
   })) as unknown as OrderView;
 }
@@ -99,7 +136,12 @@ export interface RefundView {
   status: 'pending' | 'succeeded' | 'failed';
 }
 
-export async function refundOrder(steps: Steps, customerId: string, input: RefundInput, provider: PaymentProvider = stripeProvider): Promise<RefundView> {
+export async function refundOrder(
+  steps: Steps,
+  customerId: string,
+  input: RefundInput,
+  provider: PaymentProvider = stripeProvider,
+): Promise<RefundView> {
   const reservedBefore = 'refund_reserved' in steps.progress;
   const reserved = (await steps.step('refund_reserved', async (tx) => {
     const [order] = await tx
@@ -108,9 +150,11 @@ export async function refundOrder(steps: Steps, customerId: string, input: Refun
       .where(and(eq(orders.id, input.orderId), eq(orders.customerId, customerId)))
       .for('update'); // two refunds of one order reserve one after the other
     if (!order) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
-    if (order.status !== 'paid' || !order.paymentIntentId) throw new AppError('ORDER_NOT_REFUNDABLE', { field: 'orderId', detail: `(it is ${order.status})` });
+    if (order.status !== 'paid' || !order.paymentIntentId)
+      throw new AppError('ORDER_NOT_REFUNDABLE', { field: 'orderId', detail: `(it is ${order.status})` });
     const left = order.totalCents - order.refundedCents;
-    if (input.amountCents > left) throw new AppError('REFUND_EXCEEDS_PAYMENT', { field: 'amountCents', detail: `(at most ${left} cents)` });
+    if (input.amountCents > left)
+      throw new AppError('REFUND_EXCEEDS_PAYMENT', { field: 'amountCents', detail: `(at most ${left} cents)` });
     const [row] = await tx.insert(refunds).values({ orderId: order.id, amountCents: input.amountCents }).returning();
     await tx
       .update(orders)
@@ -121,28 +165,53 @@ export async function refundOrder(steps: Steps, customerId: string, input: Refun
 
   let result: RefundResult;
   try {
-    const found = reservedBefore && mayBeForgotten(steps) ? await provider.findRefund(reserved.paymentIntentId, reserved.refundId) : null;
+    const found =
+      reservedBefore && mayBeForgotten(steps)
+        ? await provider.findRefund(reserved.paymentIntentId, reserved.refundId)
+        : null;
     result =
       found ??
       (await provider.refund(
-        { paymentIntentId: reserved.paymentIntentId, amountCents: input.amountCents, refundId: reserved.refundId, orderId: input.orderId, customerId },
+        {
+          paymentIntentId: reserved.paymentIntentId,
+          amountCents: input.amountCents,
+          refundId: reserved.refundId,
+          orderId: input.orderId,
+          customerId,
+        },
         { idempotencyKey: steps.providerKey('refund') },
       ));
   } catch (err) {
     if (!(err instanceof ProviderRefusal)) throw err;
     // Nothing was refunded: the reservation is given back in the transaction that stores the answer.
-    return steps.fail('refund_recorded', new AppError('REFUND_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }), async (tx) => {
-      await advanceRefund(tx, reserved.refundId, 'failed');
-    });
+    return steps.fail(
+      'refund_recorded',
+      new AppError('REFUND_REFUSED_BY_PROVIDER', { detail: `(${err.providerCode}: ${err.message})` }),
+      async (tx) => {
+        await advanceRefund(tx, reserved.refundId, 'failed');
+      },
+    );
   }
 
   // A refund the provider has only accepted stays pending (and reserved) until it says succeeded or
   // failed, by webhook or when the settle job asks.
   return (await steps.complete('refund_recorded', async (tx) => {
-    await tx.update(refunds).set({ providerRefundId: result.providerRefundId }).where(eq(refunds.id, reserved.refundId));
+    await tx
+      .update(refunds)
+      .set({ providerRefundId: result.providerRefundId })
+      .where(eq(refunds.id, reserved.refundId));
     if (result.status !== 'pending') await advanceRefund(tx, reserved.refundId, result.status, result.providerRefundId);
-    const [order] = await tx.select({ refundedCents: orders.refundedCents }).from(orders).where(eq(orders.id, input.orderId));
+    const [order] = await tx
+      .select({ refundedCents: orders.refundedCents })
+      .from(orders)
+      .where(eq(orders.id, input.orderId));
     const [row] = await tx.select({ status: refunds.status }).from(refunds).where(eq(refunds.id, reserved.refundId));
-    return { refundId: reserved.refundId, orderId: input.orderId, amountCents: input.amountCents, refundedCents: order!.refundedCents, status: row!.status };
+    return {
+      refundId: reserved.refundId,
+      orderId: input.orderId,
+      amountCents: input.amountCents,
+      refundedCents: order!.refundedCents,
+      status: row!.status,
+    };
   })) as unknown as RefundView;
 }

@@ -17,61 +17,92 @@ import { keyStatesOf } from '../idempotency/store';
 import { listProviderLedger } from './payments';
 
 /** `customerIds` limits the check to those customers (tests share one provider ledger). */
-export async function reconcile(db: DbOrTx, options: { customerId?: string; customerIds?: string[] } = {}): Promise<string[]> {
+export async function reconcile(
+  db: DbOrTx,
+  options: { customerId?: string; customerIds?: string[] } = {},
+): Promise<string[]> {
   const { intents, refunds: providerRefunds } = await listProviderLedger();
   const scope = options.customerIds ?? (options.customerId ? [options.customerId] : undefined);
   const wanted = scope ? new Set(scope) : undefined;
-  const mine = (metadata: Record<string, string> | null | undefined) => !wanted || wanted.has(metadata?.customer_id ?? '');
+  const mine = (metadata: Record<string, string> | null | undefined) =>
+    !wanted || wanted.has(metadata?.customer_id ?? '');
   const charged = intents.filter((pi) => pi.status === 'succeeded' && mine(pi.metadata));
   const problems: string[] = [];
 
   const byOrder = new Map<string, string[]>();
-  for (const pi of charged) byOrder.set(pi.metadata.order_id ?? '?', [...(byOrder.get(pi.metadata.order_id ?? '?') ?? []), pi.id]);
-  for (const [orderId, ids] of byOrder) if (ids.length > 1) problems.push(`order ${orderId} was charged ${ids.length} times (${ids.join(', ')})`);
+  for (const pi of charged)
+    byOrder.set(pi.metadata.order_id ?? '?', [...(byOrder.get(pi.metadata.order_id ?? '?') ?? []), pi.id]);
+  for (const [orderId, ids] of byOrder)
+    if (ids.length > 1) problems.push(`order ${orderId} was charged ${ids.length} times (${ids.join(', ')})`);
 
   const inScope = scope ? inArray(orders.customerId, scope) : undefined;
-  const ourOrders = await db.select().from(orders).where(and(isNotNull(orders.paymentIntentId), inScope));
-  const paidOrders = await db.select().from(orders).where(and(eq(orders.status, 'paid'), inScope));
+  const ourOrders = await db
+    .select()
+    .from(orders)
+    .where(and(isNotNull(orders.paymentIntentId), inScope));
+  const paidOrders = await db
+    .select()
+    .from(orders)
+    .where(and(eq(orders.status, 'paid'), inScope));
   const byIntent = new Map(ourOrders.map((o) => [o.paymentIntentId!, o]));
 
   for (const pi of charged) {
     const order = byIntent.get(pi.id);
-    if (!order) problems.push(`charge ${pi.id} (${pi.amount} ${pi.currency}) for order ${pi.metadata.order_id ?? '?'} has no paid order recorded`);
-    else if (order.status === 'payment_processing') problems.push(`order ${order.id} is payment_processing here, but its charge ${pi.id} succeeded (a webhook was missed)`);
-    else if (order.status !== 'paid') problems.push(`charge ${pi.id} belongs to order ${order.id}, which is ${order.status}`);
-    else if (order.totalCents !== pi.amount_received) problems.push(`order ${order.id} totals ${order.totalCents} but charge ${pi.id} took ${pi.amount_received}`);
+    if (!order)
+      problems.push(
+        `charge ${pi.id} (${pi.amount} ${pi.currency}) for order ${pi.metadata.order_id ?? '?'} has no paid order ` +
+          `recorded`,
+      );
+    else if (order.status === 'payment_processing')
+      problems.push(
+        `order ${order.id} is payment_processing here, but its charge ${pi.id} succeeded (a webhook was missed)`,
+      );
+    else if (order.status !== 'paid')
+      problems.push(`charge ${pi.id} belongs to order ${order.id}, which is ${order.status}`);
+    else if (order.totalCents !== pi.amount_received)
+      problems.push(`order ${order.id} totals ${order.totalCents} but charge ${pi.id} took ${pi.amount_received}`);
   }
   const intentById = new Map(intents.map((pi) => [pi.id, pi]));
   for (const o of ourOrders) {
     const pi = intentById.get(o.paymentIntentId!);
     const providerWaits = pi?.status === 'processing' || pi?.status === 'requires_action';
     if (o.status === 'payment_processing' && pi && !providerWaits && pi.status !== 'succeeded') {
-      problems.push(`order ${o.id} is payment_processing here, but its payment is ${pi.status} at the provider (a webhook was missed)`);
+      problems.push(
+        `order ${o.id} is payment_processing here, but its payment is ${pi.status} at the provider (a webhook was ` +
+          `missed)`,
+      );
     }
-    if (o.status === 'paid' && providerWaits) problems.push(`order ${o.id} is paid here, but its payment is still ${pi!.status} at the provider`);
+    if (o.status === 'paid' && providerWaits)
+      problems.push(`order ${o.id} is paid here, but its payment is still ${pi!.status} at the provider`);
   }
   const chargedIds = new Set(charged.map((pi) => pi.id));
   for (const o of paidOrders) {
-    if (!o.paymentIntentId || !chargedIds.has(o.paymentIntentId)) problems.push(`paid order ${o.id} has no successful charge at the provider`);
+    if (!o.paymentIntentId || !chargedIds.has(o.paymentIntentId))
+      problems.push(`paid order ${o.id} has no successful charge at the provider`);
   }
 
   const refundedAtProvider = new Map<string, number>();
   const providerRefundStatus = new Map(providerRefunds.map((r) => [r.id, r.status]));
   for (const r of providerRefunds) {
     const pi = typeof r.payment_intent === 'string' ? r.payment_intent : r.payment_intent?.id;
-    if (pi && byIntent.has(pi) && r.status === 'succeeded') refundedAtProvider.set(pi, (refundedAtProvider.get(pi) ?? 0) + r.amount);
+    if (pi && byIntent.has(pi) && r.status === 'succeeded')
+      refundedAtProvider.set(pi, (refundedAtProvider.get(pi) ?? 0) + r.amount);
   }
   const orderIds = ourOrders.map((o) => o.id);
   const ourRefunds = orderIds.length ? await db.select().from(refunds).where(inArray(refunds.orderId, orderIds)) : [];
   for (const o of ourOrders) {
-    const succeeded = ourRefunds.filter((r) => r.orderId === o.id && r.status === 'succeeded').reduce((s, r) => s + r.amountCents, 0);
+    const succeeded = ourRefunds
+      .filter((r) => r.orderId === o.id && r.status === 'succeeded')
+      .reduce((s, r) => s + r.amountCents, 0);
     const atProvider = refundedAtProvider.get(o.paymentIntentId!) ?? 0;
-    if (succeeded !== atProvider) problems.push(`order ${o.id}: ${succeeded} cents refunded here, ${atProvider} at the provider`);
+    if (succeeded !== atProvider)
+      problems.push(`order ${o.id}: ${succeeded} cents refunded here, ${atProvider} at the provider`);
     // Pending here is fine while the provider has it pending too; anything else is a missed webhook
     // (or a refund whose provider call never ended: the completer finishes those).
     for (const r of ourRefunds.filter((x) => x.orderId === o.id && x.status === 'pending')) {
       const there = r.providerRefundId ? providerRefundStatus.get(r.providerRefundId) : undefined;
-      if (there !== 'pending') problems.push(`order ${o.id}: refund ${r.id} is pending here, ${there ?? 'unknown'} at the provider`);
+      if (there !== 'pending')
+        problems.push(`order ${o.id}: refund ${r.id} is pending here, ${there ?? 'unknown'} at the provider`);
     }
   }
 
@@ -81,27 +112,53 @@ export async function reconcile(db: DbOrTx, options: { customerId?: string; cust
     .select({ id: orders.id, keyId: orders.idempotencyKeyId })
     .from(orders)
     .where(and(eq(orders.status, 'pending_payment'), inScope));
-  const keyStates = await keyStatesOf(db, stuck.flatMap((o) => (o.keyId ? [o.keyId] : [])));
+  const keyStates = await keyStatesOf(
+    db,
+    stuck.flatMap((o) => (o.keyId ? [o.keyId] : [])),
+  );
   // Read again after the keys: a checkout that finished in between (the order paid and its key
   // answered, in one commit) shows its key completed but was read pending above. An order still
   // pending now, after its key was read completed, was really given up on.
   const stillPending = new Set(
     stuck.length
-      ? (await db.select({ id: orders.id }).from(orders).where(and(inArray(orders.id, stuck.map((o) => o.id)), eq(orders.status, 'pending_payment')))).map((o) => o.id)
+      ? (
+          await db
+            .select({ id: orders.id })
+            .from(orders)
+            .where(
+              and(
+                inArray(
+                  orders.id,
+                  stuck.map((o) => o.id),
+                ),
+                eq(orders.status, 'pending_payment'),
+              ),
+            )
+        ).map((o) => o.id)
       : [],
   );
   for (const o of stuck.filter((x) => stillPending.has(x.id))) {
     const keyState = (o.keyId && keyStates.get(o.keyId)) ?? null;
-    if (keyState === 'completed') problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
-    else if (keyState === null) problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
+    if (keyState === 'completed')
+      problems.push(`order ${o.id} is pending_payment and its checkout was given up: needs attention`);
+    else if (keyState === null)
+      problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
   }
 
   if (!scope) {
     const dead = await db
-      .select({ dedupeKey: outbox.dedupeKey, topic: outbox.topic, attempts: outbox.attempts, lastError: outbox.lastError })
+      .select({
+        dedupeKey: outbox.dedupeKey,
+        topic: outbox.topic,
+        attempts: outbox.attempts,
+        lastError: outbox.lastError,
+      })
       .from(outbox)
       .where(sql`${outbox.deadAt} is not null`);
-    for (const m of dead) problems.push(`outbox message ${m.dedupeKey} (${m.topic}) was set aside after ${m.attempts} failures: ${m.lastError}`);
+    for (const m of dead)
+      problems.push(
+        `outbox message ${m.dedupeKey} (${m.topic}) was set aside after ${m.attempts} failures: ${m.lastError}`,
+      );
   }
   return problems;
 }

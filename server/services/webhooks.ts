@@ -13,8 +13,9 @@
  * refund of this shop, or one made at the provider by someone else, which is recorded). Anything
  * else, and anything about objects this shop did not make, is recorded as "unrelated".
  */
-import type Stripe from 'stripe';
+
 import { and, eq, sql } from 'drizzle-orm';
+import type Stripe from 'stripe';
 import type { Db, Tx } from '../../db/client';
 import { orders, refunds, webhookEvents } from '../../db/schema';
 import { advanceOrder, advanceRefund } from './payment-states';
@@ -62,7 +63,12 @@ async function effect(tx: Tx, event: Stripe.Event): Promise<Exclude<WebhookOutco
 }
 
 async function refundEffect(tx: Tx, refund: Stripe.Refund): Promise<'applied' | 'stale' | 'unrelated'> {
-  const status = refund.status === 'succeeded' ? 'succeeded' : refund.status === 'failed' || refund.status === 'canceled' ? 'failed' : 'pending';
+  const status =
+    refund.status === 'succeeded'
+      ? 'succeeded'
+      : refund.status === 'failed' || refund.status === 'canceled'
+        ? 'failed'
+        : 'pending';
   const ours = refund.metadata?.refund_id;
   if (ours) {
     const [row] = await tx.select({ id: refunds.id }).from(refunds).where(eq(refunds.id, ours));

@@ -1,8 +1,8 @@
 'use client';
+import { useQuery } from '@tanstack/react-query';
 import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
 import { Suspense, use, useEffect, useRef } from 'react';
-import { useQuery } from '@tanstack/react-query';
 import { formatMoney } from '../../components/money';
 import { useTRPC } from '../../components/trpc';
 
@@ -30,12 +30,19 @@ function Confirmation({ id }: { id: string }) {
   }, [order.isSuccess]);
 
   if (order.isPending) return <p>Loading your order…</p>;
-  if (order.isError) return <p role="alert" className="notice error">{order.error.message}</p>;
+  if (order.isError)
+    return (
+      <p role="alert" className="notice error">
+        {order.error.message}
+      </p>
+    );
   const o = order.data;
   return (
     <>
       <title>Order placed · Retry-safe coffee</title>
-      <h1 ref={heading} tabIndex={-1}>Thank you!</h1>
+      <h1 ref={heading} tabIndex={-1}>
+        Thank you!
+      </h1>
       {replayed && (
         <p className="notice info" data-testid="replay-notice">
           We found your earlier order; you were not charged twice.
@@ -45,22 +52,34 @@ function Confirmation({ id }: { id: string }) {
         Order <strong data-testid="order-id">{o.id}</strong> is placed: {formatMoney(o.totalCents, o.currency)}
         {o.status === 'paid' ? ', paid by card' : ''}.
       </div>
-      <p role="status" aria-live="polite" data-testid="payment-status" className={o.status === 'payment_failed' ? 'notice error' : 'muted'}>
-        {o.status === 'payment_processing' && 'Your bank has not confirmed the payment yet. This page updates by itself as soon as it does.'}
-        {o.status === 'payment_failed' && 'Your bank did not confirm the payment: nothing was charged. You can order again with another card.'}
+      <p
+        role="status"
+        aria-live="polite"
+        data-testid="payment-status"
+        className={o.status === 'payment_failed' ? 'notice error' : 'muted'}
+      >
+        {o.status === 'payment_processing' &&
+          'Your bank has not confirmed the payment yet. This page updates by itself as soon as it does.'}
+        {o.status === 'payment_failed' &&
+          'Your bank did not confirm the payment: nothing was charged. You can order again with another card.'}
       </p>
       <table>
         <caption className="visually-hidden">What you ordered</caption>
         <tbody>
           {o.items.map((i) => (
             <tr key={i.productId}>
-              <td>{i.name}</td><td>{i.quantity} × {formatMoney(i.unitPriceCents, o.currency)}</td>
+              <td>{i.name}</td>
+              <td>
+                {i.quantity} × {formatMoney(i.unitPriceCents, o.currency)}
+              </td>
               <td>{formatMoney(i.lineTotalCents, o.currency)}</td>
             </tr>
           ))}
         </tbody>
       </table>
-      <p><Link href="/orders">See all your orders</Link> · <Link href="/">Keep shopping</Link></p>
+      <p>
+        <Link href="/orders">See all your orders</Link> · <Link href="/">Keep shopping</Link>
+      </p>
     </>
   );
 }
