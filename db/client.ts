@@ -3,10 +3,7 @@
  * to open a pool for a URL; which URL, and the pool a server process shares, are the server's
  * business (server/db.ts).
  */
-
-import type { SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import { drizzle, type PostgresJsDatabase, PostgresJsSession, PostgresJsTransaction } from 'drizzle-orm/postgres-js';
+import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema';
 
@@ -58,137 +55,6 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
   });
   if (transactionPooler && Object.keys(settings).length > 0) settingsPerTransaction(sql, settings);
   return { db: drizzle(sql, { schema }), sql };
-}
-
-/** How a pipelined transaction ends: committed (with a last statement sent along), or rolled back. */
-export type TransactionEnd<T> = { commit: T; last?: SQL } | { rollback: T };
-
-const dialect = new PgDialect();
-
-/**
- * The first and last statements are prepared (named, kept per connection by postgres.js). Unprepared,
- * a statement with parameters is sent in two steps, its text to be described and then its values,
- * and postgres.js sends nothing else on the connection in between: the COMMIT would wait for the
- * last statement instead of travelling with it. Prepared, after its first use on a connection it is
- * one message with the values, pipelined. (Behind a transaction pooler the URL's `prepare=false`
- * wins, and this is the slower, correct path.) Drizzle's own queries are unprepared unless named.
- */
-const PREPARED = { prepare: true };
-
-/**
- * `db.transaction`, with two round trips fewer. On one reserved connection, BEGIN goes to Postgres
- * in the same packet as the transaction's first statement (`first`), and COMMIT in the same packet
- * as its last (`last`): postgres.js pipelines queries issued together, so neither waits for the
- * other's answer. What Postgres runs is exactly what `db.transaction` would run, in the same order;
- * only the waiting between them is gone. That matters where a statement costs less than its round
- * trip, as on a small machine shared by the app and the database.
- *
- * - If `first` fails, the transaction is rolled back and the error thrown (BEGIN cannot fail alone).
- * - If `last` fails, Postgres answers the COMMIT sent behind it with a rollback: nothing is kept,
- *   and the error is thrown. Nothing is ever committed that `body` did not see succeed, except `last`.
- * - If `body` throws, the transaction is rolled back and the error thrown, as with `db.transaction`.
- *
- * `body` gets a Drizzle transaction on the reserved connection (no nested transactions: savepoints
- * are not needed on the paths that use this) and the rows `first` returned.
- */
-export async function pipelinedTransaction<Row extends Record<string, unknown>, T>(
-  db: Db,
-  first: SQL,
-  body: (tx: Tx, rows: Row[]) => Promise<TransactionEnd<T>>,
-): Promise<T> {
-  const connection = await (db as Db & { $client: postgres.Sql }).$client.reserve();
-  // A query sent on a connection that dies may never settle (postgres.js's own `begin` races its
-  // transaction against the connection's close for the same reason): so does this one.
-  let raw: RawConnection | undefined;
-  let rejectClosed: (err: unknown) => void = () => {};
-  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
-  closed.catch(() => {}); // only awaited while the transaction runs
-  const guard = <V>(p: Promise<V>) => Promise.race([p, closed]);
-  let open = true;
-  let alive = true;
-  let done = false;
-  // Everything after the opening goes through this: once the transaction is over, or its connection
-  // closed, nothing more is sent on it. (postgres.js reopens a closed connection under the same
-  // handle for whoever the pool serves next; a late statement of this body, or our COMMIT, would
-  // land in that stranger's transaction.)
-  const send: typeof connection.unsafe = (...args: Parameters<typeof connection.unsafe>) => {
-    if (done || !alive)
-      throw new Error(
-        'pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it',
-      );
-    return connection.unsafe(...args);
-  };
-  const fenced = new Proxy(connection, {
-    get: (target, property) => (property === 'unsafe' ? send : Reflect.get(target, property)),
-  });
-  try {
-    const opening = dialect.sqlToQuery(first);
-    const onexecute = (c: RawConnection) => {
-      raw = c;
-      c.onclose = (err) => {
-        alive = false;
-        rejectClosed(err);
-      };
-      return true; // the connection takes the next query at once: pipelined
-    };
-    const [, rows] = await guard(
-      Promise.all([
-        connection.unsafe('begin', [], { onexecute } as never),
-        connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED),
-      ]),
-    );
-    // The same Drizzle transaction db.transaction would give, on the reserved connection.
-    const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
-    const session = new PostgresJsSession(fenced as unknown as postgres.Sql, dialect, schema, {});
-    const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as Tx;
-    // If the body fails too, its error wins over the connection's: it may be why the connection
-    // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
-    const end = await Promise.race([
-      body(tx, [...rows]),
-      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
-    ]);
-    open = false;
-    if ('rollback' in end) {
-      await guard(send('rollback'));
-      return end.rollback;
-    }
-    const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
-    const [lastResult, commitResult] = await guard(
-      Promise.allSettled([
-        closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(),
-        send('commit'),
-      ]),
-    );
-    if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
-    if (commitResult.status === 'rejected') throw commitResult.reason;
-    // A COMMIT sent into a transaction that failed does not fail: Postgres answers it ROLLBACK. The
-    // tag is the truth, whatever the promises say (postgres.js may also retry a failed prepared
-    // statement by itself, after the COMMIT queued behind it, outside the transaction).
-    if ((commitResult.value as { command?: string }).command !== 'COMMIT') {
-      throw new Error(
-        `pipelinedTransaction: the transaction was rolled back at COMMIT ` +
-          `(${(commitResult.value as { command?: string }).command})`,
-      );
-    }
-    return end.commit;
-  } catch (err) {
-    // Still open: roll it back (a connection that died took its transaction with it already).
-    if (open && alive) await guard(send('rollback')).catch(() => {});
-    throw err;
-  } finally {
-    done = true;
-    if (raw) raw.onclose = null;
-    // A connection that closed while reserved is already among postgres.js's closed ones, to be
-    // opened again when the pool needs it; releasing it would put it back among the open ones, and
-    // the next query sent on it would fail (postgres.js 3.4.9). Any other goes back to the pool (if
-    // it closes later, the pool sees that as it does for any of its connections).
-    if (alive) connection.release();
-  }
-}
-
-/** The part of a postgres.js connection this needs: its close callback (set by `begin` too). */
-interface RawConnection {
-  onclose: ((err: unknown) => void) | null;
 }
 
 /**

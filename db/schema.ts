@@ -5,19 +5,8 @@
  * Money is integer cents plus an ISO currency code: never floats.
  */
 import { relations, sql } from 'drizzle-orm';
-import {
-  boolean,
-  check,
-  index,
-  integer,
-  json,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { boolean, check, index, integer, json, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { type IdempotencyKey, idempotencyKeys } from '../server/idempotency';
 import { MAX_QUANTITY } from '../shared/shop-rules';
 
 export const products = pgTable(
@@ -39,64 +28,10 @@ export const products = pgTable(
 );
 
 /**
- * One row per idempotency key: the claim, the fingerprint of the request, and the stored result.
- * See server/idempotency/ for how it is used.
+ * One row per idempotency key: the idempotency layer's own table (server/idempotency/schema.ts),
+ * re-exported here so that the shop's migrations create it and its orders can point at it.
  */
-export const idempotencyKeys = pgTable(
-  'idempotency_keys',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    // Who owns the key (the customer id). The same key from another customer is another row.
-    scope: text('scope').notNull(),
-    // The tRPC procedure path, e.g. "checkout.placeOrder".
-    procedure: text('procedure').notNull(),
-    // The client's Idempotency-Key value, as sent.
-    key: text('key').notNull(),
-    // SHA-256 (hex) of the procedure path and the canonical JSON of the input.
-    fingerprint: text('fingerprint').notNull(),
-    // 'started' until a result is stored, then 'completed'.
-    state: text('state', { enum: ['started', 'completed'] })
-      .notNull()
-      .default('started'),
-    // For procedures done in phases (one transaction each): the last phase that committed.
-    recoveryPoint: text('recovery_point').notNull().default('started'),
-    // A committed 'started' row is leased to one worker until this time (null: the claim is held
-    // by an open transaction instead, and vanishes if that transaction dies).
-    lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
-    // Fencing token: bumped on every takeover, checked by every write of the holder.
-    leaseToken: integer('lease_token').notNull().default(1),
-    // How often the completer has tried to finish this key: it waits longer after each failed try
-    // and gives up (storing an answer) after a bounded number of them.
-    completerRuns: integer('completer_runs').notNull().default(0),
-    // Phased procedures: what each committed phase saved (e.g. the order id), by phase name.
-    progress: json('progress').notNull().default({}),
-    // Phased procedures: the input, so that a job can finish the work if the client never returns.
-    requestInput: json('request_input'),
-    // The stored result: an HTTP status and the JSON the client got. `json`, not `jsonb`: it keeps
-    // the text as written, key order included, so a replay is byte-for-byte the first answer.
-    responseStatus: integer('response_status'),
-    responseBody: json('response_body'),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
-    // After this time the key is forgotten: the reaper deletes it, and a request reusing it is new.
-    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
-  },
-  (t) => [
-    // The claim: one atomic INSERT ... ON CONFLICT on this index. Also serves every lookup.
-    uniqueIndex('idempotency_keys_scope_procedure_key_idx').on(t.scope, t.procedure, t.key),
-    // The reaper: oldest expiries first, in small batches.
-    index('idempotency_keys_expires_at_idx').on(t.expiresAt),
-    check('idempotency_keys_scope_length', sql`char_length(${t.scope}) between 1 and 128`),
-    check('idempotency_keys_procedure_length', sql`char_length(${t.procedure}) between 1 and 128`),
-    check('idempotency_keys_key_length', sql`char_length(${t.key}) between 1 and 255`),
-    check('idempotency_keys_fingerprint_sha256', sql`${t.fingerprint} ~ '^[0-9a-f]{64}$'`),
-    check('idempotency_keys_recovery_point_length', sql`char_length(${t.recoveryPoint}) between 1 and 64`),
-    check(
-      'idempotency_keys_completed_has_result',
-      sql`(${t.state} = 'completed') = (${t.responseStatus} is not null and ${t.responseBody} is not null)`,
-    ),
-  ],
-);
+export { type IdempotencyKey, idempotencyKeys };
 
 export const orders = pgTable(
   'orders',
@@ -237,7 +172,6 @@ export const orderItemsRelations = relations(orderItems, ({ one }) => ({
 }));
 
 export type Product = typeof products.$inferSelect;
-export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
 
 /**
  * The lab (/lab, server/lab/): customers it made for itself, and its runs. The lab only ever acts

@@ -3,9 +3,9 @@
  * data layer knows nothing of the server, the server nothing of the pages, the idempotency folder
  * nothing of the shop, and the browser no runtime code of the server.
  *
+ *   server/idempotency          the liftable layer                          -> nothing of the project
  *   shared                      pure rules and helpers, browser-safe
- *   db                          schema, client, migrations, seed            -> shared
- *   server/idempotency          the liftable layer                          -> db, shared
+ *   db                          schema, client, migrations, seed            -> shared, server/idempotency
  *   server                      the API                                     -> server/idempotency, db, shared
  *   simulator                   the payment provider stand-in               -> shared
  *   app (pages, components)     the browser                                 -> shared, and types only from server
@@ -14,6 +14,10 @@
  *   tools, e2e                  commands and browser tests                  -> anything
  * A test (`*.test.ts`) may also use the dev harness and the simulator (to sign or script what the provider
  * would send); a browser test may call the real server.
+ *
+ * The idempotency folder is a library with one public face: outside it, every import of it names the
+ * folder itself (its index.ts), never a file inside; only the folder's own tests reach deeper. Inside
+ * it, no file but a test imports anything of the project: it can be copied into another app whole.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,8 +28,8 @@ type Layer = 'shared' | 'db' | 'idempotency' | 'server' | 'simulator' | 'browser
 
 const ALLOWED: Record<Layer, Layer[]> = {
   shared: [],
-  db: ['shared'],
-  idempotency: ['db', 'shared'],
+  db: ['shared', 'idempotency'],
+  idempotency: [],
   server: ['idempotency', 'db', 'shared'],
   simulator: ['shared'],
   browser: ['shared'],
@@ -39,7 +43,7 @@ function layerOf(file: string): Layer | undefined {
   const rel = path.relative(PROJECT_ROOT, file).split(path.sep).join('/');
   if (rel.startsWith('shared/')) return 'shared';
   if (rel.startsWith('db/')) return 'db';
-  if (rel.startsWith('server/idempotency/')) return 'idempotency';
+  if (rel === 'server/idempotency' || rel.startsWith('server/idempotency/')) return 'idempotency';
   if (rel.startsWith('server/')) return 'server';
   if (rel.startsWith('simulator/')) return 'simulator';
   if (rel.startsWith('app/api/') || rel === 'instrumentation.ts') return 'entry';
@@ -96,6 +100,8 @@ describe('import layers', () => {
         const allowed =
           ALLOWED[from].includes(to) ||
           (isTest && (to === 'dev' || to === 'simulator')) ||
+          // The folder's own tests open their pools the way the app does (through PgBouncer too).
+          (isTest && from === 'idempotency' && to === 'db') ||
           (isTest && from === 'browser' && to === 'server') ||
           (from === 'browser' && imp.typeOnly && (to === 'server' || to === 'idempotency'));
         if (!allowed)
@@ -106,5 +112,28 @@ describe('import layers', () => {
       }
     }
     expect(violations).toEqual([]);
+  });
+
+  it('the idempotency folder is entered through its index only; inside, only tests import the project', () => {
+    const folder = path.join(PROJECT_ROOT, 'server', 'idempotency');
+    const inFolder = (f: string) => f.startsWith(`${folder}${path.sep}`);
+    const deep: string[] = [];
+    const outward: string[] = [];
+    let faceImports = 0;
+    for (const file of files) {
+      const isTest = /\.(test|spec)\.tsx?$/.test(file);
+      for (const imp of importsOf(file)) {
+        const target = imp.target.replace(/\.(ts|tsx|js|mjs)$/, '');
+        if (!inFolder(file)) {
+          if (target === folder || target === path.join(folder, 'index')) faceImports++;
+          else if (inFolder(target)) deep.push(`${path.relative(PROJECT_ROOT, file)}: ${imp.line}`);
+        } else if (!isTest && !inFolder(target) && target !== folder) {
+          outward.push(`${path.relative(PROJECT_ROOT, file)}: ${imp.line}`);
+        }
+      }
+    }
+    expect(faceImports).toBeGreaterThan(10); // it really looked
+    expect(deep, 'imports of a file inside server/idempotency/ from outside it').toEqual([]);
+    expect(outward, 'imports of the project from inside server/idempotency/').toEqual([]);
   });
 });

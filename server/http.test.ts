@@ -154,6 +154,17 @@ describe('batches and keyed mutations', () => {
     expect(await countOrders(customer)).toBe(0);
   });
 
+  it('a keyed mutation batched without a key is refused on its own (400 KEY_REQUIRED) and writes nothing', async () => {
+    const customer = crypto.randomUUID();
+    const res = await http('POST', 'checkout.placeOrder,checkout.purchase?batch=1', {
+      headers: { cookie: customerCookie(customer) },
+      body: { 0: MUG, 1: { ...MUG, paymentMethod: 'pm_card_visa' } },
+    });
+    const errors = (res.body as { error: { data: { errorCode: string } } }[]).map((r) => r.error.data.errorCode);
+    expect(errors).toEqual(['IDEMPOTENCY_KEY_REQUIRED', 'IDEMPOTENCY_KEY_REQUIRED']);
+    expect(await countOrders(customer)).toBe(0);
+  });
+
   it('queries still travel in batches', async () => {
     const res = await http('GET', `catalog.list,orders.history?batch=1&input=${encodeURIComponent('{}')}`, {
       headers: { cookie: customerCookie(crypto.randomUUID()) },

@@ -5,8 +5,7 @@
  * server code in development does not run it again.
  */
 import { getEnv } from './env.js';
-import { installFaultInjection } from './idempotency/faults';
-import { type DecisionEvent, setDecisionListeners } from './idempotency/hooks';
+import { type DecisionEvent, installFaultInjection, setDecisionListeners } from './idempotency';
 import { startBackgroundJobs } from './jobs/schedule';
 import { log } from './observability/log';
 import { countDecision } from './observability/metrics';

@@ -8,7 +8,7 @@ import { signCustomerId } from './customer';
 import { getDatabase } from './db';
 import { getEnv } from './env.js';
 import { handleApiRequest, handleStripeWebhook } from './http';
-import type { FaultPlan } from './idempotency/faults';
+import type { FaultPlan } from './idempotency';
 import { createCaller } from './routers/_app';
 
 /** A caller for one customer (a fresh one unless given), as if its cookie had been presented. */

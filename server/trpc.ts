@@ -14,11 +14,11 @@
  */
 import { initTRPC } from '@trpc/server';
 import { ZodError, type ZodType } from 'zod';
+import type { Db } from '../db/client';
 import type { Context } from './context';
 import { idempotencyOptions } from './env.js';
 import { AppError, describeZodError } from './errors';
-import { errorCodeOf, fieldOf } from './idempotency/errors';
-import { oneTransactionIdempotency, phasedIdempotency } from './idempotency/trpc';
+import { createIdempotency, errorCodeOf, fieldOf } from './idempotency';
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
@@ -58,15 +58,15 @@ export const customerProcedure = t.procedure.use(function requireCustomer({ ctx,
   return next({ ctx: { customerId: customer.id, idempotencyScope: customer.id } });
 });
 
-const oneTransaction = oneTransactionIdempotency(idempotencyOptions);
-const phased = phasedIdempotency(idempotencyOptions);
+// The keyed builders of the idempotency layer, typed with the shop's database.
+const keyed = createIdempotency<Db>({ options: idempotencyOptions });
 
-// The input is validated before the key is looked at: invalid input is a 400 whatever the key's
-// state (never a 422 or a replay), and nothing about the key is stored for it.
+// The input is validated before the key is looked at (`.input()` before `.concat()`): invalid input
+// is a 400 whatever the key's state (never a 422 or a replay), and nothing is stored for it.
 export const idempotentProcedure = {
-  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).use(oneTransaction),
+  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).concat(keyed.oneTransaction),
 };
 
 export const phasedProcedure = {
-  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).use(phased),
+  input: <TSchema extends ZodType>(schema: TSchema) => customerProcedure.input(schema).concat(keyed.phased),
 };

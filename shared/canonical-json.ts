@@ -1,8 +1,11 @@
 /**
  * Canonical JSON: object keys sorted at every depth, `undefined` properties left out, so that
- * `{a,b}` and `{b,a}` give the same text. "The same request" means the same canonical JSON: the
- * server fingerprints it, the client compares intents with it, the payment simulator keys its
- * idempotency records with it. Pure and browser-safe.
+ * `{a,b}` and `{b,a}` give the same text. The client compares intents with it, and the payment
+ * simulator keys its idempotency records with it. Pure and browser-safe.
+ *
+ * The idempotency layer fingerprints requests with its own copy (server/idempotency/canonical-json.ts):
+ * the layer imports nothing of this app, and the browser cannot import server code. A test
+ * (server/canonical-json.test.ts) keeps the two the same function.
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';

@@ -5,7 +5,7 @@
  * so the probe code cannot quietly stop measuring anything.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { setDecisionListeners } from '../server/idempotency/hooks';
+import { setDecisionListeners } from '../server/idempotency';
 import {
   type ProbeResults,
   type ProtectionName,

@@ -8,8 +8,7 @@ import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { createDatabase, type Db } from '../db/client';
-import { REAP_BATCH_SIZE, REAP_REST_FACTOR, reapExpiredKeys } from '../server/idempotency/reaper';
-import { claimStatement } from '../server/idempotency/store';
+import { claimStatement, REAP_BATCH_SIZE, REAP_REST_FACTOR, reapExpiredKeys } from '../server/idempotency';
 import { startCluster } from './cluster';
 
 const BODY = JSON.stringify({ items: [{ productId: 'travel-mug', quantity: 1 }] });

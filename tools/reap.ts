@@ -1,7 +1,7 @@
 /** `npm run db:reap`: deletes expired idempotency keys now (the servers also do it on a timer). */
 import { createDatabase } from '../db/client';
 import { getEnv } from '../server/env.js';
-import { reapExpiredKeys } from '../server/idempotency/reaper';
+import { reapExpiredKeys } from '../server/idempotency';
 
 const { db, sql } = createDatabase(getEnv().DATABASE_URL, { max: 1 });
 const started = Date.now();

@@ -11,7 +11,7 @@
  * Both are kept on `globalThis`: Next may evaluate this module more than once in one process
  * (instrumentation and route bundles), and they must all see the same listeners.
  */
-import type { Tx } from '../../db/client';
+import type { KeyTransaction } from './db';
 
 export type Decision =
   | 'executed' // ran the procedure and stored its answer
@@ -60,7 +60,7 @@ export interface BoundaryEvent {
   /** 'claimed', 'executed', 'stored', or 'inside:<step>' / 'after:<step>' for phased procedures. */
   boundary: string;
   /** The open transaction at this point, if there is one. */
-  tx?: Tx;
+  tx?: KeyTransaction;
 }
 
 /**

@@ -268,7 +268,7 @@ describe('rule 7: a duplicate of an in-flight request waits for it, within a bou
 
   /** Runs the layer directly with a chosen bound and a procedure that holds the key for `holdMs`. */
   function direct(scope: string, key: string, waitMs: number, holdMs: number, resHeaders = new Headers()) {
-    return runIdempotent<Execution>({
+    return runIdempotent<typeof db, Execution>({
       db,
       scope,
       procedure: 'test.hold',

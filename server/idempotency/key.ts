@@ -6,7 +6,7 @@
  * bare (`8e03978e-...`). Both are accepted and mean the same key.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../../shared/canonical-json';
+import { canonicalJson } from './canonical-json';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 // Stripe's limit, and what the `key` column's CHECK allows. A UUID (36) is the recommended key.

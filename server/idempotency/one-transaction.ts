@@ -2,7 +2,13 @@
  * Keyed procedures whose whole effect is in the database: the claim, the work and the stored answer
  * are one transaction. See README.md in this folder for the flow and why it is crash-safe.
  */
-import { type Db, pipelinedTransaction, type TransactionEnd, type Tx } from '../../db/client';
+import {
+  type KeyDatabase,
+  type KeyTransaction,
+  pipelinedTransaction,
+  type TransactionEnd,
+  type TransactionOf,
+} from './db';
 import { toStoredError } from './errors';
 import { reached } from './hooks';
 import { type Execution, isStoredFailure, type KeyedCall, KeyedRequest, type KeyState } from './request';
@@ -24,12 +30,12 @@ export interface OneTransactionOptions {
   waitMs: number;
 }
 
-export interface IdempotentCall<R extends Execution> extends KeyedCall {
+export interface IdempotentCall<TDb extends KeyDatabase, R extends Execution> extends KeyedCall {
   /** The pool: the layer opens its own transaction (on a connection it reserves). */
-  db: Db;
+  db: TDb;
   options: OneTransactionOptions;
   /** Runs the procedure in `tx`; `keyId` is the claimed key row (orders reference it). */
-  execute: (tx: Tx, keyId: string) => Promise<R>;
+  execute: (tx: TransactionOf<TDb>, keyId: string) => Promise<R>;
   /** Builds a successful result from stored data (tRPC needs its own result shape). */
   replay: (data: unknown) => R;
 }
@@ -46,10 +52,12 @@ class RollBack {
 const isLockTimeout = (err: unknown) =>
   (err as { cause?: { code?: string } })?.cause?.code === '55P03' || (err as { code?: string })?.code === '55P03';
 
-export async function runIdempotent<R extends Execution>(call: IdempotentCall<R>): Promise<R> {
+export async function runIdempotent<TDb extends KeyDatabase, R extends Execution>(
+  call: IdempotentCall<TDb, R>,
+): Promise<R> {
   const request = new KeyedRequest(call, call.options.waitMs);
   const { k, fp } = request;
-  const at = (boundary: string, tx?: Tx, keyId?: string) =>
+  const at = (boundary: string, tx?: KeyTransaction, keyId?: string) =>
     reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
 
   for (let round = 0; round < MAX_ROUNDS; round++) {

@@ -6,11 +6,11 @@
 
 import type { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import type { Db, Tx } from '../../db/client';
-import type { IdempotencyKey } from '../../db/schema';
+import type { KeyDatabase, KeyTransaction, TransactionOf } from './db';
 import { IdempotencyError, toStoredError } from './errors';
 import { type Decision, isProcessGone, reached } from './hooks';
 import { type Execution, isStoredFailure, type KeyedCall, KeyedRequest } from './request';
+import type { IdempotencyKey } from './schema';
 import {
   claimPhased,
   deleteIfExpired,
@@ -25,8 +25,22 @@ import {
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-/** What a phased procedure gets as `ctx.steps`. */
-export interface Steps {
+/**
+ * A value a step may save: what survives JSON as it is. An interface of strings, numbers, booleans,
+ * nulls, arrays and such objects passes; a `Date`, a function, a `bigint` or a required property that
+ * may be `undefined` does not (JSON would turn it into something else, and a resumed step would get
+ * that instead).
+ */
+export type JsonSafe<T> = T extends string | number | boolean | null
+  ? T
+  : T extends Date | bigint | symbol | undefined | ((...args: never[]) => unknown)
+    ? never
+    : T extends readonly (infer U)[]
+      ? readonly JsonSafe<U>[]
+      : { [K in keyof T]: JsonSafe<T[K]> };
+
+/** What a phased procedure gets as `ctx.steps`; `TTx` is the app's transaction type. */
+export interface Steps<TTx = KeyTransaction> {
   /** The key row's id: stable across retries and takeovers. */
   readonly keyId: string;
   /** When the key was first claimed: a resume may come much later (see the provider's key retention). */
@@ -40,18 +54,18 @@ export interface Steps {
    * A step that already committed (before a crash or a timeout) is not run again: its saved
    * result is returned.
    */
-  step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  step<T>(name: string, fn: (tx: TTx) => Promise<T & JsonSafe<T>>): Promise<T>;
   /**
    * The last step of a success: runs `fn` and stores its result as the key's answer, in one
    * transaction. Nothing can happen between recording the outcome and answering.
    */
-  complete<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  complete<T>(name: string, fn: (tx: TTx) => Promise<T & JsonSafe<T>>): Promise<T>;
   /**
    * The last step of a deliberate failure (a 4xx: a decline, a refusal, a cancellation): runs `fn`
    * (what the failure means for the records: undo a reservation, fail the order) and stores `error`
    * as the key's answer, in one transaction; then throws `error`.
    */
-  fail(name: string, error: TRPCError, fn: (tx: Tx) => Promise<void>): Promise<never>;
+  fail(name: string, error: TRPCError, fn: (tx: TTx) => Promise<void>): Promise<never>;
   /** Set once `complete` or `fail` stored the answer. */
   readonly finished: StoredResponse | undefined;
 }
@@ -70,14 +84,20 @@ export interface PhaseOptions {
 }
 
 /** Steps bound to one holding of one key row. */
-export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: number): Steps {
+export function stepsFor<TDb extends KeyDatabase>(
+  db: TDb,
+  row: IdempotencyKey,
+  token: number,
+  leaseMs: number,
+): Steps<TransactionOf<TDb>> {
+  type Tx = TransactionOf<TDb>;
   const progress: Record<string, Json> = { ...(row.progress as Record<string, Json>) };
-  const at = (boundary: string, tx?: Tx) =>
+  const at = (boundary: string, tx?: KeyTransaction) =>
     reached({ procedure: row.procedure, scope: row.scope, keyId: row.id, boundary, tx });
   let finished: StoredResponse | undefined;
 
   /** One step's transaction: `fn`, then the fenced record (and, for a last step, the answer). */
-  async function run<T extends Json>(
+  async function run<T>(
     name: string,
     fn: (tx: Tx) => Promise<T>,
     answer?: (value: T) => { status: number; body: StoredResponse },
@@ -110,7 +130,7 @@ export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: nu
         await body?.catch(() => {});
         throw gone ?? err;
       });
-    progress[name] = result.value;
+    progress[name] = result.value as Json; // it came back from JSON.parse: it is JSON
     if (result.body) finished = result.body;
     await at(`after:${name}`);
     return result.value;
@@ -124,11 +144,11 @@ export function stepsFor(db: Db, row: IdempotencyKey, token: number, leaseMs: nu
       return finished;
     },
     providerKey: (step) => `${row.id}:${step}`,
-    async step<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    async step<T>(name: string, fn: (tx: Tx) => Promise<T & JsonSafe<T>>): Promise<T> {
       if (name in progress) return progress[name] as T;
       return run(name, fn);
     },
-    async complete<T extends Json>(name: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    async complete<T>(name: string, fn: (tx: Tx) => Promise<T & JsonSafe<T>>): Promise<T> {
       return run(name, fn, (value) => ({ status: 200, body: { ok: true, data: value } }));
     },
     async fail(name: string, error: TRPCError, fn: (tx: Tx) => Promise<void>): Promise<never> {
@@ -153,11 +173,11 @@ export type Holding = { row: IdempotencyKey; token: number };
  * Runs a holding of a key to its end: the procedure, then the stored answer or a release.
  * Shared by the request path and the completer.
  */
-export async function drive<R extends Execution>(
-  db: Db,
+export async function drive<TDb extends KeyDatabase, R extends Execution>(
+  db: TDb,
   holding: Holding,
   options: PhaseOptions,
-  execute: (steps: Steps) => Promise<R>,
+  execute: (steps: Steps<TransactionOf<TDb>>) => Promise<R>,
   log: (decision: Decision, extra?: Record<string, unknown>) => void,
   /** What losing the lease to a takeover answers: 409 IN_USE (with Retry-After, on the request path). */
   lost: () => never = () => {
@@ -208,14 +228,15 @@ export async function drive<R extends Execution>(
   return execution;
 }
 
-export interface PhasedCall<R extends Execution> extends KeyedCall {
-  db: Db;
+export interface PhasedCall<TDb extends KeyDatabase, R extends Execution> extends KeyedCall {
+  /** The pool: each step opens its own transaction on it. */
+  db: TDb;
   options: PhaseOptions;
-  execute: (steps: Steps) => Promise<R>;
+  execute: (steps: Steps<TransactionOf<TDb>>) => Promise<R>;
   replay: (data: unknown) => R;
 }
 
-export async function runPhased<R extends Execution>(call: PhasedCall<R>): Promise<R> {
+export async function runPhased<TDb extends KeyDatabase, R extends Execution>(call: PhasedCall<TDb, R>): Promise<R> {
   const request = new KeyedRequest(call, call.options.waitMs, { phased: true });
   const { k, fp } = request;
   const log = (decision: Decision, extra?: Record<string, unknown>) => request.log(decision, extra);

@@ -12,7 +12,7 @@
  * BENCHMARKS.md has both). Paced, it still deletes a few thousand keys a second there, far more than
  * a shop creates, so it keeps up; `npm run db:reap` runs unpaced.
  */
-import type { DbOrTx } from '../../db/client';
+import type { KeyDatabaseOrTransaction } from './db';
 import { reapExpiredBatch } from './store';
 
 // 1,000 rows per transaction: a batch deletes in a few milliseconds, so checkouts touching the
@@ -32,7 +32,7 @@ export interface ReapOptions {
 }
 
 /** Deletes every key expired by now, batch by batch. Returns how many were deleted. */
-export async function reapExpiredKeys(db: DbOrTx, options: ReapOptions = {}): Promise<number> {
+export async function reapExpiredKeys(db: KeyDatabaseOrTransaction, options: ReapOptions = {}): Promise<number> {
   const batchSize = options.batchSize ?? REAP_BATCH_SIZE;
   const restFactor = options.restFactor ?? REAP_REST_FACTOR;
   let total = 0;

@@ -6,10 +6,10 @@
 
 import type { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import type { IdempotencyKey } from '../../db/schema';
 import { errorCodeOf, IdempotencyError, ReplayedError } from './errors';
 import { type Decision, reportDecision } from './hooks';
 import { fingerprint, keyTag, parseIdempotencyKey } from './key';
+import type { IdempotencyKey } from './schema';
 import type { KeyId, StoredResponse } from './store';
 
 /** What the procedure gave: tRPC's middleware result has this shape. */

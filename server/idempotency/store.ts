@@ -1,11 +1,11 @@
 /**
  * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
- * The table is `idempotency_keys` in db/schema.ts. Nothing outside this folder writes to it.
+ * The table is `idempotency_keys` (schema.ts). Nothing outside this folder writes to it.
  */
 import { and, eq, gt, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
-import type { DbOrTx, Tx } from '../../db/client';
-import { type IdempotencyKey, idempotencyKeys } from '../../db/schema';
+import type { KeyDatabaseOrTransaction as DbOrTx, KeyTransaction as Tx } from './db';
 import type { StoredError } from './errors';
+import { type IdempotencyKey, idempotencyKeys } from './schema';
 
 export interface KeyId {
   scope: string;
@@ -403,56 +403,4 @@ export async function keyStatesOf(db: DbOrTx, ids: string[]): Promise<Map<string
     .from(idempotencyKeys)
     .where(inArray(idempotencyKeys.id, ids));
   return new Map(rows.map((r) => [r.id, r.state]));
-}
-
-/**
- * Lab only: moves one key's clock forward instead of waiting. `lease`: its holder's lease lapses
- * now (as it would 30 s after the holder died); `expiry`: it expires now (as it would a day later).
- * The lab says so in its timeline; no request path calls this.
- */
-export async function fastForwardKey(db: DbOrTx, k: KeyId, what: 'lease' | 'expiry'): Promise<void> {
-  await db
-    .update(idempotencyKeys)
-    .set(
-      what === 'lease'
-        ? { lockedUntil: sql`now() - interval '1 millisecond'` }
-        : { expiresAt: sql`now() - interval '1 millisecond'` },
-    )
-    .where(sameKey(k));
-}
-
-/** Lab only: the key rows of some scopes, newest first (what the lab shows beside its timeline). */
-export async function keyRowsOf(db: DbOrTx, scopes: string[]): Promise<IdempotencyKey[]> {
-  if (scopes.length === 0) return [];
-  return db
-    .select()
-    .from(idempotencyKeys)
-    .where(inArray(idempotencyKeys.scope, scopes))
-    .orderBy(idempotencyKeys.createdAt);
-}
-
-/**
- * Lab only, for its unsafe twins: stores an answer for a key that was never claimed (after the work,
- * in a statement of its own). ON CONFLICT DO NOTHING: when another copy stored first, this one is lost.
- */
-export async function storeAnswerAfterTheFact(
-  db: DbOrTx,
-  k: KeyId,
-  fingerprint: string,
-  body: StoredResponse,
-  ttlMs: number,
-): Promise<void> {
-  await db
-    .insert(idempotencyKeys)
-    .values({
-      ...k,
-      fingerprint,
-      state: 'completed',
-      recoveryPoint: 'finished',
-      responseStatus: 200,
-      responseBody: body,
-      completedAt: sql`now()`,
-      expiresAt: sql`now() + make_interval(secs => ${ttlMs / 1000})`,
-    })
-    .onConflictDoNothing();
 }

@@ -13,10 +13,10 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Db, DbOrTx } from '../../db/client';
+import type { KeyDatabaseOrTransaction as DbOrTx, KeyDatabase } from './db';
 import { errorCodeOf } from './errors';
 import { planFault } from './faults';
-import { type KeyedContext, oneTransactionIdempotency, phasedIdempotency } from './trpc';
+import { createIdempotency, type KeyedContext } from './trpc';
 
 export async function createNotesTable(db: DbOrTx): Promise<void> {
   await db.execute(sql`
@@ -70,7 +70,7 @@ export interface TinyOptions {
   leaseMs?: number;
 }
 
-export function tinyApp(db: Db, options: TinyOptions = {}) {
+export function tinyApp(db: KeyDatabase, options: TinyOptions = {}) {
   const settings = {
     ttlMs: options.ttlMs ?? 3_600_000,
     waitMs: options.waitMs ?? 5_000,
@@ -80,12 +80,13 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
   const t = initTRPC.context<KeyedContext>().create({
     errorFormatter: ({ shape, error }) => ({ ...shape, data: { ...shape.data, errorCode: errorCodeOf(error) } }),
   });
+  const idempotency = createIdempotency<KeyDatabase>({ options: () => settings });
   // As in the app: the input is validated first, then the key (see server/trpc.ts).
   const keyed = {
-    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(oneTransactionIdempotency(() => settings)),
+    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).concat(idempotency.oneTransaction),
   };
   const phased = {
-    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).use(phasedIdempotency(() => settings)),
+    input: <S extends z.ZodType>(schema: S) => t.procedure.input(schema).concat(idempotency.phased),
   };
 
   const router = t.router({
@@ -166,7 +167,7 @@ export function tinyApp(db: Db, options: TinyOptions = {}) {
  * Makes the layer reach each of its eleven decisions once or more, for `scope`, on tiny apps of its
  * own (the log and metrics tests check each is reported).
  */
-export async function makeEveryDecision(db: Db, scope: string): Promise<void> {
+export async function makeEveryDecision(db: KeyDatabase, scope: string): Promise<void> {
   const app = tinyApp(db);
   const strict = tinyApp(db, { waitMs: 150, leaseMs: 2_000 });
   const add = (key: string | null, body: unknown = { text: 'note' }, on = app) =>

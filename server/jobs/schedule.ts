@@ -6,7 +6,7 @@
  */
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
-import { reapExpiredKeys } from '../idempotency/reaper';
+import { reapExpiredKeys } from '../idempotency';
 import { log } from '../observability/log';
 import { runCompleter } from './completer';
 import { deliverOutbox } from './outbox';

@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { getDatabase } from '../db';
+import { handleApiRequest, handleStripeWebhook } from '../http';
 import { readRun, startRun } from './runs';
 import { scenarios } from './scenarios';
 
 const { db } = getDatabase();
 
 async function play(scenario: string, variant: 'safe' | 'unsafe') {
-  const runId = await startRun(db, scenario, variant);
+  const runId = await startRun(db, scenario, variant, { api: handleApiRequest, webhook: handleStripeWebhook });
   for (let i = 0; i < 400; i++) {
     const run = await readRun(db, runId);
     if (run && run.status !== 'running') return run;

@@ -5,14 +5,20 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { labRuns } from '../../db/schema';
+import type { InProcessHandlers } from '../context';
 import { getEnv } from '../env.js';
-import { keyRowsOf } from '../idempotency/store';
 import { providerIntentsOf } from '../services/payments';
+import { keyRowsOf } from './keys';
 import { scenarioById, type Variant } from './scenarios';
 import { type Counts, LabSession, newLabCustomers, type TimelineEntry, type Verdict } from './session';
 import { twins } from './twins';
 
-export async function startRun(db: Db, scenarioId: string, variant: Variant): Promise<string> {
+export async function startRun(
+  db: Db,
+  scenarioId: string,
+  variant: Variant,
+  handlers: InProcessHandlers,
+): Promise<string> {
   const scenario = scenarioById(scenarioId);
   if (!scenario) throw new Error(`no lab scenario '${scenarioId}'`);
   const customers = await newLabCustomers(db, scenarioId === 'two-customers' ? 2 : 1);
@@ -20,7 +26,7 @@ export async function startRun(db: Db, scenarioId: string, variant: Variant): Pr
     .insert(labRuns)
     .values({ scenario: scenarioId, variant, customers })
     .returning({ id: labRuns.id });
-  const session = new LabSession(db, run!.id, customers);
+  const session = new LabSession(db, run!.id, customers, handlers);
   void (async () => {
     try {
       const checks = (await scenario.play(session, variant)) ?? [];

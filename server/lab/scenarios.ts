@@ -357,9 +357,9 @@ export const scenarios: Scenario[] = [
       );
       const [failed] = await lab.providerEvents('refund.failed');
       if (!failed) throw new Error('the provider made no refund.failed event');
-      const { handleStripeWebhook } = await import('../http'); // the shop's own endpoint, as the provider reaches it
       const handler =
-        variant === 'safe' ? handleStripeWebhook : (req: Request) => handleWebhookWithoutRecord(lab.db, req);
+        // the shop's own endpoint, as the provider reaches it, or the twin's
+        variant === 'safe' ? lab.handlers.webhook : (req: Request) => handleWebhookWithoutRecord(lab.db, req);
       const first = await lab.deliverWebhook(failed.signed, handler);
       const second = await lab.deliverWebhook(failed.signed, handler);
       const acknowledged = first.status === 200 && second.status === 200;

@@ -12,12 +12,12 @@ import { randomUUID } from 'node:crypto';
 import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { labCustomers, labRuns, orders } from '../../db/schema';
+import type { InProcessHandlers } from '../context';
 import { signCustomerId } from '../customer';
 import { getEnv } from '../env.js';
-import { type FaultPlan, planFault } from '../idempotency/faults';
-import { onDecision } from '../idempotency/hooks';
-import { fastForwardKey, keyRowsOf } from '../idempotency/store';
+import { type FaultPlan, onDecision, planFault } from '../idempotency';
 import { providerIntentsOf } from '../services/payments';
+import { fastForwardKey, keyRowsOf } from './keys';
 
 export type Network = 'deliver' | 'lose-response' | 'no-answer';
 
@@ -93,6 +93,8 @@ export class LabSession {
     readonly db: Db,
     readonly runId: string,
     readonly customers: string[],
+    /** The shop's own HTTP handlers: every scripted request goes through the path a real one takes. */
+    readonly handlers: InProcessHandlers,
   ) {
     const mine = new Set(customers);
     this.stopListening = onDecision((e) => {
@@ -150,7 +152,6 @@ export class LabSession {
     query?: boolean;
     // biome-ignore lint/suspicious/noExplicitAny: an answer off the wire; the scenarios read a field or two of it
   }): Promise<{ status: number; body: any } | null> {
-    const { handleApiRequest } = await import('../http'); // the same handler HTTP requests reach
     const as = options.as ?? 0;
     const customer = this.customers[as]!;
     const attempt = ++this.attempts;
@@ -175,7 +176,7 @@ export class LabSession {
         body: JSON.stringify(options.input),
       });
     }
-    const res = await handleApiRequest(req);
+    const res = await this.handlers.api(req);
     const text = await res.text();
     // biome-ignore lint/suspicious/noExplicitAny: an answer off the wire, as above
     let body: any;

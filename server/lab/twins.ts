@@ -26,15 +26,11 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../../db/client';
 import { labCartLines, orders, refunds } from '../../db/schema';
 import { idempotencyOptions } from '../env.js';
-import { reached } from '../idempotency/hooks';
-import { fingerprint } from '../idempotency/key';
-import { runIdempotent } from '../idempotency/one-transaction';
-import { runPhased } from '../idempotency/phased';
-import type { Execution } from '../idempotency/request';
-import { findLiveKey, type StoredResponse, storeAnswerAfterTheFact } from '../idempotency/store';
+import { type Execution, fingerprint, reached, runIdempotent, runPhased } from '../idempotency';
 import { type OrderView, type PlaceOrderInput, placeOrder } from '../services/orders';
 import { type PaymentProvider, stripeProvider, verifiedEvent } from '../services/payments';
 import { type PurchaseInput, purchase } from '../services/purchase';
+import { liveKeyRow, storeAnswerAfterTheFact } from './keys';
 
 /** The Stripe provider without the lookup a late resume makes before charging again. */
 export const providerWithoutLookup: PaymentProvider = {
@@ -80,7 +76,7 @@ export async function purchaseWith(
   input: PurchaseInput,
 ): Promise<unknown> {
   return unwrap(
-    await runPhased<Execution>({
+    await runPhased<Db, Execution>({
       db: r.db,
       scope: r.customerId,
       procedure: r.procedure,
@@ -101,7 +97,7 @@ async function placeOrderKeyed(
   broken: { scope?: string; fingerprintInput?: unknown },
 ): Promise<unknown> {
   return unwrap(
-    await runIdempotent<Execution>({
+    await runIdempotent<Db, Execution>({
       db: r.db,
       scope: broken.scope ?? r.customerId,
       procedure: r.procedure,
@@ -132,8 +128,8 @@ export const twins = {
   async placeOrderCheckThenInsert(r: KeyedRequestParts, key: string, input: PlaceOrderInput): Promise<unknown> {
     const k = { scope: r.customerId, procedure: r.procedure, key };
     const fp = fingerprint(r.procedure, input);
-    const seen = await findLiveKey(r.db, k);
-    if (seen?.state === 'completed') return (seen.responseBody as Extract<StoredResponse, { ok: true }>).data;
+    const seen = await liveKeyRow(r.db, k);
+    if (seen?.state === 'completed') return (seen.responseBody as { ok: true; data: unknown }).data;
     const order = await r.db.transaction(async (tx) => {
       const placed = await placeOrder(tx, r.customerId, input);
       await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed', tx });
@@ -151,8 +147,8 @@ export const twins = {
   ): Promise<unknown> {
     const k = { scope: r.customerId, procedure: r.procedure, key };
     const fp = fingerprint(r.procedure, input);
-    const seen = await findLiveKey(r.db, k);
-    if (seen?.state === 'completed') return (seen.responseBody as Extract<StoredResponse, { ok: true }>).data;
+    const seen = await liveKeyRow(r.db, k);
+    if (seen?.state === 'completed') return (seen.responseBody as { ok: true; data: unknown }).data;
     const order = await r.db.transaction((tx) => placeOrder(tx, r.customerId, input));
     // committed; the answer is not stored yet
     await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed' });

@@ -10,8 +10,8 @@ import { sql } from 'drizzle-orm';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
-import type { DecisionEvent } from '../idempotency/hooks';
-import { countKeysInFlight } from '../idempotency/store';
+import type { DecisionEvent } from '../idempotency';
+import { countKeysInFlight } from '../idempotency';
 
 function create() {
   const registry = new Registry();

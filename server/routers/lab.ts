@@ -8,7 +8,7 @@ import type { Db } from '../../db/client';
 import { MAX_QUANTITY } from '../../shared/shop-rules';
 import { getEnv } from '../env.js';
 import { AppError } from '../errors';
-import { parseIdempotencyKey } from '../idempotency/key';
+import { parseIdempotencyKey } from '../idempotency';
 import { readRun, startRun } from '../lab/runs';
 import { scenarioById, scenarios } from '../lab/scenarios';
 import { isLabCustomer } from '../lab/session';
@@ -30,15 +30,15 @@ const labMutation = customerProcedure.use(function labIsOn(opts) {
 
 /** The twins: only for the lab's own customers. */
 const twinProcedure = labMutation.use(async function onlyLabCustomers({ ctx, next }) {
-  if (!(await isLabCustomer(ctx.db as Db, ctx.customerId))) throw new AppError('LAB_CUSTOMER_REQUIRED');
+  if (!(await isLabCustomer(ctx.db, ctx.customerId))) throw new AppError('LAB_CUSTOMER_REQUIRED');
   return next();
 });
 
 const parts = (
-  ctx: { db: unknown; customerId: string; headers: Headers; resHeaders: Headers },
+  ctx: { db: Db; customerId: string; headers: Headers; resHeaders: Headers },
   procedure: string,
 ): KeyedRequestParts => ({
-  db: ctx.db as Db,
+  db: ctx.db,
   customerId: ctx.customerId,
   procedure,
   headers: ctx.headers,
@@ -72,11 +72,12 @@ export const labRouter = router({
       const scenario = scenarioById(input.scenario);
       if (!scenario) throw new AppError('LAB_SCENARIO_UNKNOWN', { field: 'scenario', detail: `('${input.scenario}')` });
       if (scenario.needsSimulator && !getEnv().STRIPE_API_BASE) throw new AppError('LAB_NEEDS_SIMULATOR');
-      return { runId: await startRun(ctx.db as Db, input.scenario, input.variant) };
+      if (!ctx.handlers) throw new Error('a lab run is started over HTTP: its requests go through the same handler');
+      return { runId: await startRun(ctx.db, input.scenario, input.variant, ctx.handlers) };
     }),
 
   run: labQuery.input(z.strictObject({ runId: z.uuid() })).query(async ({ ctx, input }) => {
-    const run = await readRun(ctx.db as Db, input.runId);
+    const run = await readRun(ctx.db, input.runId);
     if (!run) throw new AppError('LAB_RUN_NOT_FOUND', { field: 'runId' });
     return run;
   }),
@@ -84,7 +85,7 @@ export const labRouter = router({
   // The unsafe twins, as procedures the lab's runs (and the tests' negative controls) call over HTTP.
   placeOrderWithoutKey: twinProcedure
     .input(placeOrderInput)
-    .mutation(({ ctx, input }) => twins.placeOrderWithoutKey(ctx.db as Db, ctx.customerId, input)),
+    .mutation(({ ctx, input }) => twins.placeOrderWithoutKey(ctx.db, ctx.customerId, input)),
   placeOrderCheckThenInsert: twinProcedure
     .input(placeOrderInput)
     .mutation(({ ctx, input }) =>

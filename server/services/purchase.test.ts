@@ -13,7 +13,7 @@ import { type AppServer, startAppServer } from '../../dev/app-server';
 import { ensureDatabase } from '../../dev/postgres';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
-import { clearFaults, planFault } from '../idempotency/faults';
+import { clearFaults, planFault } from '../idempotency';
 import { runCompleter } from '../jobs/completer';
 import { deliverOutbox } from '../jobs/outbox';
 import { log } from '../observability/log';

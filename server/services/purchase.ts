@@ -16,10 +16,11 @@
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
+import type { Tx } from '../../db/client';
 import { orders, refunds } from '../../db/schema';
 import { TEST_CARDS } from '../../shared/shop-rules';
 import { AppError } from '../errors';
-import type { Steps } from '../idempotency/phased';
+import type { Steps as KeySteps } from '../idempotency';
 import { getOrder, type OrderView, placeOrder, placeOrderInput } from './orders';
 import { advanceOrder, advanceRefund } from './payment-states';
 import {
@@ -30,6 +31,9 @@ import {
   type RefundResult,
   stripeProvider,
 } from './payments';
+
+/** The steps of a keyed flow, in the shop's transactions. */
+type Steps = KeySteps<Tx>;
 
 export const purchaseInput = z.strictObject({
   items: placeOrderInput.shape.items,
@@ -59,11 +63,9 @@ export async function purchase(
 ): Promise<OrderView> {
   // A checkout the completer cancelled stays cancelled, whoever comes back for it.
   if ('cancelled' in steps.progress) throw new AppError('CHECKOUT_ABANDONED');
-  const order = (await steps.step(
-    'order_created',
-    async (tx) =>
-      (await placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId })) as never,
-  )) as unknown as OrderView;
+  const order = await steps.step('order_created', (tx) =>
+    placeOrder(tx, customerId, input, { status: 'pending_payment', idempotencyKeyId: steps.keyId }),
+  );
 
   // Recorded before the call: from here on a charge may exist, whatever happens next.
   const attemptedBefore = 'charge_attempted' in steps.progress;
@@ -108,15 +110,15 @@ export async function purchase(
   // Paid, or not yet (processing, or waiting for the customer's bank): the answer is the order as it
   // stands. A webhook moves a waiting order on (server/services/webhooks.ts); advanceOrder never moves
   // one back, so a webhook that came first is not undone here.
-  return (await steps.complete('charge_recorded', async (tx) => {
+  return steps.complete('charge_recorded', async (tx) => {
     await advanceOrder(
       tx,
       order.id,
       result.status === 'succeeded' ? 'paid' : 'payment_processing',
       result.paymentIntentId,
     );
-    return (await getOrder(tx, customerId, order.id)) as never;
-  })) as unknown as OrderView;
+    return getOrder(tx, customerId, order.id);
+  });
 }
 
 /** The completer's way out for a checkout abandoned before any charge: cancel, charge nothing. */
@@ -143,7 +145,7 @@ export async function refundOrder(
   provider: PaymentProvider = stripeProvider,
 ): Promise<RefundView> {
   const reservedBefore = 'refund_reserved' in steps.progress;
-  const reserved = (await steps.step('refund_reserved', async (tx) => {
+  const reserved = await steps.step('refund_reserved', async (tx) => {
     const [order] = await tx
       .select()
       .from(orders)
@@ -161,7 +163,7 @@ export async function refundOrder(
       .set({ refundedCents: sql`${orders.refundedCents} + ${input.amountCents}` })
       .where(eq(orders.id, order.id));
     return { refundId: row!.id, paymentIntentId: order.paymentIntentId };
-  })) as { refundId: string; paymentIntentId: string };
+  });
 
   let result: RefundResult;
   try {
@@ -195,7 +197,7 @@ export async function refundOrder(
 
   // A refund the provider has only accepted stays pending (and reserved) until it says succeeded or
   // failed, by webhook or when the settle job asks.
-  return (await steps.complete('refund_recorded', async (tx) => {
+  return steps.complete('refund_recorded', async (tx): Promise<RefundView> => {
     await tx
       .update(refunds)
       .set({ providerRefundId: result.providerRefundId })
@@ -213,5 +215,5 @@ export async function refundOrder(
       refundedCents: order!.refundedCents,
       status: row!.status,
     };
-  })) as unknown as RefundView;
+  });
 }

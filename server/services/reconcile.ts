@@ -13,7 +13,7 @@
 import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
 import { orders, outbox, refunds } from '../../db/schema';
-import { keyStatesOf } from '../idempotency/store';
+import { keyStatesOf } from '../idempotency';
 import { listProviderLedger } from './payments';
 
 /** `customerIds` limits the check to those customers (tests share one provider ledger). */

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { getEnv } from '@/server/env.js';
-import { clearFaults, FAULT_ACTIONS, planFault } from '@/server/idempotency/faults';
+import { clearFaults, FAULT_ACTIONS, planFault } from '@/server/idempotency';
 
 const plan = z.strictObject({
   scope: z.string().min(1),

@@ -5,11 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, pipelinedTransaction, type Tx } from './client';
+import { type KeyTransaction, pipelinedTransaction } from './db';
 
-const { db, sql: client } = createDatabase(process.env.DATABASE_URL!, { max: 2 });
-const admin = createDatabase(process.env.DATABASE_URL!, { max: 1 });
+// Pools of the test's own, as any app would open them: the layer takes any Drizzle database on postgres.js.
+const client = postgres(process.env.DATABASE_URL!, { max: 2, onnotice: () => {} });
+const db = drizzle(client);
+const admin = { sql: postgres(process.env.DATABASE_URL!, { max: 1 }) };
 const table = `pipelined_${randomUUID().replaceAll('-', '')}`;
 const count = async (tag: string) =>
   (await client.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table} where tag = $1`, [tag]))[0]!.n;
@@ -76,7 +80,7 @@ describe('pipelinedTransaction', () => {
     "once it is over, the body's handle sends nothing more: a late statement fails instead of landing in another " +
       'transaction',
     async () => {
-      let kept: Tx | undefined;
+      let kept: KeyTransaction | undefined;
       await pipelinedTransaction(db, sql`select 1 as one`, async (tx) => {
         kept = tx;
         return { commit: null };
