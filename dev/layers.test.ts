@@ -114,6 +114,32 @@ describe('import layers', () => {
     expect(violations).toEqual([]);
   });
 
+  it('the import map has no circle (static, dynamic and type-only imports alike)', () => {
+    const resolve = (target: string): string | undefined => {
+      for (const candidate of [target, `${target}.ts`, `${target}.tsx`, path.join(target, 'index.ts')]) {
+        if (files.includes(candidate)) return candidate;
+      }
+      return target.endsWith('.js') ? resolve(target.slice(0, -3)) : undefined;
+    };
+    const edges = new Map(files.map((f) => [f, importsOf(f).flatMap((i) => resolve(i.target) ?? [])]));
+    const circles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (file: string, trail: string[]) => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'open') {
+        const from = trail.indexOf(file);
+        circles.push([...trail.slice(from), file].map((f) => path.relative(PROJECT_ROOT, f)).join(' -> '));
+        return;
+      }
+      state.set(file, 'open');
+      for (const next of edges.get(file) ?? []) visit(next, [...trail, file]);
+      state.set(file, 'done');
+    };
+    for (const file of files) visit(file, []);
+    expect([...edges.values()].flat().length).toBeGreaterThan(200); // it resolved the imports
+    expect(circles).toEqual([]);
+  });
+
   it('the idempotency folder is entered through its index only; inside, only tests import the project', () => {
     const folder = path.join(PROJECT_ROOT, 'server', 'idempotency');
     const inFolder = (f: string) => f.startsWith(`${folder}${path.sep}`);

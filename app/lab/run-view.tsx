@@ -5,9 +5,14 @@
  * run's customers, and the verdict, counted from the records.
  */
 import { useQuery } from '@tanstack/react-query';
+import type { inferRouterOutputs } from '@trpc/server';
+import type { AppRouter } from '@/server/routers/_app';
 import { useTRPC } from '../components/trpc';
 
 export type Prediction = Partial<Record<string, number>>;
+
+/** One line of a run's timeline, as the server's `lab.run` answers it. */
+type TimelineRow = inferRouterOutputs<AppRouter>['lab']['run']['timeline'][number];
 
 const LABELS: Record<string, string> = { orders: 'order', charges: 'charge', quantity: 'mug' };
 const plural = (n: number, what: string) =>
@@ -100,7 +105,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             </tr>
           </thead>
           <tbody>
-            {(data?.timeline as TimelineRow[] | undefined)?.map((e, i) =>
+            {data?.timeline.map((e: TimelineRow, i) =>
               e.kind === 'note' ? (
                 // biome-ignore lint/suspicious/noArrayIndexKey: the timeline only grows at its end (place = id)
                 <tr key={i} className="note">
@@ -213,20 +218,4 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
       </section>
     </section>
   );
-}
-
-interface TimelineRow {
-  t: number;
-  kind: 'attempt' | 'note';
-  text?: string;
-  attempt?: number;
-  who?: string;
-  procedure?: string;
-  key?: string | null;
-  network?: string;
-  answer?: string;
-  replayed?: boolean;
-  decisions?: string[];
-  keyAfter?: { state: string; recoveryPoint: string; leaseToken: number } | null;
-  provider?: { path: string; key: string | null; replayed: boolean; status: number | null }[];
 }

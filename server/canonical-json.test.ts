@@ -1,0 +1,25 @@
+/**
+ * Two copies of one function: the idempotency layer fingerprints requests with its own canonical JSON
+ * (it imports nothing of the app), and the browser compares intents with shared/canonical-json.ts (it
+ * cannot import server code). They must stay the same function: checked on many generated values.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson as shared } from '../shared/canonical-json';
+import { canonicalJson as layer } from './idempotency';
+
+describe('canonical JSON', () => {
+  it("the layer's and the browser's copies give the same text for any JSON-like value", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.anything(), (json, anything) => {
+        expect(layer(json)).toBe(shared(json));
+        expect(layer(anything)).toBe(shared(anything));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('keys in another order, and undefined properties, make no difference', () => {
+    expect(layer({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: undefined } })).toBe('{"a":{"d":[1,{"e":3,"f":2}]},"b":1}');
+  });
+});

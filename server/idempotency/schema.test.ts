@@ -1,0 +1,60 @@
+/**
+ * The plain SQL a forker runs (idempotency_keys.sql) makes the very table the Drizzle schema describes
+ * (schema.ts, which the shop's migrations create): same columns, types, defaults, nullability, checks
+ * and indexes. The SQL runs in a schema of its own, and the two tables are compared as Postgres
+ * describes them.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../../db/client';
+
+const { sql } = createDatabase(process.env.DATABASE_URL!, { max: 1 });
+const lifted = `lift_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+afterAll(async () => {
+  await sql.unsafe(`drop schema if exists ${lifted} cascade`);
+  await sql.end();
+});
+
+/** The table as Postgres describes it, with the schema's name taken out. */
+async function describeTable(schema: string) {
+  const columns = await sql`
+    select column_name, data_type, is_nullable, column_default
+    from information_schema.columns
+    where table_schema = ${schema} and table_name = 'idempotency_keys'
+    order by column_name`;
+  const constraints = await sql`
+    select conname, pg_get_constraintdef(c.oid) as definition
+    from pg_constraint c join pg_class t on t.oid = c.conrelid join pg_namespace n on n.oid = t.relnamespace
+    where n.nspname = ${schema} and t.relname = 'idempotency_keys'
+    order by conname`;
+  const indexes = await sql`
+    select indexname, replace(indexdef, ${`${schema}.`}, '') as definition
+    from pg_indexes where schemaname = ${schema} and tablename = 'idempotency_keys'
+    order by indexname`;
+  return { columns: [...columns], constraints: [...constraints], indexes: [...indexes] };
+}
+
+describe('idempotency_keys.sql', () => {
+  it('creates the table the Drizzle schema describes: columns, defaults, checks and indexes', async () => {
+    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
+    await sql.unsafe(`create schema ${lifted}`);
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`set local search_path = ${lifted}, public`);
+      await tx.unsafe(text);
+    });
+    const fromSql = await describeTable(lifted);
+    const fromMigrations = await describeTable('public');
+    expect(fromSql.columns.length).toBeGreaterThan(10); // it found the table
+    expect(fromSql).toEqual(fromMigrations);
+  });
+
+  it('runs again without harm (every statement says IF NOT EXISTS)', async () => {
+    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`set local search_path = ${lifted}, public`);
+      await tx.unsafe(text);
+    });
+    expect((await describeTable(lifted)).indexes).toHaveLength(3); // primary key, claim, reaper
+  });
+});
