@@ -13,9 +13,10 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { KeyDatabaseOrTransaction as DbOrTx, KeyDatabase } from './db';
+import type { KeyDatabaseOrTransaction as DbOrTx, KeyDatabase, KeyTransaction } from './db';
 import { errorCodeOf } from './errors';
 import { planFault } from './faults';
+import type { Steps } from './phased';
 import { createIdempotency, type KeyedContext } from './trpc';
 
 export async function createNotesTable(db: DbOrTx): Promise<void> {
@@ -58,6 +59,27 @@ export class FakeService {
   get effects(): number {
     return this.answers.size;
   }
+}
+
+/**
+ * The phased procedure's work: reserve a note, call the outside service with the key derived from the
+ * key row, record the call. A function of its steps, so that the completer can finish it too.
+ */
+export async function makeCall(
+  steps: Steps<KeyTransaction>,
+  scope: string,
+  input: { amount: number },
+  service: FakeService,
+): Promise<{ noteId: string; callId: string }> {
+  const reserved = await steps.step('reserved', async (tx) => {
+    const [note] = await tx.execute<{ id: string }>(
+      sql`insert into idempotency_test_notes (scope, key_id, text) values (${scope},
+        ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
+    );
+    return note!.id;
+  });
+  const callId = await service.call(steps.providerKey('call'), input.amount);
+  return steps.step('recorded', async () => ({ noteId: reserved, callId }));
 }
 
 /** A JSON answer off the wire, read field by field by the tests. */
@@ -116,18 +138,9 @@ export function tinyApp(db: KeyDatabase, options: TinyOptions = {}) {
         }),
     }),
     calls: t.router({
-      make: phased.input(z.strictObject({ amount: z.number().int().positive() })).mutation(async ({ ctx, input }) => {
-        const { steps } = ctx;
-        const reserved = await steps.step('reserved', async (tx) => {
-          const [note] = await tx.execute<{ id: string }>(
-            sql`insert into idempotency_test_notes (scope, key_id, text) values (${ctx.idempotencyScope},
-              ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
-          );
-          return note!.id;
-        });
-        const callId = await service.call(steps.providerKey('call'), input.amount);
-        return steps.step('recorded', async () => ({ noteId: reserved, callId }));
-      }),
+      make: phased
+        .input(z.strictObject({ amount: z.number().int().positive() }))
+        .mutation(({ ctx, input }) => makeCall(ctx.steps, ctx.idempotencyScope, input, service)),
     }),
   });
 
