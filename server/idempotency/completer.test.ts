@@ -27,7 +27,7 @@ async function abandon(app: ReturnType<typeof tinyApp>, scope: string, key: stri
 }
 
 describe('the completer', () => {
-  it('finishes an abandoned key through its registered flow: one outside effect, and the client gets the answer', async () => {
+  it('finishes an abandoned key through its flow: one outside effect, and the client gets the answer', async () => {
     const app = tinyApp(db, { leaseMs: LEASE_MS });
     const scope = randomUUID();
     const key = randomUUID();
