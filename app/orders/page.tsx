@@ -2,11 +2,17 @@
 import { useQuery } from '@tanstack/react-query';
 import Link from 'next/link';
 import { formatMoney } from '../components/money';
+import { paymentWords, refundSummary } from '../components/order-words';
 import { useTRPC } from '../components/trpc';
 
 export default function OrderHistoryPage() {
   const trpc = useTRPC();
-  const history = useQuery(trpc.orders.history.queryOptions());
+  const history = useQuery({
+    ...trpc.orders.history.queryOptions(),
+    // While a payment or a refund waits for the provider, look again every 5 s: the row says when it settles.
+    refetchInterval: (q) =>
+      q.state.data?.some((o) => o.status === 'payment_processing' || o.pendingRefundCents > 0) ? 5_000 : false,
+  });
   return (
     <>
       <title>Your orders · Retry-safe coffee</title>
@@ -26,6 +32,8 @@ export default function OrderHistoryPage() {
               <th scope="col">Placed</th>
               <th scope="col">Items</th>
               <th scope="col">Total</th>
+              <th scope="col">Payment</th>
+              <th scope="col">Refunds</th>
             </tr>
           </thead>
           <tbody>
@@ -37,6 +45,8 @@ export default function OrderHistoryPage() {
                 <td>{new Date(o.createdAt).toLocaleString('en-US')}</td>
                 <td>{o.items.map((i) => `${i.quantity} × ${i.name}`).join(', ')}</td>
                 <td>{formatMoney(o.totalCents, o.currency)}</td>
+                <td data-testid="order-payment">{paymentWords(o.status)}</td>
+                <td data-testid="order-refunds">{refundSummary(o)}</td>
               </tr>
             ))}
           </tbody>
