@@ -7,12 +7,7 @@ import { useTRPC } from '../components/trpc';
 
 export default function OrderHistoryPage() {
   const trpc = useTRPC();
-  const history = useQuery({
-    ...trpc.orders.history.queryOptions(),
-    // While a payment or a refund waits for the provider, look again every 5 s: the row says when it settles.
-    refetchInterval: (q) =>
-      q.state.data?.some((o) => o.status === 'payment_processing' || o.pendingRefundCents > 0) ? 5_000 : false,
-  });
+  const history = useQuery(trpc.orders.history.queryOptions());
   return (
     <>
       <title>Your orders · Retry-safe coffee</title>

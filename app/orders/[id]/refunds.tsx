@@ -56,7 +56,7 @@ interface RefundInput {
 }
 
 /** Dollars as typed ("5", "5.5", "5.50") into whole cents, or null when it is not an amount. */
-export function parseCents(text: string): number | null {
+function parseCents(text: string): number | null {
   const m = /^\s*(\d{1,7})(?:\.(\d{1,2}))?\s*$/.exec(text);
   if (!m) return null;
   const cents = Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
