@@ -2,8 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { catalog } from '../../db/seed';
+import { getEnv } from '../env.js';
 import { clientMessage } from '../errors';
-import { callerFor, countOrders, customerCookie, http, scriptProviderFault } from '../testing';
+import {
+  callerFor,
+  countOrders,
+  customerCookie,
+  deliverWebhook,
+  http,
+  providerEvents,
+  scriptProviderFault,
+} from '../testing';
 
 /** Places an order the way a client must: with a fresh Idempotency-Key. */
 function placeOrder(customerId: string, input: unknown) {
@@ -183,6 +192,25 @@ describe('orders: what the customer reads about payments and refunds', () => {
       const other = callerFor();
       expect(await other.caller.orders.history()).toEqual([]);
       expect((await rejection(() => other.caller.orders.byId({ orderId: order.id }))).code).toBe('NOT_FOUND');
+
+      // The bank confirms the held refund and the provider's event says so: nothing is left pending (and no
+      // later run's settle job finds this refund waiting).
+      const atProvider = (await providerEvents(customerId)).find(
+        (e) => e.event.type === 'refund.created' && e.event.data.object.status === 'pending',
+      )!.event.data.object.id;
+      const settled = await fetch(`${getEnv().STRIPE_API_BASE}/__sim/refunds/${atProvider}/settle`, {
+        method: 'POST',
+        body: JSON.stringify({ outcome: 'succeeded', deliver: false }),
+      });
+      expect(settled.status).toBe(200);
+      const event = (await providerEvents(customerId)).find((e) => e.event.type === 'refund.updated')!;
+      expect((await deliverWebhook(event.signed.payload, event.signed.header)).status).toBe(200);
+      expect((await caller.orders.byId({ orderId: order.id })).refunds.map((r) => r.status)).toEqual([
+        'succeeded',
+        'succeeded',
+        'failed',
+      ]);
+      expect((await caller.orders.history())[0]!.pendingRefundCents).toBe(0);
     },
   );
 
