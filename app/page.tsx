@@ -43,7 +43,9 @@ export default function ShopPage() {
                 }}
                 disabled={p.soldOut}
                 data-testid={`add-${p.id}`}
-                aria-label={p.soldOut ? `${p.name} is sold out` : `Add ${p.name} to cart`}
+                // The name said aloud starts with the words on the button (WCAG 2.5.3, label in name), so a
+                // voice user who says "click Add to cart" reaches it; the product tells the buttons apart.
+                aria-label={`${p.soldOut ? 'Sold out' : 'Add to cart'}: ${p.name}`}
               >
                 {p.soldOut ? 'Sold out' : 'Add to cart'}
               </button>

@@ -2,7 +2,7 @@
  * Runs the real app as a separate process: a production build under `next start`. The crash tests
  * kill it with SIGKILL, the browser tests and the benchmark drive it over HTTP.
  *
- *   tsx dev/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer)
+ *   tsx dev/app-server.ts --port 3100   # build if stale, then serve (Playwright's webServer, on a free port)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -1,7 +1,8 @@
 /**
- * Accessibility: every page of the shop and the lab, checked with axe in a real browser, in the
- * states a customer meets them (a cart with a sold-out line, an order, a finished lab run). No
- * serious or critical violation is allowed.
+ * Accessibility: every page of the shop and the lab, checked with axe (axe-core 4.14, its default
+ * rules, label-in-name among them) in a real browser, in the states a customer meets them (a cart with
+ * a sold-out line, an order with its refund form, a refund listed and a refund refused, the history
+ * with refunds, a finished lab run). No serious or critical violation is allowed.
  */
 import AxeBuilder from '@axe-core/playwright';
 import type { Page } from '@playwright/test';
@@ -33,11 +34,25 @@ test('every page has a title of its own and no serious accessibility violation',
   await shop.checkoutWith(page, [{ productId: 'travel-mug', quantity: 1 }]);
   await page.getByTestId('pay').click();
   await new Confirmation(page).orderId();
+  await expect(page.getByTestId('refund')).toBeVisible(); // the refund form, before any refund
   await expectNoSeriousViolations(page);
   titles.add(await page.title());
 
+  // A refund listed, its answer shown; then the form again with a refused amount and its message.
+  await page.getByTestId('refund-part').check();
+  await page.getByTestId('refund-amount').fill('5.00');
+  await page.getByTestId('refund').click();
+  await expect(page.getByTestId('refund-row')).toContainText('Refunded');
+  await expectNoSeriousViolations(page);
+  await page.getByTestId('refund-again').click();
+  await page.getByTestId('refund-part').check();
+  await page.getByTestId('refund-amount').fill('500');
+  await page.getByTestId('refund').click();
+  await expect(page.getByTestId('refund-error')).toHaveAttribute('data-error-code', 'REFUND_EXCEEDS_PAYMENT');
+  await expectNoSeriousViolations(page);
+
   await page.goto('/orders');
-  await expect(page.getByTestId('order-history')).toBeVisible();
+  await expect(page.getByTestId('order-refunds').first()).toHaveText('$5.00 refunded');
   await expectNoSeriousViolations(page);
   titles.add(await page.title());
 
@@ -51,9 +66,11 @@ test('every page has a title of its own and no serious accessibility violation',
   expect(titles.size).toBe(5); // shop, checkout, confirmation, history, lab: each says where you are
 });
 
-test('the sold-out button says the product is sold out, and adding to the cart is announced', async ({ page }) => {
+test('each button is named by its visible words, then its product; adding to the cart is announced', async ({
+  page,
+}) => {
   await page.goto('/');
-  await expect(page.getByRole('button', { name: 'Cold brew tower is sold out' })).toBeDisabled();
-  await page.getByRole('button', { name: 'Add Travel mug to cart' }).click();
+  await expect(page.getByRole('button', { name: 'Sold out: Cold brew tower', exact: true })).toBeDisabled();
+  await page.getByRole('button', { name: 'Add to cart: Travel mug', exact: true }).click();
   await expect(page.getByRole('status').filter({ hasText: 'Travel mug added: 1 in your cart' })).toBeVisible();
 });

@@ -5,8 +5,16 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, defineConfig } from '@playwright/test';
+import { freePort } from '../dev/ports';
 
-const PORT = 3100; // not 3000, so a `npm run dev` left running does not get in the way
+// The app's port: E2E_PORT when set, else a free loopback port the kernel picks, once per run. Playwright
+// evaluates this file again in every worker process; the workers inherit the runner's environment, so
+// the port chosen first is the one they all use (as e2e/demo.config.ts does for its folder). Never a
+// fixed port: any program may hold one.
+process.env.E2E_PORT ||= String(await freePort());
+const PORT = Number(process.env.E2E_PORT);
+if (!Number.isInteger(PORT) || PORT < 1 || PORT > 65535)
+  throw new Error(`E2E_PORT must be a port number (1 to 65535), not '${process.env.E2E_PORT}'`);
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
   throw new Error(

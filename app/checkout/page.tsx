@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'react';
 import { MAX_QUANTITY, TEST_CARDS, type TestCard } from '@/shared/shop-rules';
 import { useCart } from '../components/cart';
 import { formatMoney } from '../components/money';
+import { paymentWords } from '../components/order-words';
 import { useTRPC, useTRPCClient } from '../components/trpc';
 import { serverRetention, takeReplayed } from '../components/trpc-links';
 import { type Classified, useIdempotentMutation } from '../components/use-idempotent-mutation';
@@ -257,7 +258,7 @@ function ExpiredIntent(props: {
             <li key={o.id}>
               <Link href={`/orders/${o.id}`}>{new Date(o.createdAt).toLocaleString('en-US')}</Link>:{' '}
               {o.items.map((i) => `${i.quantity} × ${i.name}`).join(', ')}, {formatMoney(o.totalCents, o.currency)} (
-              {o.status.replace('_', ' ')})
+              {paymentWords(o.status).toLowerCase()})
             </li>
           ))}
         </ul>

@@ -4,7 +4,9 @@ import {
   backoffMs,
   classifyFailure,
   continues,
+  intentSlot,
   intentStateAfter,
+  intentToSend,
   keyTooOld,
   sameInput,
 } from './use-idempotent-mutation';
@@ -100,5 +102,42 @@ describe('continues: which submit reuses the key', () => {
   it('other input is a new intent', () => {
     expect(continues(intent('pending'), { a: 2 })).toBe(false);
     expect(continues(null, { a: 1 })).toBe(false);
+  });
+});
+
+describe('intentToSend: what a click sends', () => {
+  const refund = { orderId: 'o1', amountCents: 500 };
+  const stored = (state: 'pending' | 'failed' | 'over') => ({ key: 'k1', input: refund, createdAt: 1, state });
+  const newKey = () => 'k2';
+
+  it('a click while the intent is pending, or after no answer, sends its key again', () => {
+    expect(intentToSend(stored('pending'), refund, false, newKey, 9)).toEqual({ ...stored('pending') });
+    expect(intentToSend(stored('failed'), refund, false, newKey, 9)).toEqual({ ...stored('pending') });
+  });
+
+  it('after a final answer (a refusal), the same refund again is a new intent: a new key, a new age', () => {
+    expect(intentToSend(stored('over'), refund, false, newKey, 9)).toEqual({
+      key: 'k2',
+      input: refund,
+      createdAt: 9,
+      state: 'pending',
+    });
+  });
+
+  it('after a success, a late click of the double-click sends nothing, whatever the form says now', () => {
+    expect(intentToSend(null, refund, true, newKey)).toBeNull();
+    expect(intentToSend(null, { orderId: 'o1', amountCents: 1495 }, true, newKey)).toBeNull();
+  });
+
+  it('once the page starts afresh (the customer asks for another refund), the next click is a new intent', () => {
+    expect(intentToSend(null, refund, false, newKey, 9)?.key).toBe('k2');
+  });
+});
+
+describe('intentSlot: two kinds of intent on one page keep apart', () => {
+  it("each order's refund intent has its own slot, apart from the checkout's", () => {
+    const slots = [intentSlot('checkout'), intentSlot('refund:o1'), intentSlot('refund:o2')];
+    expect(new Set(slots).size).toBe(3);
+    expect(slots[0]).toBe('intent:checkout'); // the slot a reloaded checkout resumes from, as before
   });
 });

@@ -19,6 +19,11 @@
  *
  * Clicks are not de-duplicated here on purpose: correctness comes from the server-side key, and a
  * double-click simply sends the same key twice.
+ *
+ * One page may hold several of these, one per kind of intent (the order page refunds with one): each
+ * has its own `name`, so its own sessionStorage slot, key and state. After a success a hook takes no
+ * new intent until the page says the customer means a new one (`startFresh`): a late click of a
+ * double-click must never become a second purchase, or a second refund.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { canonicalJson } from '@/shared/canonical-json';
@@ -122,6 +127,26 @@ export function intentStateAfter(last: Classified | null): 'failed' | 'over' {
   return last?.kind === 'retryable' ? 'failed' : 'over';
 }
 
+/**
+ * What a submit sends: the current intent continued (same key), or a new intent (new key); or
+ * nothing once an intent of this hook succeeded (`finished`) and the page has not started a new one.
+ */
+export function intentToSend<TInput>(
+  current: StoredIntent<TInput> | null,
+  input: TInput,
+  finished: boolean,
+  newKey: () => string = () => crypto.randomUUID(),
+  now: number = Date.now(),
+): StoredIntent<TInput> | null {
+  if (finished) return null;
+  return continues(current, input)
+    ? { ...current, state: 'pending' }
+    : { key: newKey(), input, createdAt: now, state: 'pending' };
+}
+
+/** The sessionStorage slot of a hook's pending intent: one per name (per kind of intent, per order...). */
+export const intentSlot = (name: string) => `intent:${name}`;
+
 export type Status = 'idle' | 'sending' | 'retrying' | 'offline' | 'failed' | 'succeeded' | 'expired';
 
 export interface SendResult<TOutput> {
@@ -131,7 +156,7 @@ export interface SendResult<TOutput> {
 }
 
 export interface IdempotentMutationOptions<TInput, TOutput> {
-  /** Names the sessionStorage slot: one pending intent per name per tab. */
+  /** Names the sessionStorage slot: one pending intent per name per tab (`refund:<order id>`, say). */
   name: string;
   send: (input: TInput, key: string, signal: AbortSignal) => Promise<SendResult<TOutput>>;
   onSuccess: (data: TOutput, info: { replayed: boolean; key: string }) => void;
@@ -140,13 +165,13 @@ export interface IdempotentMutationOptions<TInput, TOutput> {
 }
 
 export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutationOptions<TInput, TOutput>) {
-  const storageKey = `intent:${options.name}`;
+  const storageKey = intentSlot(options.name);
   const [status, setStatus] = useState<Status>('idle');
   const [failure, setFailure] = useState<Classified | null>(null);
   const [expired, setExpired] = useState<StoredIntent<TInput> | null>(null);
   const [attempt, setAttempt] = useState(0);
   const done = useRef(false); // one outcome per intent, however many requests were sent
-  const succeeded = useRef(false); // after a success this page is finished: a late click must not start a new intent
+  const succeeded = useRef(false); // after a success no late click starts a new intent, until startFresh
   const inFlight = useRef(0);
   const optionsRef = useRef(options);
   optionsRef.current = options;
@@ -230,19 +255,30 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
   /** Starts (or, for an unchanged input, continues) the intent. Safe to call on every click. */
   const submit = useCallback(
     (input: TInput) => {
-      if (succeeded.current) return;
-      const current = read();
-      const intent: StoredIntent<TInput> = continues(current, input)
-        ? { ...current, state: 'pending' }
-        : { key: crypto.randomUUID(), input, createdAt: Date.now(), state: 'pending' };
+      const intent = intentToSend(read(), input, succeeded.current);
+      if (!intent) return;
       write(intent);
       void run(intent);
     },
     [read, write, run],
   );
 
-  /** Drops the current intent: the next submit gets a new key (after a 422, say). */
+  /**
+   * The input of the intent still unfinished in this tab (in flight, resumed after a reload, or with no
+   * answer yet), or null. A page whose input depends on what the server says (the amount left to
+   * refund, which the refund itself changes) sends this again, so its key, instead of reading its form.
+   */
+  const unfinishedInput = useCallback((): TInput | null => {
+    const intent = read();
+    return intent && intent.state !== 'over' ? intent.input : null;
+  }, [read]);
+
+  /**
+   * Drops the current intent: the next submit gets a new key (after a 422, say, or when the customer
+   * asks for another refund after one succeeded).
+   */
   const startFresh = useCallback(() => {
+    succeeded.current = false;
     write(null);
     setFailure(null);
     setExpired(null);
@@ -268,7 +304,7 @@ export function useIdempotentMutation<TInput, TOutput>(options: IdempotentMutati
     });
   }, [read, run, tooOld]);
 
-  return { status, failure, attempt, resumed, expired, submit, startFresh, orderAgain };
+  return { status, failure, attempt, resumed, expired, submit, startFresh, orderAgain, unfinishedInput };
 }
 
 function waitForOnline(maxMs: number): Promise<void> {

@@ -2,6 +2,7 @@
 import { useQuery } from '@tanstack/react-query';
 import Link from 'next/link';
 import { formatMoney } from '../components/money';
+import { paymentWords, refundSummary } from '../components/order-words';
 import { useTRPC } from '../components/trpc';
 
 export default function OrderHistoryPage() {
@@ -26,6 +27,8 @@ export default function OrderHistoryPage() {
               <th scope="col">Placed</th>
               <th scope="col">Items</th>
               <th scope="col">Total</th>
+              <th scope="col">Payment</th>
+              <th scope="col">Refunds</th>
             </tr>
           </thead>
           <tbody>
@@ -37,6 +40,8 @@ export default function OrderHistoryPage() {
                 <td>{new Date(o.createdAt).toLocaleString('en-US')}</td>
                 <td>{o.items.map((i) => `${i.quantity} × ${i.name}`).join(', ')}</td>
                 <td>{formatMoney(o.totalCents, o.currency)}</td>
+                <td data-testid="order-payment">{paymentWords(o.status)}</td>
+                <td data-testid="order-refunds">{refundSummary(o)}</td>
               </tr>
             ))}
           </tbody>

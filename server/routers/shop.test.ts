@@ -2,8 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { catalog } from '../../db/seed';
+import { getEnv } from '../env.js';
 import { clientMessage } from '../errors';
-import { callerFor, countOrders } from '../testing';
+import {
+  callerFor,
+  countOrders,
+  customerCookie,
+  deliverWebhook,
+  http,
+  providerEvents,
+  scriptProviderFault,
+} from '../testing';
 
 /** Places an order the way a client must: with a fresh Idempotency-Key. */
 function placeOrder(customerId: string, input: unknown) {
@@ -48,8 +57,8 @@ describe('checkout.placeOrder: prices come from the catalog', () => {
       { productId: 'travel-mug', name: 'Travel mug', quantity: 1, unitPriceCents: 1995, lineTotalCents: 1995 },
     ]);
     expect(await countOrders(customerId)).toBe(1);
-    // What was stored is what was answered.
-    expect(await caller.orders.byId({ orderId: order.id })).toEqual(order);
+    // What was stored is what was answered (the order page also gets the order's refunds: none here).
+    expect(await caller.orders.byId({ orderId: order.id })).toEqual({ ...order, refunds: [] });
   });
 
   it('refuses a price sent by the client instead of using it', async () => {
@@ -140,5 +149,75 @@ describe('orders: each customer sees only their own', () => {
     const order = await placeOrder(randomUUID(), { items: [{ productId: 'travel-mug', quantity: 1 }] });
     const err = await rejection(() => callerFor().caller.orders.byId({ orderId: order.id }));
     expect(err.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('orders: what the customer reads about payments and refunds', () => {
+  const send = (customer: string, path: string, body: unknown) =>
+    http('POST', path, { headers: { cookie: customerCookie(customer), 'idempotency-key': randomUUID() }, body });
+
+  it(
+    'byId lists each refund with its state, oldest first; history says how much of the refunded amount is still ' +
+      'pending',
+    async () => {
+      const { caller, customerId } = callerFor();
+      const bought = await send(customerId, 'checkout.purchase', {
+        items: [{ productId: 'travel-mug', quantity: 2 }],
+        paymentMethod: 'pm_card_visa',
+      });
+      const order = bought.body.result.data as { id: string; status: string };
+      expect(order.status).toBe('paid');
+      const refund = async (amountCents: number, status: number) => {
+        const res = await send(customerId, 'orders.refund', { orderId: order.id, amountCents });
+        expect(res.status).toBe(status);
+      };
+      await refund(500, 200); // refunded at once
+      await scriptProviderFault(customerId, 'refund_held', { path: '/v1/refunds' });
+      await refund(700, 200); // accepted by the provider, not settled: pending
+      await scriptProviderFault(customerId, 'auth_error', { path: '/v1/refunds' });
+      await refund(300, 409); // refused for good: given back
+
+      const detail = await caller.orders.byId({ orderId: order.id });
+      expect(detail.refunds.map((r) => [r.amountCents, r.status])).toEqual([
+        [500, 'succeeded'],
+        [700, 'pending'],
+        [300, 'failed'],
+      ]);
+      expect(detail.refundedCents).toBe(1200); // what went back, and what is on its way
+      for (const r of detail.refunds) expect(Date.parse(r.createdAt)).toBeGreaterThan(0);
+
+      const [row] = await caller.orders.history();
+      expect(row).toMatchObject({ id: order.id, status: 'paid', refundedCents: 1200, pendingRefundCents: 700 });
+      // Another customer's history says nothing of these refunds, and their byId does not find the order.
+      const other = callerFor();
+      expect(await other.caller.orders.history()).toEqual([]);
+      expect((await rejection(() => other.caller.orders.byId({ orderId: order.id }))).code).toBe('NOT_FOUND');
+
+      // The bank confirms the held refund and the provider's event says so: nothing is left pending (and no
+      // later run's settle job finds this refund waiting).
+      const atProvider = (await providerEvents(customerId)).find(
+        (e) => e.event.type === 'refund.created' && e.event.data.object.status === 'pending',
+      )!.event.data.object.id;
+      const settled = await fetch(`${getEnv().STRIPE_API_BASE}/__sim/refunds/${atProvider}/settle`, {
+        method: 'POST',
+        body: JSON.stringify({ outcome: 'succeeded', deliver: false }),
+      });
+      expect(settled.status).toBe(200);
+      const event = (await providerEvents(customerId)).find((e) => e.event.type === 'refund.updated')!;
+      expect((await deliverWebhook(event.signed.payload, event.signed.header)).status).toBe(200);
+      expect((await caller.orders.byId({ orderId: order.id })).refunds.map((r) => r.status)).toEqual([
+        'succeeded',
+        'succeeded',
+        'failed',
+      ]);
+      expect((await caller.orders.history())[0]!.pendingRefundCents).toBe(0);
+    },
+  );
+
+  it('an order with no refund has none listed and nothing pending', async () => {
+    const { caller, customerId } = callerFor();
+    const order = await placeOrder(customerId, { items: [{ productId: 'travel-mug', quantity: 1 }] });
+    expect((await caller.orders.byId({ orderId: order.id })).refunds).toEqual([]);
+    expect(await caller.orders.history()).toEqual([{ ...order, pendingRefundCents: 0 }]);
   });
 });

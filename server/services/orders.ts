@@ -5,10 +5,10 @@
  * inside the same transaction that writes the order: a price sent by the client is refused by the
  * input schema, never used.
  */
-import { and, desc, eq, inArray } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { DbOrTx, Tx } from '../../db/client';
-import { orderItems, orders, products } from '../../db/schema';
+import { orderItems, orders, products, refunds } from '../../db/schema';
 import { MAX_LINES, MAX_QUANTITY } from '../../shared/shop-rules';
 import { AppError } from '../errors';
 
@@ -50,6 +50,31 @@ export interface OrderView {
   currency: string;
   createdAt: string;
   items: { productId: string; name: string; quantity: number; unitPriceCents: number; lineTotalCents: number }[];
+}
+
+/**
+ * One refund of an order, as its customer sees it: pending until the provider confirms it, then
+ * succeeded, or failed (refused: its amount was given back to what the order may still refund).
+ */
+export interface RefundLine {
+  id: string;
+  amountCents: number;
+  status: 'pending' | 'succeeded' | 'failed';
+  createdAt: string;
+}
+
+/**
+ * The order page's answer: the order and its refunds, oldest first. A type of its own rather than a
+ * field of OrderView, because an OrderView is stored as it is (in idempotency answers, in receipts)
+ * and a stored answer must replay byte for byte, whatever is refunded later.
+ */
+export interface OrderDetail extends OrderView {
+  refunds: RefundLine[];
+}
+
+/** An order in the history: what `refundedCents` holds that the provider has not confirmed yet. */
+export interface OrderSummary extends OrderView {
+  pendingRefundCents: number;
 }
 
 /**
@@ -133,6 +158,38 @@ export async function getOrder(db: DbOrTx, customerId: string, orderId: string):
   });
   if (!row) throw new AppError('ORDER_NOT_FOUND', { field: 'orderId' });
   return toView(row);
+}
+
+/** One customer's order with its refunds (the order page). */
+export async function getOrderDetail(db: DbOrTx, customerId: string, orderId: string): Promise<OrderDetail> {
+  const order = await getOrder(db, customerId, orderId); // not found unless it is this customer's
+  const rows = await db
+    .select({ id: refunds.id, amountCents: refunds.amountCents, status: refunds.status, createdAt: refunds.createdAt })
+    .from(refunds)
+    .where(eq(refunds.orderId, orderId))
+    .orderBy(asc(refunds.createdAt), asc(refunds.id));
+  return { ...order, refunds: rows.map((r) => ({ ...r, createdAt: r.createdAt.toISOString() })) };
+}
+
+/** One customer's orders, newest first, each with the part of its refunds still pending (the history page). */
+export async function orderHistory(db: DbOrTx, customerId: string): Promise<OrderSummary[]> {
+  const list = await listOrders(db, customerId);
+  if (list.length === 0) return [];
+  const pending = await db
+    .select({ orderId: refunds.orderId, cents: sql<number>`sum(${refunds.amountCents})::int` })
+    .from(refunds)
+    .where(
+      and(
+        inArray(
+          refunds.orderId,
+          list.map((o) => o.id),
+        ),
+        eq(refunds.status, 'pending'),
+      ),
+    )
+    .groupBy(refunds.orderId);
+  const byOrder = new Map(pending.map((p) => [p.orderId, p.cents]));
+  return list.map((o) => ({ ...o, pendingRefundCents: byOrder.get(o.id) ?? 0 }));
 }
 
 /** An order by id alone, for work that is not on behalf of a customer (webhooks, jobs). */

@@ -86,13 +86,22 @@ export const PROVIDER_KEY_RETENTION_HOURS = 24;
  */
 export const LOOK_UP_AFTER_MS = (PROVIDER_KEY_RETENTION_HOURS - 1) * 3_600_000;
 
-const cache = globalThis as unknown as { __stripe?: Stripe };
+/**
+ * One client per copy of the SDK, kept on globalThis so that a hot reload in development does not make
+ * another. A production build can hold several copies of the SDK in one process (the API route, the
+ * webhook route and the jobs that instrumentation.ts starts are bundled apart), and sortError tells
+ * errors apart with `instanceof` against this copy's classes: a client made by another copy throws
+ * errors this one does not recognise, and a declined card would become a 500.
+ */
+const cache = globalThis as unknown as { __stripeClients?: Map<typeof Stripe, Stripe> };
 
 function stripe(): Stripe {
-  if (!cache.__stripe) {
+  cache.__stripeClients ??= new Map();
+  let client = cache.__stripeClients.get(Stripe);
+  if (!client) {
     const env = getEnv();
     const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
-    cache.__stripe = new Stripe(env.STRIPE_SECRET_KEY, {
+    client = new Stripe(env.STRIPE_SECRET_KEY, {
       maxNetworkRetries: 0,
       timeout: env.STRIPE_TIMEOUT_MS,
       telemetry: false,
@@ -100,8 +109,9 @@ function stripe(): Stripe {
         ? { host: base.hostname, port: base.port, protocol: base.protocol.replace(':', '') as 'http' | 'https' }
         : {}),
     });
+    cache.__stripeClients.set(Stripe, client);
   }
-  return cache.__stripe;
+  return client;
 }
 
 function requestOptions(o: CallOptions): Stripe.RequestOptions {

@@ -4,7 +4,9 @@ import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
 import { Suspense, use, useEffect, useRef } from 'react';
 import { formatMoney } from '../../components/money';
+import { paymentWords } from '../../components/order-words';
 import { useTRPC } from '../../components/trpc';
+import { RefundForm, RefundList } from './refunds';
 
 export default function OrderConfirmationPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = use(params);
@@ -19,8 +21,11 @@ function Confirmation({ id }: { id: string }) {
   const trpc = useTRPC();
   const order = useQuery({
     ...trpc.orders.byId.queryOptions({ orderId: id }),
-    // While the provider has not settled the payment (3-D Secure, a bank transfer), look again every 2 s.
-    refetchInterval: (q) => (q.state.data?.status === 'payment_processing' ? 2_000 : false),
+    // While the provider has not settled the payment (3-D Secure, a bank transfer) or a refund, look again every 2 s.
+    refetchInterval: (q) =>
+      q.state.data?.status === 'payment_processing' || q.state.data?.refunds.some((r) => r.status === 'pending')
+        ? 2_000
+        : false,
   });
   // Set by the checkout when the server answered from the stored result of an earlier request.
   const replayed = useSearchParams().get('replayed') === '1';
@@ -77,6 +82,16 @@ function Confirmation({ id }: { id: string }) {
           ))}
         </tbody>
       </table>
+      <p data-testid="order-payment">Payment: {paymentWords(o.status)}</p>
+      {o.refunds.length > 0 && <RefundList refunds={o.refunds} currency={o.currency} />}
+      {o.status === 'paid' && (
+        <RefundForm
+          orderId={o.id}
+          currency={o.currency}
+          leftCents={o.totalCents - o.refundedCents}
+          onAnswer={() => void order.refetch()}
+        />
+      )}
       <p>
         <Link href="/orders">See all your orders</Link> · <Link href="/">Keep shopping</Link>
       </p>
