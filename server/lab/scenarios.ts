@@ -160,7 +160,7 @@ export const scenarios: Scenario[] = [
       'The provider call carries a key derived from the key row: the retry repeats it, and the provider returns the ' +
       'first charge.',
     twin: 'Random provider keys: the retry sends the provider a new key, and the provider charges again.',
-    chapter: 'docs/06-crash-between-work-and-record.md',
+    chapter: 'docs/07-outside-effects.md',
     needsSimulator: true,
     async play(lab, variant) {
       const key = lab.newKey();
@@ -182,7 +182,7 @@ export const scenarios: Scenario[] = [
     safeguard:
       'The resume repeats the charge with the derived key: the provider returns the charge the dead server made.',
     twin: 'Random provider keys: the resumed flow charges again.',
-    chapter: 'docs/06-crash-between-work-and-record.md',
+    chapter: 'docs/07-outside-effects.md',
     needsSimulator: true,
     async play(lab, variant) {
       const key = lab.newKey();
@@ -210,7 +210,7 @@ export const scenarios: Scenario[] = [
     twin:
       "No fingerprint: the key alone decides, so the second cart is answered with the first cart's order, and " +
       'never ordered.',
-    chapter: 'docs/07-same-key-other-request.md',
+    chapter: 'docs/08-same-key-other-request.md',
     async play(lab, variant) {
       const key = lab.newKey();
       const procedure = variant === 'safe' ? 'checkout.placeOrder' : 'lab.placeOrderWithoutFingerprint';
@@ -276,7 +276,7 @@ export const scenarios: Scenario[] = [
     expected: { orders: 3, charges: 1 },
     safeguard: "A key is unique per customer and procedure: each use is its own key, and B never sees A's answer.",
     twin: "No customer scope: keys are shared by everyone, so B gets A's order back, and has none.",
-    chapter: 'docs/07-same-key-other-request.md',
+    chapter: 'docs/08-same-key-other-request.md',
     async play(lab, variant) {
       const key = lab.newKey();
       const procedure = variant === 'safe' ? 'checkout.placeOrder' : 'lab.placeOrderWithoutScope';
@@ -335,7 +335,7 @@ export const scenarios: Scenario[] = [
     twin:
       'A handler that trusts each event to come once: no record of its id, and a plain subtraction, so the ' +
       'second delivery gives the $10 back again.',
-    chapter: 'docs/10-webhooks.md',
+    chapter: 'docs/11-webhooks.md',
     needsSimulator: true,
     async play(lab, variant) {
       const purchase = { items: [{ productId: 'travel-mug', quantity: 2 }], paymentMethod: 'pm_card_visa' };

@@ -118,7 +118,10 @@ function requestOptions(o: CallOptions): Stripe.RequestOptions {
   return { idempotencyKey: o.idempotencyKey };
 }
 
-/** Sorts a provider error (see the header): returns for a decline, throws for the other two. */
+/**
+ * Sorts a provider error (see the header) and always throws: a transient one as PROVIDER_UNAVAILABLE, a final
+ * one as a ProviderRefusal. A decline never gets here: `charge` turns a StripeCardError into a declined result.
+ */
 function sortError(err: unknown): never {
   if (!(err instanceof Stripe.errors.StripeError)) throw err; // not the provider's: a bug of ours
   const status = err.statusCode ?? 0;
