@@ -4,9 +4,17 @@
  * to these functions; tests call them directly.
  */
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import {
+  API_BODY_LIMIT_BYTES,
+  BodyTooLarge,
+  readTextWithin,
+  WEBHOOK_BODY_LIMIT_BYTES,
+  withBodyLimit,
+} from './body-limit';
 import { createContext } from './context';
 import { getDatabase } from './db';
 import { idempotencyOptions } from './env.js';
+import { AppError } from './errors';
 import { log } from './observability/log';
 import { metrics } from './observability/metrics';
 import { appRouter } from './routers/_app';
@@ -16,7 +24,12 @@ import { applyEvent, parseEvent } from './services/webhooks';
 export function handleApiRequest(req: Request): Promise<Response> {
   return fetchRequestHandler({
     endpoint: '/api/trpc',
-    req,
+    // The adapter reads the body itself: past the limit, its read fails with our error, answered 413.
+    req: withBodyLimit(
+      req,
+      API_BODY_LIMIT_BYTES,
+      () => new AppError('BODY_TOO_LARGE', { detail: `(at most ${API_BODY_LIMIT_BYTES / 1024} KiB)` }),
+    ),
     router: appRouter,
     // The handlers go into the context rather than being imported where they are needed (the lab
     // replays its scripted requests through them): nothing below this file imports it back.
@@ -36,7 +49,8 @@ export function handleApiRequest(req: Request): Promise<Response> {
 }
 
 /**
- * A webhook from Stripe. Its signature is checked first: unsigned, badly signed, stale (outside the
+ * A webhook from Stripe. Its body is read only up to WEBHOOK_BODY_LIMIT_BYTES (larger: 413, see
+ * body-limit.ts); its signature is checked next: unsigned, badly signed, stale (outside the
  * SDK's 5 minutes) or malformed requests get a 400 and change nothing; so does a signed body that is
  * not a well-formed event (the 400 names what is wrong). A verified event is applied once
  * (server/services/webhooks.ts) and answered 200, also when it was a redelivery, a mismatch or about
@@ -44,7 +58,15 @@ export function handleApiRequest(req: Request): Promise<Response> {
  * again later.
  */
 export async function handleStripeWebhook(req: Request): Promise<Response> {
-  const payload = await req.text();
+  let payload: string;
+  try {
+    payload = await readTextWithin(req, WEBHOOK_BODY_LIMIT_BYTES);
+  } catch (err) {
+    if (!(err instanceof BodyTooLarge)) throw err;
+    metrics().webhooks.inc({ type: 'too_large', outcome: 'refused' });
+    log().warn({ limit: err.limit }, 'webhook refused: body too large');
+    return Response.json({ error: `webhook refused: ${err.message}` }, { status: 413 });
+  }
   let verified: unknown;
   try {
     verified = verifiedEvent(payload, req.headers.get('stripe-signature'));
