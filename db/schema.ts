@@ -135,6 +135,9 @@ export const outbox = pgTable(
   (t) => [index('outbox_due_idx').on(t.nextAttemptAt).where(sql`${t.deliveredAt} is null and ${t.deadAt} is null`)],
 );
 
+/** What a recorded webhook event did (see `webhookEvents.outcome`). */
+export const WEBHOOK_OUTCOMES = ['applied', 'stale', 'unrelated', 'mismatch'] as const;
+
 /**
  * Every webhook event the provider delivered, recorded in the transaction that applied it: a
  * redelivery finds its id here and changes nothing. `outcome` says what it did.
@@ -147,11 +150,23 @@ export const webhookEvents = pgTable(
     // The PaymentIntent or Refund the event is about.
     objectId: text('object_id').notNull(),
     // applied: it moved an order or a refund forward; stale: it arrived after a later state and
-    // changed nothing; unrelated: it is about nothing this shop made.
-    outcome: text('outcome', { enum: ['applied', 'stale', 'unrelated'] }).notNull(),
+    // changed nothing; unrelated: it is about nothing this shop made; mismatch: it names an order or
+    // a refund of ours, but the payment or refund it carries is not that one's, so it changed nothing
+    // (server/services/webhooks.ts says what must match; reconcile lists these).
+    outcome: text('outcome', { enum: WEBHOOK_OUTCOMES }).notNull(),
+    // For a mismatch: the order it named (reconcile lists a customer's by it) and what did not match.
+    orderId: uuid('order_id'),
+    detail: text('detail'),
     receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [check('webhook_events_id_length', sql`char_length(${t.id}) between 1 and 255`)],
+  (t) => [
+    check('webhook_events_id_length', sql`char_length(${t.id}) between 1 and 255`),
+    check(
+      'webhook_events_outcome',
+      sql`${t.outcome} in (${sql.raw(WEBHOOK_OUTCOMES.map((o) => `'${o}'`).join(', '))})`,
+    ),
+    check('webhook_events_detail_length', sql`char_length(${t.detail}) <= 1000`),
+  ],
 );
 
 /** Where receipts are delivered: the stand-in for an email provider, deduplicated by order. */

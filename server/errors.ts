@@ -17,6 +17,7 @@ export const errorCatalog = {
   UNKNOWN_PRODUCT: { code: 'BAD_REQUEST', message: 'No product with this id is in the catalog.' },
   MIXED_CURRENCIES: { code: 'BAD_REQUEST', message: 'All items of one order must be priced in the same currency.' },
   ORDER_NOT_FOUND: { code: 'NOT_FOUND', message: 'No such order for this customer.' },
+  BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is larger than this API takes.' },
   // A business failure: stored with the idempotency key and replayed, like a success.
   PRODUCT_SOLD_OUT: { code: 'CONFLICT', message: 'This product is sold out. Remove it from your cart and try again.' },
   PAYMENT_DECLINED: { code: 'PAYMENT_REQUIRED', message: 'The card was declined. Choose another card and try again.' },

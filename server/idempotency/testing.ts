@@ -7,6 +7,8 @@
  * - `calls.make` (phased): reserves a note, makes a call to a fake outside service with the key
  *   derived from the key row, records the call. The fake service, like a payment provider,
  *   answers a repeated key with its first answer, and counts every call it receives.
+ * - `calls.book` (phased): the same, but its last step writes a note of its own and stores the answer
+ *   in the same transaction (`steps.complete`), as the shop's purchase does.
  */
 import { randomUUID } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
@@ -82,6 +84,30 @@ export async function makeCall(
   return steps.step('recorded', async () => ({ noteId: reserved, callId }));
 }
 
+/** `calls.book`: reserve, call, then a last step that writes a note and stores the answer with it. */
+export async function bookCall(
+  steps: Steps<KeyTransaction>,
+  scope: string,
+  input: { amount: number },
+  service: FakeService,
+): Promise<{ noteId: string; bookedId: string; callId: string }> {
+  const reserved = await steps.step('reserved', async (tx) => {
+    const [note] = await tx.execute<{ id: string }>(
+      sql`insert into idempotency_test_notes (scope, key_id, text) values (${scope},
+        ${steps.keyId}, ${`reserve ${input.amount}`}) returning id`,
+    );
+    return note!.id;
+  });
+  const callId = await service.call(steps.providerKey('call'), input.amount);
+  return steps.complete('booked', async (tx) => {
+    const [note] = await tx.execute<{ id: string }>(
+      sql`insert into idempotency_test_notes (scope, key_id, text) values (${scope},
+        ${steps.keyId}, ${`booked ${callId}`}) returning id`,
+    );
+    return { noteId: reserved, bookedId: note!.id, callId };
+  });
+}
+
 /** A JSON answer off the wire, read field by field by the tests. */
 // biome-ignore lint/suspicious/noExplicitAny: its shape is what each test asserts
 export type Wire = any;
@@ -141,6 +167,9 @@ export function tinyApp(db: KeyDatabase, options: TinyOptions = {}) {
       make: phased
         .input(z.strictObject({ amount: z.number().int().positive() }))
         .mutation(({ ctx, input }) => makeCall(ctx.steps, ctx.idempotencyScope, input, service)),
+      book: phased
+        .input(z.strictObject({ amount: z.number().int().positive() }))
+        .mutation(({ ctx, input }) => bookCall(ctx.steps, ctx.idempotencyScope, input, service)),
     }),
   });
 

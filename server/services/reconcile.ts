@@ -6,13 +6,15 @@
  * (possibly refunded) order with the same amount; every paid order has its charge; an order waiting
  * for the provider (payment_processing) waits for a payment the provider has not settled either; the
  * provider's succeeded refunds of a charge add up to the order's; a refund pending here is pending
- * there too; no checkout the completer gave up on is left unseen; no outbox message was set aside.
+ * there too; no checkout the completer gave up on is left unseen; no outbox message was set aside;
+ * no webhook event named an order of ours with a payment or refund that was not that order's (a
+ * "mismatch", recorded and ignored by server/services/webhooks.ts).
  * A mismatch of the waiting kinds means a webhook was missed: the settle job (server/jobs/settle.ts)
  * catches up by asking the provider.
  */
 import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
-import { orders, outbox, refunds } from '../../db/schema';
+import { orders, outbox, refunds, webhookEvents } from '../../db/schema';
 import { keyStatesOf } from '../idempotency';
 import { listProviderLedger } from './payments';
 
@@ -144,6 +146,22 @@ export async function reconcile(
     else if (keyState === null)
       problems.push(`order ${o.id} is pending_payment and its key has expired: needs attention`);
   }
+
+  // Events that named an order of ours but carried someone else's payment (or refund): they changed
+  // nothing, and say who tried what.
+  const mismatches = await db
+    .select({
+      id: webhookEvents.id,
+      type: webhookEvents.type,
+      orderId: webhookEvents.orderId,
+      detail: webhookEvents.detail,
+    })
+    .from(webhookEvents)
+    .leftJoin(orders, eq(orders.id, webhookEvents.orderId))
+    .where(and(eq(webhookEvents.outcome, 'mismatch'), inScope))
+    .orderBy(webhookEvents.receivedAt);
+  for (const m of mismatches)
+    problems.push(`webhook event ${m.id} (${m.type}) named order ${m.orderId ?? '?'} and changed nothing: ${m.detail}`);
 
   if (!scope) {
     const dead = await db

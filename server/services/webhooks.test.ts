@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signature } from '../../simulator/webhooks';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
+import { metrics } from '../observability/metrics';
 import {
   customerCookie,
   deliverWebhook,
@@ -19,6 +20,7 @@ import {
   scriptProviderFault,
 } from '../testing';
 import { reconcile } from './reconcile';
+import { parseEvent } from './webhooks';
 
 const { db, sql } = getDatabase();
 const sim = () => getEnv().STRIPE_API_BASE!;
@@ -314,4 +316,266 @@ describe("a refund the provider holds (the lab's webhook-twice scenario)", () =>
       }
     },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Events signed with the shop's secret (as anyone holding it, or another integration on the same
+// account, can send): each must be that order's payment to move it, ours to be looked at at all, and
+// well formed to be read.
+
+const secret = () => getEnv().STRIPE_WEBHOOK_SECRET;
+const signedBody = (body: unknown) => {
+  const payload = JSON.stringify(body);
+  return { payload, header: signature(secret(), payload) };
+};
+const deliverSigned = (body: unknown) => {
+  const { payload, header } = signedBody(body);
+  return deliverWebhook(payload, header);
+};
+/** A provider event with its object changed as `change` says, under a new event id. */
+const altered = (e: SignedEvent, change: (object: Record<string, unknown>) => void) => {
+  const event = JSON.parse(e.signed.payload) as { id: string; data: { object: Record<string, unknown> } };
+  change(event.data.object);
+  return { ...event, id: `evt_${randomUUID().replaceAll('-', '')}` };
+};
+const invented = (type: string, object: Record<string, unknown>) => ({
+  id: `evt_${randomUUID().replaceAll('-', '')}`,
+  object: 'event',
+  type,
+  created: Math.floor(Date.now() / 1000),
+  data: { object },
+});
+const webhookCount = async (type: string, outcome: string) =>
+  (await metrics().webhooks.get()).values.find((v) => v.labels.type === type && v.labels.outcome === outcome)?.value ??
+  0;
+const receiptOf = (orderId: string) => sql`select 1 from outbox where dedupe_key = ${`receipt:${orderId}`}`;
+const orderRow = async (id: string) =>
+  (await sql`select status, payment_intent_id, refunded_cents from orders where id = ${id}`)[0];
+const succeededEventOf = async (customer: string) =>
+  ofType(await providerEvents(customer), 'payment_intent.succeeded')[0]!;
+
+/** Customer B's order, waiting for 3-D Secure at the provider: its payment recorded, not paid. */
+async function waitingOrder() {
+  const customer = randomUUID();
+  const order = await buy(customer, 'pm_card_authenticationRequired');
+  expect(order.status).toBe('payment_processing');
+  return { customer, order, paymentIntentId: await paymentIntentOf(order.id) };
+}
+
+/** An order whose charge succeeded at the provider but whose answer was lost: no payment recorded yet. */
+async function orderWithoutPayment() {
+  const customer = randomUUID();
+  await scriptProviderFault(customer, 'reset_after_charge', { times: 2 });
+  const res = await http('POST', 'checkout.purchase', {
+    headers: { cookie: customerCookie(customer), 'idempotency-key': randomUUID() },
+    body: { items: [{ productId: 'travel-mug', quantity: 1 }], paymentMethod: 'pm_card_visa' },
+  });
+  expect(res.status).toBe(503);
+  const [order] = await sql`select id, status, payment_intent_id from orders where customer_id = ${customer}`;
+  expect(order).toMatchObject({ status: 'pending_payment', payment_intent_id: null });
+  return { customer, orderId: order!.id as string };
+}
+
+describe("an event moves an order only with that order's payment", () => {
+  it(
+    "customer A's succeeded payment with metadata naming B's waiting order: mismatch, 200, B unchanged, logged " +
+      "for reconcile; B's own payment_failed later still applies",
+    async () => {
+      const a = randomUUID();
+      await buy(a, 'pm_card_visa');
+      const b = await waitingOrder();
+      const before = await webhookCount('payment_intent.succeeded', 'mismatch');
+      const forged = altered(await succeededEventOf(a), (pi) => {
+        (pi.metadata as Record<string, string>).order_id = b.order.id;
+      });
+      const res = await deliverSigned(forged);
+      expect(res.status).toBe(200);
+      expect(res.body.outcome).toBe('mismatch');
+      expect(await orderRow(b.order.id)).toMatchObject({
+        status: 'payment_processing',
+        payment_intent_id: b.paymentIntentId,
+      });
+      expect(await receiptOf(b.order.id)).toHaveLength(0);
+      expect(await sql`select outcome, order_id from webhook_events where id = ${forged.id}`).toEqual([
+        { outcome: 'mismatch', order_id: b.order.id },
+      ]);
+      expect(await webhookCount('payment_intent.succeeded', 'mismatch')).toBe(before + 1);
+      const problems = await reconcile(db, { customerId: b.customer });
+      expect(problems).toEqual([expect.stringContaining(`webhook event ${forged.id}`)]);
+      expect(problems[0]).toContain(`not order ${b.order.id}'s`);
+
+      // B's real payment fails at the bank: its event is B's, and moves B's order.
+      await settle('payment_intents', b.paymentIntentId, 'failed');
+      const failed = ofType(await providerEvents(b.customer), 'payment_intent.payment_failed')[0]!;
+      expect((await deliverWebhook(failed.signed.payload, failed.signed.header)).body.outcome).toBe('applied');
+      expect((await orderRow(b.order.id))!.status).toBe('payment_failed');
+    },
+  );
+
+  it(
+    "negative control: with the check switched off (the lab's twin trusting metadata), the same event marks B's " +
+      'order paid while its payment still waits at the provider',
+    async () => {
+      const { applyEventTrustingMetadata } = await import('../lab/twins');
+      const a = randomUUID();
+      await buy(a, 'pm_card_visa');
+      const b = await waitingOrder();
+      const forged = altered(await succeededEventOf(a), (pi) => {
+        (pi.metadata as Record<string, string>).order_id = b.order.id;
+      });
+      const parsed = parseEvent(forged);
+      if (!parsed.ok) throw new Error(parsed.problem);
+      expect((await applyEventTrustingMetadata(db, parsed.event)).outcome).toBe('applied');
+      expect((await orderRow(b.order.id))!.status).toBe('paid');
+      expect(await receiptOf(b.order.id)).toHaveLength(1); // a receipt for money that never came
+      const problems = await reconcile(db, { customerId: b.customer });
+      expect(problems).toContain(
+        `order ${b.order.id} is paid here, but its payment is still requires_action at the provider`,
+      );
+    },
+  );
+
+  it('an invented payment of 50 cents naming a waiting order: mismatch, the order waits on', async () => {
+    const b = await waitingOrder();
+    const res = await deliverSigned(
+      invented('payment_intent.succeeded', {
+        id: `pi_${randomUUID().replaceAll('-', '')}`,
+        object: 'payment_intent',
+        amount: 50,
+        currency: 'usd',
+        status: 'succeeded',
+        metadata: { order_id: b.order.id },
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('mismatch');
+    expect((await orderRow(b.order.id))!.status).toBe('payment_processing');
+    expect(await receiptOf(b.order.id)).toHaveLength(0);
+  });
+
+  it(
+    "an order with no payment recorded yet: another customer's payment naming it is a mismatch (was a 500 from " +
+      'the unique index), an invented one too; its own payment, made with its key, pays it',
+    async () => {
+      const a = randomUUID();
+      await buy(a, 'pm_card_visa');
+      const c = await orderWithoutPayment();
+      const forged = altered(await succeededEventOf(a), (pi) => {
+        (pi.metadata as Record<string, string>).order_id = c.orderId;
+      });
+      const res = await deliverSigned(forged);
+      expect(res.status).toBe(200);
+      expect(res.body.outcome).toBe('mismatch');
+      expect(res.body.detail).toMatch(/another idempotency key/);
+      const small = await deliverSigned(
+        invented('payment_intent.succeeded', {
+          id: `pi_${randomUUID().replaceAll('-', '')}`,
+          amount: 50,
+          currency: 'usd',
+          status: 'succeeded',
+          metadata: { order_id: c.orderId },
+        }),
+      );
+      expect(small.body.outcome).toBe('mismatch');
+      expect(small.body.detail).toMatch(/amount 50/);
+      expect(await orderRow(c.orderId)).toMatchObject({ status: 'pending_payment', payment_intent_id: null });
+
+      // The webhook of its own charge overtakes the checkout's lost answer: amount, currency, key and
+      // customer are the order's, so it pays it and records the payment.
+      const own = await succeededEventOf(c.customer);
+      expect((await deliverWebhook(own.signed.payload, own.signed.header)).body.outcome).toBe('applied');
+      expect(await orderRow(c.orderId)).toMatchObject({ status: 'paid', payment_intent_id: own.event.data.object.id });
+    },
+  );
+
+  it('a refund event moves only a refund of that payment, for that amount', async () => {
+    const a = randomUUID();
+    await buy(a, 'pm_card_visa');
+    const customer = randomUUID();
+    const order = await buy(customer, 'pm_card_visa');
+    await scriptProviderFault(customer, 'refund_held', { path: '/v1/refunds' });
+    expect((await refund(customer, order.id, 1000)).status).toBe(200);
+    const [row] = await sql`select id, provider_refund_id from refunds where order_id = ${order.id}`;
+    const created = ofType(await providerEvents(customer), 'refund.created')[0]!;
+    const succeededAs = (change: (r: Record<string, unknown>) => void) =>
+      altered(created, (r) => {
+        r.status = 'succeeded';
+        change(r);
+      });
+    const otherPayment = succeededAs((r) => {
+      r.id = `re_${randomUUID().replaceAll('-', '')}`;
+      r.payment_intent = 'pi_not_this_orders';
+    });
+    const otherAmount = succeededAs((r) => {
+      r.amount = 3990;
+    });
+    for (const event of [otherPayment, otherAmount]) {
+      const res = await deliverSigned(event);
+      expect(res.status).toBe(200);
+      expect(res.body.outcome).toBe('mismatch');
+    }
+    expect((await sql`select status from refunds where id = ${row!.id}`)[0]!.status).toBe('pending');
+    expect((await orderRow(order.id))!.refunded_cents).toBe(1000);
+    // Its own, settled: applied.
+    await settle('refunds', row!.provider_refund_id, 'succeeded');
+    const own = ofType(await providerEvents(customer), 'refund.updated')[0]!;
+    expect((await deliverWebhook(own.signed.payload, own.signed.header)).body.outcome).toBe('applied');
+    expect((await sql`select status from refunds where id = ${row!.id}`)[0]!.status).toBe('succeeded');
+  });
+});
+
+describe('signed events about nothing of ours are unrelated: 200, and only the event is recorded', () => {
+  it.each([
+    ['a payment whose metadata.order_id is ORD-1234', 'payment_intent.succeeded', { order_id: 'ORD-1234' }],
+    ['a payment naming a UUID that is no order of ours', 'payment_intent.succeeded', { order_id: randomUUID() }],
+    ['a failed payment naming an order id with a quote', 'payment_intent.payment_failed', { order_id: "x'; --" }],
+    ['a refund whose metadata.refund_id is RF-77', 'refund.updated', { refund_id: 'RF-77' }],
+    ['a refund naming a UUID that is no refund of ours', 'refund.failed', { refund_id: randomUUID() }],
+  ])('%s', async (_name, type, meta) => {
+    const objectId = `${type.startsWith('refund') ? 're' : 'pi'}_${randomUUID().replaceAll('-', '')}`;
+    const event = invented(type, {
+      id: objectId,
+      amount: 1250,
+      currency: 'usd',
+      status: type === 'refund.failed' ? 'failed' : 'succeeded',
+      payment_intent: 'pi_of_someone_else',
+      metadata: meta,
+    });
+    const res = await deliverSigned(event);
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('unrelated');
+    expect(await recorded(event.id)).toEqual([{ outcome: 'unrelated' }]);
+    expect(await sql`select 1 from refunds where provider_refund_id = ${objectId}`).toHaveLength(0);
+    expect(await sql`select 1 from orders where payment_intent_id = ${objectId}`).toHaveLength(0);
+  });
+});
+
+describe('a signed body that is not a well-formed event: 400 naming the problem, nothing written', () => {
+  const longId = `evt_${'x'.repeat(296)}`;
+  it.each([
+    ['null', null, /the body/],
+    ['an array', [], /the body/],
+    ['an empty object', {}, /id/],
+    ['an event without data', { id: 'evt_nodata_1', type: 'payment_intent.succeeded' }, /data/],
+    ['an event whose object has no id', invented('payment_intent.succeeded', { amount: 5 }), /data\.object\.id/],
+    ['an event without an id', { ...invented('charge.succeeded', { id: 'ch_1' }), id: undefined }, /id/],
+    ['an id of 300 characters', { ...invented('charge.succeeded', { id: 'ch_1' }), id: longId }, /id/],
+    [
+      'a payment event without an amount',
+      invented('payment_intent.succeeded', { id: 'pi_no_amount', currency: 'usd', metadata: {} }),
+      /data\.object\.amount/,
+    ],
+    [
+      'a refund event whose amount is a string',
+      invented('refund.updated', { id: 're_string_amount', amount: '100', metadata: {} }),
+      /data\.object\.amount/,
+    ],
+  ])('%s', async (_name, body, names) => {
+    const res = await deliverSigned(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/webhook refused: not a well-formed/);
+    expect(res.body.error).toMatch(names);
+    const id = (body as { id?: unknown } | null)?.id;
+    if (typeof id === 'string') expect(await recorded(id)).toHaveLength(0);
+  });
 });
