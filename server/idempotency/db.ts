@@ -55,56 +55,96 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
 ): Promise<T> {
   // drizzle(sql) keeps the postgres.js pool it was given as `$client`.
   const connection = await (db as unknown as { $client: postgres.Sql }).$client.reserve();
+  // A query sent on a connection that dies may never settle (postgres.js's own `begin` races its
+  // transaction against the connection's close for the same reason): so does this one.
+  let raw: RawConnection | undefined;
+  let rejectClosed: (err: unknown) => void = () => {};
+  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  closed.catch(() => {}); // only awaited while the transaction runs
+  const guard = <V>(p: Promise<V>) => Promise.race([p, closed]);
   let open = true;
+  let alive = true;
   let done = false;
-  // Everything after the opening goes through this: once the transaction is over, nothing more is
-  // sent on it (a late statement of this body must fail, not run outside any transaction).
-  const unsafe = connection.unsafe.bind(connection) as (...args: unknown[]) => ReturnType<typeof connection.unsafe>;
-  const send = ((...args: unknown[]) => {
-    if (done) throw new Error('pipelinedTransaction: the transaction is over; nothing more is sent on it');
-    return unsafe(...args);
-  }) as typeof connection.unsafe;
+  // Everything after the opening goes through this: once the transaction is over, or its connection
+  // closed, nothing more is sent on it. (postgres.js reopens a closed connection under the same
+  // handle for whoever the pool serves next; a late statement of this body, or our COMMIT, would
+  // land in that stranger's transaction.)
+  const send: typeof connection.unsafe = (...args: Parameters<typeof connection.unsafe>) => {
+    if (done || !alive)
+      throw new Error(
+        'pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it',
+      );
+    return connection.unsafe(...args);
+  };
   const fenced = new Proxy(connection, {
     get: (target, property) => (property === 'unsafe' ? send : Reflect.get(target, property)),
   });
   try {
     const opening = dialect.sqlToQuery(first);
-    // Issued together: postgres.js writes both at once, and BEGIN does not wait for its answer.
-    const [, rows] = await Promise.all([
-      connection.unsafe('begin'),
-      connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED),
-    ]);
+    const onexecute = (c: RawConnection) => {
+      raw = c;
+      c.onclose = (err) => {
+        alive = false;
+        rejectClosed(err);
+      };
+      return true; // the connection takes the next query at once: pipelined
+    };
+    const [, rows] = await guard(
+      Promise.all([
+        connection.unsafe('begin', [], { onexecute } as never),
+        connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED),
+      ]),
+    );
     // The same Drizzle transaction db.transaction would give, on the reserved connection.
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
     const session = new PostgresJsSession(fenced as unknown as postgres.Sql, dialect, schema, {});
     const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as TransactionOf<TDb>;
-    const end = await body(tx, [...rows]);
+    // If the body fails too, its error wins over the connection's: it may be why the connection
+    // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
+    const end = await Promise.race([
+      body(tx, [...rows]),
+      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
+    ]);
     open = false;
     if ('rollback' in end) {
-      await send('rollback');
+      await guard(send('rollback'));
       return end.rollback;
     }
     const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
-    const [lastResult, commitResult] = await Promise.allSettled([
-      closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(),
-      send('commit'),
-    ]);
+    const [lastResult, commitResult] = await guard(
+      Promise.allSettled([
+        closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(),
+        send('commit'),
+      ]),
+    );
     if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
-    if (commitResult.status === 'rejected') throw commitResult.reason; // TRANSACTION_ROLLED_BACK, or the connection
-    // A COMMIT sent into a transaction that failed does not fail in Postgres: it answers ROLLBACK.
-    // postgres.js 4 rejects it (above); the tag is checked too, so no driver can report it committed.
-    const command = (commitResult.value as { command?: string }).command;
-    if (command !== 'COMMIT')
-      throw new Error(`pipelinedTransaction: the transaction was rolled back at COMMIT (${command})`);
+    if (commitResult.status === 'rejected') throw commitResult.reason;
+    // A COMMIT sent into a transaction that failed does not fail: Postgres answers it ROLLBACK. The
+    // tag is the truth, whatever the promises say (postgres.js may also retry a failed prepared
+    // statement by itself, after the COMMIT queued behind it, outside the transaction).
+    if ((commitResult.value as { command?: string }).command !== 'COMMIT') {
+      throw new Error(
+        `pipelinedTransaction: the transaction was rolled back at COMMIT ` +
+          `(${(commitResult.value as { command?: string }).command})`,
+      );
+    }
     return end.commit;
   } catch (err) {
-    // Still open: roll it back. (On a connection that died, Postgres rolled it back already, and
-    // postgres.js 4 rejects this at once: a query on a closed connection fails, it never waits.)
-    if (open) await send('rollback').catch(() => {});
+    // Still open: roll it back (a connection that died took its transaction with it already).
+    if (open && alive) await guard(send('rollback')).catch(() => {});
     throw err;
   } finally {
     done = true;
-    // postgres.js 4 closes, and never reuses, a connection that died or is still inside a transaction.
-    connection.release();
+    if (raw) raw.onclose = null;
+    // A connection that closed while reserved is already among postgres.js's closed ones, to be
+    // opened again when the pool needs it; releasing it would put it back among the open ones, and
+    // the next query sent on it would fail (postgres.js 3.4.9). Any other goes back to the pool (if
+    // it closes later, the pool sees that as it does for any of its connections).
+    if (alive) connection.release();
   }
+}
+
+/** The part of a postgres.js connection this needs: its close callback (set by `begin` too). */
+interface RawConnection {
+  onclose: ((err: unknown) => void) | null;
 }

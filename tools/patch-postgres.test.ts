@@ -1,0 +1,92 @@
+/**
+ * The install-time guard of postgres.js (tools/patch-postgres.mjs): it patches the code it knows,
+ * once, and fails the install loudly when that code has changed, instead of going on unguarded.
+ * Each case runs the real script against a stand-in package in a scratch folder.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../dev/state';
+
+const SCRATCH = fs.mkdtempSync(path.join(os.tmpdir(), 'patch-postgres-'));
+afterAll(() => fs.rmSync(SCRATCH, { recursive: true, force: true }));
+
+// The three places the guard edits, as postgres.js 3.4.9 has them.
+const KNOWN = [
+  '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)\n    nextWriteTimer !== null && ' +
+    'clearImmediate(nextWriteTimer)\n  }\n',
+  '  function error(err) {\n    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n  }\n',
+  "  function terminate() {\n    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)\n  }\n",
+].join('\n');
+
+/** A project folder with the script and a stand-in postgres package whose connection.js is `code`. */
+function project(name: string, code: string): string {
+  const dir = path.join(SCRATCH, name);
+  const pkg = path.join(dir, 'node_modules', 'postgres');
+  for (const sub of ['src', 'cjs/src']) {
+    fs.mkdirSync(path.join(pkg, sub), { recursive: true });
+    fs.writeFileSync(path.join(pkg, sub, 'connection.js'), code);
+  }
+  fs.writeFileSync(path.join(pkg, 'src', 'index.js'), 'export default {}\n');
+  fs.writeFileSync(
+    path.join(pkg, 'package.json'),
+    JSON.stringify({ name: 'postgres', version: '9.9.9', main: 'src/index.js' }),
+  );
+  fs.mkdirSync(path.join(dir, 'tools'));
+  fs.copyFileSync(
+    path.join(PROJECT_ROOT, 'tools', 'patch-postgres.mjs'),
+    path.join(dir, 'tools', 'patch-postgres.mjs'),
+  );
+  return dir;
+}
+
+const run = (dir: string) =>
+  spawnSync(process.execPath, ['tools/patch-postgres.mjs'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+const connection = (dir: string, sub: string) =>
+  fs.readFileSync(path.join(dir, 'node_modules', 'postgres', sub, 'connection.js'), 'utf8');
+
+describe('the postgres.js guard', () => {
+  it('patches the code it knows in both builds, and a second run changes nothing', () => {
+    const dir = project('known', KNOWN);
+    const first = run(dir);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toContain('guarded postgres 9.9.9 against writes to a closed socket (2 files)');
+    for (const sub of ['src', 'cjs/src']) {
+      const text = connection(dir, sub);
+      expect(text).toContain('if (!socket) { // patched: the connection closed while this write waited');
+      expect(text).toContain('query = null // patched');
+      expect(text).toContain('chunk = nextWriteTimer = null // patched');
+    }
+    const once = connection(dir, 'src');
+    const second = run(dir);
+    expect(second.status).toBe(0);
+    expect(second.stdout).toBe('');
+    expect(connection(dir, 'src')).toBe(once);
+  });
+
+  it(
+    'fails the install with exit 1 and says what to do when the code it patches has changed, and writes ' + 'nothing',
+    () => {
+      // say, an upstream fix
+      const changed = KNOWN.replace('    const x = socket.write(chunk, fn)', '    const x = socket?.write(chunk, fn)');
+      const dir = project('changed', changed);
+      const result = run(dir);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(
+        '[patch-postgres] postgres 9.9.9: src/connection.js no longer contains the code this guard patches',
+      );
+      expect(result.stderr).toContain('porsager/postgres#1154');
+      expect(connection(dir, 'src')).toBe(changed);
+      expect(connection(dir, 'cjs/src')).toBe(changed);
+    },
+  );
+
+  it('the installed postgres.js of this project is guarded', () => {
+    for (const sub of ['src', 'cjs/src']) {
+      const text = fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'postgres', sub, 'connection.js'), 'utf8');
+      expect(text.match(/\/\/ patched/g)).toHaveLength(3);
+    }
+  });
+});
