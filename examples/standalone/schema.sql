@@ -1,6 +1,6 @@
 -- The example's own table (schema.ts describes it). db.ts runs the layer's idempotency_keys.sql first,
--- then this, in the example's own Postgres schema.
-CREATE TABLE IF NOT EXISTS messages (
+-- then this.
+CREATE TABLE IF NOT EXISTS example_messages (
   id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   user_id             text NOT NULL,
   "to"                text NOT NULL,

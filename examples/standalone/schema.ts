@@ -1,5 +1,5 @@
 /**
- * The example's tables, as Drizzle sees them: its one business table, `messages`, and the layer's
+ * The example's tables, as Drizzle sees them: its one business table, `example_messages`, and the layer's
  * `idempotency_keys`, re-exported from the folder's public face as your own schema file would.
  * `schema.sql` creates both (the layer's table from the folder's own SQL file).
  */
@@ -9,7 +9,7 @@ import { idempotencyKeys } from '../../server/idempotency/index';
 export { idempotencyKeys };
 
 /** A text message: saved as a draft (one transaction), or sent through the provider (phased). */
-export const messages = pgTable('messages', {
+export const messages = pgTable('example_messages', {
   id: uuid('id').primaryKey().defaultRandom(),
   userId: text('user_id').notNull(), // whose message: also the scope of their idempotency keys
   to: text('to').notNull(),

@@ -58,7 +58,7 @@ async function post(
 const hello = { to: '+15550100', body: 'Hello' };
 const rows = async (user: string) =>
   sql<{ status: string; provider_message_id: string | null }[]>`
-    select status, provider_message_id from messages where user_id = ${user}`;
+    select status, provider_message_id from example_messages where user_id = ${user}`;
 const sentTo = (user: string) => provider.sent.filter((m) => m.body === `for ${user}`);
 
 describe('messages.save (one transaction)', () => {
