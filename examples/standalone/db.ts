@@ -21,11 +21,16 @@ export function openDatabase(url: string) {
 
 export type Db = ReturnType<typeof openDatabase>['db'];
 
-/** Creates the tables if they are missing: the layer's own SQL file, then the example's. */
+/**
+ * Creates the tables if they are missing: the layer's own SQL file, then the example's. The layer's is
+ * run only where its table is missing: even with IF NOT EXISTS, its CREATE INDEX would lock the table
+ * that other apps (and the shop's tests) are writing to.
+ */
 export async function createTables(sql: postgres.Sql): Promise<void> {
   const read = (file: string) => fs.readFileSync(path.join(import.meta.dirname, file), 'utf8');
   await sql.begin(async (tx) => {
-    await tx.unsafe(read('../../server/idempotency/idempotency_keys.sql'));
+    const [found] = await tx`select to_regclass('idempotency_keys') is not null as exists`;
+    if (!found!.exists) await tx.unsafe(read('../../server/idempotency/idempotency_keys.sql'));
     await tx.unsafe(read('schema.sql'));
   });
 }

@@ -7,6 +7,6 @@ CREATE TABLE IF NOT EXISTS example_messages (
   body                text NOT NULL,
   status              text NOT NULL,
   provider_message_id text,
-  key_id              uuid REFERENCES idempotency_keys (id) ON DELETE SET NULL,
+  key_id              uuid, -- see schema.ts: no foreign key here
   created_at          timestamp with time zone NOT NULL DEFAULT now()
 );
