@@ -12,7 +12,7 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['{server,db,app,dev,tools}/**/*.test.ts'],
+    include: ['{server,db,app,dev,tools,examples}/**/*.test.ts'],
     globalSetup: ['dev/vitest-setup.ts'],
     env: {
       ENABLE_TEST_HOOKS: '1', // servers started by the tests accept planned faults (server/idempotency/faults.ts)

@@ -12,19 +12,33 @@
  *   app/api, instrumentation.ts server entry points                         -> server, shared
  *   dev                         launchers and harness                       -> all of the above
  *   tools, e2e                  commands and browser tests                  -> anything
+ *   examples                    second apps built on the layer              -> server/idempotency/index.ts only
  * A test (`*.test.ts`) may also use the dev harness and the simulator (to sign or script what the provider
  * would send); a browser test may call the real server.
  *
  * The idempotency folder is a library with one public face: outside it, every import of it names the
  * folder itself (its index.ts), never a file inside; only the folder's own tests reach deeper. Inside
  * it, no file but a test imports anything of the project: it can be copied into another app whole.
+ * An example app (`examples/*`) is what a forker builds: of the project it imports the folder's face alone
+ * (its own files aside), tests included.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from './state';
 
-type Layer = 'shared' | 'db' | 'idempotency' | 'server' | 'simulator' | 'browser' | 'entry' | 'dev' | 'tools' | 'e2e';
+type Layer =
+  | 'shared'
+  | 'db'
+  | 'idempotency'
+  | 'server'
+  | 'simulator'
+  | 'browser'
+  | 'entry'
+  | 'dev'
+  | 'tools'
+  | 'e2e'
+  | 'examples';
 
 const ALLOWED: Record<Layer, Layer[]> = {
   shared: [],
@@ -37,6 +51,7 @@ const ALLOWED: Record<Layer, Layer[]> = {
   dev: ['server', 'idempotency', 'db', 'shared', 'simulator'],
   tools: ['dev', 'server', 'idempotency', 'db', 'shared', 'simulator', 'browser', 'entry'],
   e2e: ['dev', 'server', 'idempotency', 'db', 'shared', 'simulator', 'browser', 'entry', 'tools'],
+  examples: ['idempotency'], // and only its index.ts: the last test below
 };
 
 function layerOf(file: string): Layer | undefined {
@@ -51,6 +66,7 @@ function layerOf(file: string): Layer | undefined {
   if (rel.startsWith('dev/')) return 'dev';
   if (rel.startsWith('tools/')) return 'tools';
   if (rel.startsWith('e2e/')) return 'e2e';
+  if (rel.startsWith('examples/')) return 'examples';
   return undefined;
 }
 
@@ -79,7 +95,7 @@ function importsOf(file: string): { target: string; typeOnly: boolean; line: str
 }
 
 describe('import layers', () => {
-  const roots = ['shared', 'db', 'server', 'simulator', 'app', 'dev', 'tools', 'e2e'].map((d) =>
+  const roots = ['shared', 'db', 'server', 'simulator', 'app', 'dev', 'tools', 'e2e', 'examples'].map((d) =>
     path.join(PROJECT_ROOT, d),
   );
   const files = [...roots.flatMap(sources), path.join(PROJECT_ROOT, 'instrumentation.ts')];
@@ -87,6 +103,7 @@ describe('import layers', () => {
   it('finds the project files it checks', () => {
     expect(files.length).toBeGreaterThan(50);
     expect(files.some((f) => f.endsWith('server/idempotency/one-transaction.ts'))).toBe(true);
+    expect(files.some((f) => f.endsWith('examples/standalone/router.ts'))).toBe(true);
   });
 
   it('no import runs from a lower layer up to a higher one, and the browser takes only types from the server', () => {
@@ -99,7 +116,7 @@ describe('import layers', () => {
         if (!to || to === from) continue;
         const allowed =
           ALLOWED[from].includes(to) ||
-          (isTest && (to === 'dev' || to === 'simulator')) ||
+          (isTest && from !== 'examples' && (to === 'dev' || to === 'simulator')) ||
           // The folder's own tests open their pools the way the app does (through PgBouncer too).
           (isTest && from === 'idempotency' && to === 'db') ||
           (isTest && from === 'browser' && to === 'server') ||
