@@ -146,8 +146,6 @@ async function main() {
   const cluster = await startCluster({
     logDir: out,
     instances: 2,
-    basePort: 3401,
-    lbPort: 8481,
     env: {
       DATABASE_URL: databaseUrl,
       STRIPE_API_BASE: sim,
