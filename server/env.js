@@ -169,12 +169,15 @@ const launcherSchema = z.object({
   // the range the system lends to outgoing connections (32768-60999 on Linux, 49152 and up
   // elsewhere): a client socket holding the port for a moment once made a test cluster fail to start.
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(25432),
-  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(25433),
+  // The test cluster's port. Unset: the port its server left running listens on, else a free one below
+  // that range, chosen at start (dev/ports.ts): clones side by side never fight over one port.
+  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).optional(),
   // `pgbouncer`: the launcher puts PgBouncer in transaction mode between the app and the database
   // (dev/pgbouncer.ts), as `--pgbouncer` does.
   DATABASE_POOLER: z.enum(['pgbouncer'], { error: 'DATABASE_POOLER must be pgbouncer (or unset)' }).optional(),
   // The primary of the replicated pair (`--replicated`, dev/replicated.ts); its standby is on the next port.
-  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).default(25441),
+  // Unset: two free ports, chosen at each start (the pair starts empty every time).
+  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).optional(),
   // Set by dev/with-db.ts for the command it runs, with --replicated: where the pair's state is.
   REPLICATED_PG_STATE: z.string().optional(),
   // Set when you point the app at the real Stripe: then no simulator is started.
