@@ -63,6 +63,12 @@ const serverVariables = z.object({
   COMPLETER_DELAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
   // How often each server runs the completer and the outbox worker (0: never; tests run them).
   JOBS_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(15),
+  // The timers of the background jobs (server/jobs/schedule.ts), on by default. 0 where the server has
+  // no long-lived process (serverless functions): a scheduler calls /api/jobs instead (server/jobs/run.ts).
+  ENABLE_JOBS: flag.default(true),
+  // What a scheduler sends to /api/jobs as `Authorization: Bearer <CRON_SECRET>` (Vercel Cron sends
+  // its project's CRON_SECRET this way). Required for that route in production; 16+ characters.
+  CRON_SECRET: z.string().min(16, 'CRON_SECRET must be at least 16 characters').optional(),
 
   // The payment provider. A Stripe secret key; by default a key for the local simulator.
   STRIPE_SECRET_KEY: z
@@ -127,6 +133,16 @@ const serverSchema = serverVariables.transform((e, ctx) => {
       code: 'custom',
       path: ['METRICS_TOKEN'],
       message: 'is required in production when ENABLE_METRICS=1',
+    });
+    return z.NEVER;
+  }
+  if (!e.ENABLE_JOBS && e.NODE_ENV === 'production' && !e.CRON_SECRET) {
+    // Without the timers and without a way for a scheduler to call the jobs route, nothing would
+    // ever finish an abandoned checkout or deliver a receipt.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['CRON_SECRET'],
+      message: 'is required in production when ENABLE_JOBS=0: the scheduler calling /api/jobs must send it',
     });
     return z.NEVER;
   }
