@@ -5,6 +5,7 @@
  *   dev/postgres.ts     the embedded Postgres (the default)
  *   dev/own-url.ts      your own Postgres, named by DATABASE_URL
  *   dev/replicated.ts   a primary and a synchronous standby (--replicated)
+ *   dev/patroni.ts      etcd, three Postgres nodes under Patroni, HAProxy in front (--ha)
  *   dev/pgbouncer.ts    PgBouncer in front of any of them (--pgbouncer): its `start` also takes the one behind
  *
  * A source starts what it needs, gives the URL the app connects to and the variables the command it

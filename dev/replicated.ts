@@ -64,7 +64,7 @@ export interface ReplicatedCluster extends ReplicatedState {
 }
 
 /** The newest Debian PostgreSQL with the replication tools, e.g. /usr/lib/postgresql/15/bin. */
-function debianBinaries(): string {
+export function debianBinaries(): string {
   const root = '/usr/lib/postgresql';
   const versions = fs.existsSync(root)
     ? fs

@@ -8,6 +8,7 @@
  *   tsx dev/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
  *   tsx dev/with-db.ts --test --pgbouncer -- … # the same, through PgBouncer in transaction mode
  *   tsx dev/with-db.ts --test --replicated -- …# a primary and a synchronous standby instead
+ *   tsx dev/with-db.ts --test --ha -- …        # etcd, three Postgres under Patroni, HAProxy in front
  *
  * Where the database comes from is a switch over modules of one shape (dev/database.ts): each starts
  * a database and gives its URL and a stop. With DATABASE_URL already set, that database is used as it
@@ -23,7 +24,8 @@
  * puts PgBouncer in transaction mode in front of whichever database was chosen (dev/pgbouncer.ts),
  * and the command talks to it; migrations go through it too. `--replicated` starts a primary and a
  * streaming standby with synchronous commits instead of the embedded cluster (dev/replicated.ts),
- * and hands the command a URL naming both.
+ * and hands the command a URL naming both. `--ha` starts etcd, three Postgres nodes under Patroni and
+ * HAProxy in front of the leader instead (dev/patroni.ts), and hands the command HAProxy's URL.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +37,7 @@ import { DEV_WEBHOOK_SECRET, getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
 import type { Database, DatabaseRequest, StartDatabase } from './database';
 import * as ownUrl from './own-url';
+import * as patroni from './patroni';
 import * as pgbouncer from './pgbouncer';
 import * as embedded from './postgres';
 import { DatabaseStartError } from './postgres';
@@ -60,15 +63,19 @@ const SOURCES = {
   embedded: embedded.start,
   'own-url': ownUrl.start,
   replicated: replicated.start,
+  ha: patroni.start,
 } satisfies Record<string, StartDatabase>;
 
 /** The flags that choose a source, and which of them cannot go together. */
 export function chooseSource(options: {
   replicated?: boolean;
+  ha?: boolean;
   pgbouncer: boolean;
   databaseUrl?: string;
 }): keyof typeof SOURCES {
-  const flag = options.replicated ? '--replicated' : undefined;
+  const flag = options.ha ? '--ha' : options.replicated ? '--replicated' : undefined;
+  if (options.ha && options.replicated)
+    throw new DatabaseStartError('--ha and --replicated each start their own cluster.', 'pick one of them.');
   if (flag && options.databaseUrl)
     throw new DatabaseStartError(
       `${flag} starts its own Postgres, and DATABASE_URL names another database.`,
@@ -80,6 +87,7 @@ export function chooseSource(options: {
         'failover needs the app to find it.',
       'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
     );
+  if (options.ha) return 'ha';
   if (options.replicated) return 'replicated';
   return options.databaseUrl ? 'own-url' : 'embedded';
 }
@@ -89,6 +97,7 @@ export async function prepareDatabase(options: {
   test: boolean;
   pgbouncer?: boolean;
   replicated?: boolean;
+  ha?: boolean;
 }): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
   const withPgBouncer = Boolean(options.pgbouncer) || env.DATABASE_POOLER === 'pgbouncer';
@@ -150,11 +159,12 @@ async function main(): Promise<number> {
   const dash = argv.indexOf('--');
   const flags = dash === -1 ? argv : argv.slice(0, dash);
   const command = dash === -1 ? [] : argv.slice(dash + 1);
-  const known = ['--test', '--pgbouncer', '--replicated'];
+  const known = ['--test', '--pgbouncer', '--replicated', '--ha'];
   const unknown = flags.filter((f) => !known.includes(f));
   if (unknown.length)
     throw new Error(
-      `unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated] [-- ` +
+      `unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated | --ha] ` +
+        `[-- ` +
         `command])`,
     );
 
@@ -162,6 +172,7 @@ async function main(): Promise<number> {
     test: flags.includes('--test'),
     pgbouncer: flags.includes('--pgbouncer'),
     replicated: flags.includes('--replicated'),
+    ha: flags.includes('--ha'),
   });
   try {
     return command.length > 0 ? await runChild(command, database) : 0;

@@ -196,6 +196,8 @@ const launcherSchema = z.object({
   REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).optional(),
   // Set by dev/with-db.ts for the command it runs, with --replicated: where the pair's state is.
   REPLICATED_PG_STATE: z.string().optional(),
+  // Set by dev/with-db.ts for the command it runs, with --ha: where the Patroni cluster's state is.
+  HA_STATE: z.string().optional(),
   // Set when you point the app at the real Stripe: then no simulator is started.
   STRIPE_API_BASE: z.string().optional(),
   STRIPE_SECRET_KEY: z.string().optional(),
