@@ -22,8 +22,10 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { Database, DatabaseRequest } from './database';
 import { freePort } from './ports';
 import { DatabaseStartError, postgresRunner, RELOCATED_ROOT, reachableDataDir } from './postgres';
+import { statePath } from './state';
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => fs.existsSync(p));
 // Server sessions per database and user. The chaos run's two instances have 20 connections each,
@@ -172,4 +174,30 @@ function stopLeftOver(dir: string): void {
   try {
     process.kill(pid, 'SIGKILL');
   } catch {}
+}
+
+/**
+ * PgBouncer as a database source (dev/database.ts) that stands in front of another: the command talks
+ * to PgBouncer, and the app sets its timeouts per transaction (DATABASE_POOL_MODE=transaction,
+ * server/db.ts). Stopping it stops the database behind it too.
+ */
+export async function start(request: DatabaseRequest, behind: Database): Promise<Database> {
+  let pooler: Pooler;
+  try {
+    pooler = await startPgBouncer({
+      targetUrl: behind.url,
+      dir: statePath(request.test ? 'pgbouncer-test' : 'pgbouncer-dev'),
+    });
+  } catch (err) {
+    await behind.stop();
+    throw err;
+  }
+  return {
+    url: pooler.url,
+    env: { ...behind.env, DATABASE_POOL_MODE: 'transaction' },
+    stop: async () => {
+      await pooler.stop();
+      await behind.stop();
+    },
+  };
 }

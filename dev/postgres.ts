@@ -22,7 +22,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { PROJECT_ROOT } from './state';
+import { getLauncherEnv } from '../server/env.js';
+import type { Database, DatabaseRequest } from './database';
+import { listenerPort } from './ports';
+import { PROJECT_ROOT, statePath } from './state';
 
 const PASSWORD = 'postgres'; // the cluster only listens on 127.0.0.1; this is not a secret
 // Where root keeps what the `postgres` user must reach when the clone itself is out of its reach.
@@ -54,7 +57,8 @@ export interface RunAs {
 export interface ClusterOptions {
   /** `dev` or `test`: names the data folder. */
   name: string;
-  port: number;
+  /** Unset: the port of the server already running from the data folder, or a free one (dev/ports.ts). */
+  port?: number;
   /** The data folder when the Postgres user can reach it (by default, inside the project). */
   dataDir: string;
   /** The package's `native` folder (bin, lib, share); tests point it elsewhere. */
@@ -71,6 +75,7 @@ export interface ClusterOptions {
 export interface EmbeddedCluster {
   /** URL of the cluster's maintenance database `postgres`. */
   adminUrl: string;
+  port: number;
   /** Where its data lives (it may have been relocated, see above). */
   dataDir: string;
   /** The folder of the binaries it runs. */
@@ -334,6 +339,14 @@ function postmasterOf(pid: number, dataDir: string): 'yes' | 'no' | 'unknown' {
     : 'no';
 }
 
+/** The port of the live server of this data folder, from its lock file; undefined when none runs. */
+function runningPort(dataDir: string): number | undefined {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  const pid = readPid(pidFile);
+  if (!pid || !isAlive(pid) || postmasterOf(pid, dataDir) !== 'yes') return undefined;
+  return listeningPort(pidFile);
+}
+
 /** The port in a postmaster.pid (its fourth line). */
 function listeningPort(pidFile: string): number | undefined {
   const port = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[3]);
@@ -452,11 +465,13 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
       `[db] the ${user!.name} user cannot reach ${path.dirname(options.dataDir)}; the ${options.name} data lives in ` +
         `${dataDir}`,
     );
-  const adminUrl = `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
+  // No port asked for: the one a server left running from this folder listens on, else a free one.
+  const port = options.port ?? runningPort(dataDir) ?? (await listenerPort());
+  const adminUrl = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
   const ownerFile = `${dataDir}.owner`; // pid of the launcher responsible for stopping the server
   const pidFile = path.join(dataDir, 'postmaster.pid');
   const pgCtl = path.join(binDir, 'pg_ctl');
-  const context = { dataDir, port: options.port };
+  const context = { dataDir, port: port };
   const stop = () => stopServer(pgCtl, dataDir, ownerFile, user);
 
   checkOwner(dataDir, user);
@@ -471,17 +486,17 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
       const answering = await canConnect(adminUrl);
       if (answering && otherLauncher) {
         // Another launcher (say, `npm run dev` in another terminal) runs it: share, never stop it.
-        return { adminUrl, dataDir, binDir, stop: async () => {} };
+        return { adminUrl, port, dataDir, binDir, stop: async () => {} };
       }
       if (answering) {
         log(`[db] adopting the embedded Postgres left running by an earlier run (pid ${runningPid})`);
         fs.writeFileSync(ownerFile, String(process.pid));
-        return { adminUrl, dataDir, binDir, stop };
+        return { adminUrl, port, dataDir, binDir, stop };
       }
       if (otherLauncher) {
         throw new DatabaseStartError(
           `The Postgres in ${dataDir} is already running on port ${listeningPort(pidFile) ?? '?'}, started by ` +
-            `another command (pid ${owner}), not on port ${options.port}.`,
+            `another command (pid ${owner}), not on port ${port}.`,
           `use the same port as that command, or stop it first.`,
         );
       }
@@ -493,7 +508,7 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
       );
       if (!stopped.ok) {
         throw new DatabaseStartError(
-          `The Postgres running from ${dataDir} (pid ${runningPid}) does not answer on port ${options.port} and did ` +
+          `The Postgres running from ${dataDir} (pid ${runningPid}) does not answer on port ${port} and did ` +
             `not stop: ${stopped.output}`,
           `stop it yourself (\`kill -9 ${runningPid}\`), then start again.`,
         );
@@ -505,20 +520,20 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     } else {
       throw new DatabaseStartError(
         `A lock file says Postgres (pid ${runningPid}) is running from ${dataDir}, but it does not answer on port ` +
-          `${options.port}.`,
+          `${port}.`,
         `if process ${runningPid} is not a Postgres serving that folder, delete ${pidFile} and start again; if it ` +
           `is, stop it first.`,
       );
     }
   }
 
-  if (await portTaken(options.port)) {
-    const isPostgres = await speaksPostgres(options.port);
+  if (await portTaken(port)) {
+    const isPostgres = await speaksPostgres(port);
     throw new DatabaseStartError(
       isPostgres
-        ? `Port ${options.port} is already served by another Postgres, not the one in ${dataDir} (another clone of ` +
+        ? `Port ${port} is already served by another Postgres, not the one in ${dataDir} (another clone of ` +
             `this project, or a server of yours).`
-        : `Port ${options.port} is taken by another program, not by this project's Postgres.`,
+        : `Port ${port} is taken by another program, not by this project's Postgres.`,
       `stop it, or pick another port: EMBEDDED_PG_PORT=<port> npm run dev (EMBEDDED_PG_TEST_PORT for the tests).`,
     );
   }
@@ -536,7 +551,7 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     shared_preload_libraries: 'pg_stat_statements',
     ...options.settings,
   };
-  const serverFlags = [`-p ${options.port}`, ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
+  const serverFlags = [`-p ${port}`, ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
   const started = run(
     pgCtl,
     ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(PG_CTL_WAIT_SECONDS), '-o', serverFlags],
@@ -544,12 +559,12 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
   );
   if (!started.ok)
     throw explainFailure(
-      `Postgres did not start on port ${options.port}`,
+      `Postgres did not start on port ${port}`,
       `${started.output}\n${logTail(logFile)}`.trim(),
       context,
     );
   fs.writeFileSync(ownerFile, String(process.pid));
-  return { adminUrl, dataDir, binDir, stop };
+  return { adminUrl, port, dataDir, binDir, stop };
 }
 
 /** A new cluster: initdb with a password for `postgres`, UTF-8, and the C locale (the same on every machine). */
@@ -638,4 +653,29 @@ export function restartEmbeddedPostgres(cluster: Pick<EmbeddedCluster, 'dataDir'
     user,
   );
   if (!r.ok) throw new Error(`pg_ctl restart failed: ${r.output}`);
+}
+
+/**
+ * The embedded Postgres as a database source (dev/database.ts): the `dev` cluster for the app, the
+ * `test` cluster (with its database recreated on every run) for the tests. The command it runs learns
+ * where the cluster lives (EMBEDDED_PG_DATA, EMBEDDED_PG_BIN): the chaos run restarts it.
+ */
+export async function start(request: DatabaseRequest): Promise<Database> {
+  const env = getLauncherEnv();
+  const name = request.test ? 'test' : 'dev';
+  // The dev cluster keeps its documented port; the test cluster takes a free one unless told.
+  const port = request.test ? env.EMBEDDED_PG_TEST_PORT : env.EMBEDDED_PG_PORT;
+  const cluster = await startEmbeddedPostgres({ name, port, dataDir: statePath(`postgres-${name}`) });
+  try {
+    const url = await ensureDatabase(cluster.adminUrl, request.database, request.test);
+    console.log(`[db] embedded Postgres ready on 127.0.0.1:${cluster.port} (data in ${cluster.dataDir})`);
+    return {
+      url,
+      env: { EMBEDDED_PG_DATA: cluster.dataDir, EMBEDDED_PG_BIN: cluster.binDir },
+      stop: () => cluster.stop(),
+    };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
 }

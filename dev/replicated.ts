@@ -25,6 +25,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
+import { getLauncherEnv } from '../server/env.js';
+import type { Database, DatabaseRequest } from './database';
+import { listenerPort } from './ports';
 import {
   DatabaseStartError,
   ensureDatabase,
@@ -34,6 +37,7 @@ import {
   type RunAs,
   reachableDataDir,
 } from './postgres';
+import { statePath } from './state';
 
 const PASSWORD = 'postgres'; // loopback only, a test cluster: not a secret
 const STANDBY_NAME = 'standby';
@@ -60,7 +64,7 @@ export interface ReplicatedCluster extends ReplicatedState {
 }
 
 /** The newest Debian PostgreSQL with the replication tools, e.g. /usr/lib/postgresql/15/bin. */
-function debianBinaries(): string {
+export function debianBinaries(): string {
   const root = '/usr/lib/postgresql';
   const versions = fs.existsSync(root)
     ? fs
@@ -333,4 +337,23 @@ export function promoteStandby(state: ReplicatedState): void {
     postgresRunner(),
   );
   if (!r.ok) throw new Error(`pg_ctl promote failed: ${r.output}`);
+}
+
+/**
+ * The pair as a database source (dev/database.ts), for `--replicated`: both nodes on free ports (or
+ * REPLICATED_PG_PORT and the next one), and REPLICATED_PG_STATE naming the file where the chaos run
+ * finds them.
+ */
+export async function start(request: DatabaseRequest): Promise<Database> {
+  const fixed = getLauncherEnv().REPLICATED_PG_PORT;
+  const ports: [number, number] = fixed ? [fixed, fixed + 1] : [await listenerPort(), await listenerPort()];
+  const pair = await startReplicatedPostgres({
+    ports,
+    dir: statePath(`replicated-${request.test ? 'test' : 'dev'}`),
+    database: request.database,
+  });
+  const stateFile = path.join(path.dirname(pair.primary.dataDir), 'cluster.json');
+  const { binDir, primary, standby, primaryAdminUrl } = pair;
+  fs.writeFileSync(stateFile, JSON.stringify({ binDir, primary, standby, primaryAdminUrl }, null, 2));
+  return { url: pair.url, env: { REPLICATED_PG_STATE: stateFile }, stop: () => pair.stop() };
 }

@@ -8,11 +8,14 @@
  *   tsx dev/with-db.ts                         # just migrate and seed (`npm run db:migrate`)
  *   tsx dev/with-db.ts --test --pgbouncer -- … # the same, through PgBouncer in transaction mode
  *   tsx dev/with-db.ts --test --replicated -- …# a primary and a synchronous standby instead
+ *   tsx dev/with-db.ts --test --ha -- …        # etcd, three Postgres under Patroni, HAProxy in front
  *
- * With DATABASE_URL already set, that database is used as it is (your own Postgres). Otherwise the
- * embedded Postgres (dev/postgres.ts) is started: the `dev` cluster for the app, the `test` cluster
- * (and a database recreated on every run) for the tests, so running tests never touches the orders
- * you placed by hand. Ctrl-C stops the command, then the Postgres this process started.
+ * Where the database comes from is a switch over modules of one shape (dev/database.ts): each starts
+ * a database and gives its URL and a stop. With DATABASE_URL already set, that database is used as it
+ * is (dev/own-url.ts, your own Postgres). Otherwise the embedded Postgres (dev/postgres.ts) is
+ * started: the `dev` cluster for the app, the `test` cluster (and a database recreated on every run)
+ * for the tests, so running tests never touches the orders you placed by hand. Ctrl-C stops the
+ * command, then the Postgres this process started.
  *
  * The payment simulator (simulator/stripe.ts) runs inside this process, unless you set
  * STRIPE_API_BASE (yours) or a real STRIPE_SECRET_KEY (then the app talks to Stripe).
@@ -21,36 +24,72 @@
  * puts PgBouncer in transaction mode in front of whichever database was chosen (dev/pgbouncer.ts),
  * and the command talks to it; migrations go through it too. `--replicated` starts a primary and a
  * streaming standby with synchronous commits instead of the embedded cluster (dev/replicated.ts),
- * and hands the command a URL naming both.
+ * and hands the command a URL naming both. `--ha` starts etcd, three Postgres nodes under Patroni and
+ * HAProxy in front of the leader instead (dev/patroni.ts), and hands the command HAProxy's URL.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runMigrations } from '../db/migrate';
 import { seedCatalog } from '../db/seed';
 import { DEV_WEBHOOK_SECRET, getLauncherEnv } from '../server/env.js';
 import { StripeSimulator } from '../simulator/stripe';
-import { type Pooler, startPgBouncer } from './pgbouncer';
-import { DatabaseStartError, type EmbeddedCluster, ensureDatabase, startEmbeddedPostgres } from './postgres';
-import { type ReplicatedCluster, startReplicatedPostgres } from './replicated';
+import type { Database, DatabaseRequest, StartDatabase } from './database';
+import * as ownUrl from './own-url';
+import * as patroni from './patroni';
+import * as pgbouncer from './pgbouncer';
+import * as embedded from './postgres';
+import { DatabaseStartError } from './postgres';
+import * as replicated from './replicated';
 import { stateDir, statePath } from './state';
 
 export interface PreparedDatabase {
   url: string;
-  /** The embedded cluster, when this process started or adopted one (not with your own DATABASE_URL). */
-  cluster?: EmbeddedCluster;
   /** The payment simulator's URL, when this process started one. */
   stripeApiBase?: string;
   /** The simulator this process started, if any. */
   simulator?: StripeSimulator;
   /** What the app checks webhook signatures with (STRIPE_WEBHOOK_SECRET). */
   webhookSecret: string;
-  /** More variables the command needs: DATABASE_POOL_MODE behind PgBouncer, REPLICATED_PG_STATE. */
+  /** More variables the command needs: from the database source (dev/database.ts). */
   env: Record<string, string>;
-  /** Stops what this process started: the simulator, and the embedded cluster if it owns it. */
+  /** Stops what this process started: the simulator, and the database if it started one. */
   release(): Promise<void>;
+}
+
+/** Where the database comes from: one module each, all with the same `start` (dev/database.ts). */
+const SOURCES = {
+  embedded: embedded.start,
+  'own-url': ownUrl.start,
+  replicated: replicated.start,
+  ha: patroni.start,
+} satisfies Record<string, StartDatabase>;
+
+/** The flags that choose a source, and which of them cannot go together. */
+export function chooseSource(options: {
+  replicated?: boolean;
+  ha?: boolean;
+  pgbouncer: boolean;
+  databaseUrl?: string;
+}): keyof typeof SOURCES {
+  const flag = options.ha ? '--ha' : options.replicated ? '--replicated' : undefined;
+  if (options.ha && options.replicated)
+    throw new DatabaseStartError('--ha and --replicated each start their own cluster.', 'pick one of them.');
+  if (flag && options.databaseUrl)
+    throw new DatabaseStartError(
+      `${flag} starts its own Postgres, and DATABASE_URL names another database.`,
+      `unset DATABASE_URL, or run without ${flag}.`,
+    );
+  if (options.replicated && options.pgbouncer)
+    throw new DatabaseStartError(
+      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the ' +
+        'failover needs the app to find it.',
+      'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
+    );
+  if (options.ha) return 'ha';
+  if (options.replicated) return 'replicated';
+  return options.databaseUrl ? 'own-url' : 'embedded';
 }
 
 /** The database for the app (`test: false`) or for one test run (`test: true`), migrated and seeded. */
@@ -58,70 +97,24 @@ export async function prepareDatabase(options: {
   test: boolean;
   pgbouncer?: boolean;
   replicated?: boolean;
+  ha?: boolean;
 }): Promise<PreparedDatabase> {
   const env = getLauncherEnv();
-  const pgbouncer = options.pgbouncer || env.DATABASE_POOLER === 'pgbouncer';
+  const withPgBouncer = Boolean(options.pgbouncer) || env.DATABASE_POOLER === 'pgbouncer';
   fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
   // The secret the simulator signs its webhooks with and the app checks them with: the public dev one
   // for npm run dev, a fresh one per test run (the production builds that tests start refuse the dev one).
   const webhookSecret =
     env.STRIPE_WEBHOOK_SECRET ?? (options.test ? `whsec_test_${randomBytes(16).toString('hex')}` : DEV_WEBHOOK_SECRET);
-  let cluster: EmbeddedCluster | undefined;
-  let replicated: ReplicatedCluster | undefined;
-  let pooler: Pooler | undefined;
-  const extraEnv: Record<string, string> = {};
-  let url = env.DATABASE_URL;
-  if (options.replicated && pgbouncer) {
-    throw new DatabaseStartError(
-      'PgBouncer cannot stand in front of the replicated pair: it does not know which server is writable, and the ' +
-        'failover needs the app to find it.',
-      'run --replicated without --pgbouncer (or DATABASE_POOLER), or --pgbouncer alone.',
-    );
-  }
-  if (options.replicated) {
-    if (url)
-      throw new DatabaseStartError(
-        '--replicated starts its own primary and standby, and DATABASE_URL names another database.',
-        'unset DATABASE_URL, or run without --replicated.',
-      );
-    const name = options.test ? 'test' : 'dev';
-    replicated = await startReplicatedPostgres({
-      ports: [env.REPLICATED_PG_PORT, env.REPLICATED_PG_PORT + 1],
-      dir: statePath(`replicated-${name}`),
-      database: options.test ? 'checkout_test' : 'checkout',
-    });
-    url = replicated.url;
-    const stateFile = path.join(path.dirname(replicated.primary.dataDir), 'cluster.json');
-    const { binDir, primary, standby, primaryAdminUrl } = replicated;
-    fs.writeFileSync(stateFile, JSON.stringify({ binDir, primary, standby, primaryAdminUrl }, null, 2));
-    extraEnv.REPLICATED_PG_STATE = stateFile;
-  } else if (url) {
-    console.log(`[db] using DATABASE_URL (${describeUrl(url)})`);
-  } else {
-    const name = options.test ? 'test' : 'dev';
-    const port = options.test ? env.EMBEDDED_PG_TEST_PORT : env.EMBEDDED_PG_PORT;
-    cluster = await startEmbeddedPostgres({ name, port, dataDir: statePath(`postgres-${name}`) });
-    url = await ensureDatabase(cluster.adminUrl, options.test ? 'checkout_test' : 'checkout', options.test);
-    console.log(`[db] embedded Postgres ready on 127.0.0.1:${port} (data in ${cluster.dataDir})`);
-  }
-  const stopDatabase = async () => {
-    await pooler?.stop();
-    await replicated?.stop();
-    await cluster?.stop();
-  };
+  const source = chooseSource({ ...options, pgbouncer: withPgBouncer, databaseUrl: env.DATABASE_URL });
+  const request: DatabaseRequest = { test: options.test, database: options.test ? 'checkout_test' : 'checkout' };
+  let database: Database = await SOURCES[source](request);
+  if (withPgBouncer) database = await pgbouncer.start(request, database);
   try {
-    if (pgbouncer) {
-      pooler = await startPgBouncer({
-        targetUrl: url,
-        dir: statePath(options.test ? 'pgbouncer-test' : 'pgbouncer-dev'),
-      });
-      url = pooler.url;
-      extraEnv.DATABASE_POOL_MODE = 'transaction'; // the app sets its timeouts per transaction (server/db.ts)
-    }
-    await runMigrations(url, { transactionPooler: Boolean(pooler) });
-    await seedCatalog(url);
+    await runMigrations(database.url, { transactionPooler: withPgBouncer });
+    await seedCatalog(database.url);
   } catch (err) {
-    await stopDatabase();
+    await database.stop();
     throw err;
   }
   console.log('[db] migrations applied, catalog seeded');
@@ -138,7 +131,10 @@ export async function prepareDatabase(options: {
       stripeApiBase = await simulator.listen(options.test ? 0 : env.STRIPE_SIM_PORT);
       console.log(`[payments] Stripe simulator on ${stripeApiBase}`);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+        await database.stop();
+        throw err;
+      }
       // `npm run dev` is running and owns the simulator: use its ledger (npm run reconcile does).
       simulator = undefined;
       stripeApiBase = `http://127.0.0.1:${env.STRIPE_SIM_PORT}`;
@@ -146,23 +142,16 @@ export async function prepareDatabase(options: {
     }
   }
   return {
-    url,
-    cluster,
+    url: database.url,
     stripeApiBase,
     webhookSecret,
     simulator,
-    env: extraEnv,
+    env: database.env,
     release: async () => {
       await simulator?.close();
-      await stopDatabase();
+      await database.stop();
     },
   };
-}
-
-/** Host(s) and database of a URL, without its password; multi-host URLs are not WHATWG URLs. */
-function describeUrl(url: string): string {
-  const rest = url.replace(/^[a-z]+:\/\//, '').replace(/^[^@]*@/, '');
-  return rest.replace(/\?.*$/, '');
 }
 
 async function main(): Promise<number> {
@@ -170,11 +159,12 @@ async function main(): Promise<number> {
   const dash = argv.indexOf('--');
   const flags = dash === -1 ? argv : argv.slice(0, dash);
   const command = dash === -1 ? [] : argv.slice(dash + 1);
-  const known = ['--test', '--pgbouncer', '--replicated'];
+  const known = ['--test', '--pgbouncer', '--replicated', '--ha'];
   const unknown = flags.filter((f) => !known.includes(f));
   if (unknown.length)
     throw new Error(
-      `unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated] [-- ` +
+      `unknown flag ${unknown.join(' ')} (usage: tsx dev/with-db.ts [--test] [--pgbouncer] [--replicated | --ha] ` +
+        `[-- ` +
         `command])`,
     );
 
@@ -182,6 +172,7 @@ async function main(): Promise<number> {
     test: flags.includes('--test'),
     pgbouncer: flags.includes('--pgbouncer'),
     replicated: flags.includes('--replicated'),
+    ha: flags.includes('--ha'),
   });
   try {
     return command.length > 0 ? await runChild(command, database) : 0;
@@ -201,10 +192,6 @@ function runChild(command: string[], database: PreparedDatabase): Promise<number
     ...database.env,
     // The command talks to the PgBouncer started here: a vitest inside it must not start another.
     ...(database.env.DATABASE_POOL_MODE ? { DATABASE_POOLER: '' } : {}),
-    // The chaos run restarts the embedded Postgres; it needs to know where it lives.
-    ...(database.cluster
-      ? { EMBEDDED_PG_DATA: database.cluster.dataDir, EMBEDDED_PG_BIN: database.cluster.binDir }
-      : {}),
   };
   // `next dev` or `next start`: the simulator sends its webhooks to the app it serves.
   const next = command.join(' ').match(/\bnext (dev|start)\b(?:.*?(?:-p|--port)[ =](\d+))?/);

@@ -63,6 +63,12 @@ const serverVariables = z.object({
   COMPLETER_DELAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
   // How often each server runs the completer and the outbox worker (0: never; tests run them).
   JOBS_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(15),
+  // The timers of the background jobs (server/jobs/schedule.ts), on by default. 0 where the server has
+  // no long-lived process (serverless functions): a scheduler calls /api/jobs instead (server/jobs/run.ts).
+  ENABLE_JOBS: flag.default(true),
+  // What a scheduler sends to /api/jobs as `Authorization: Bearer <CRON_SECRET>` (Vercel Cron sends
+  // its project's CRON_SECRET this way). Required for that route in production; 16+ characters.
+  CRON_SECRET: z.string().min(16, 'CRON_SECRET must be at least 16 characters').optional(),
 
   // The payment provider. A Stripe secret key; by default a key for the local simulator.
   STRIPE_SECRET_KEY: z
@@ -130,6 +136,16 @@ const serverSchema = serverVariables.transform((e, ctx) => {
     });
     return z.NEVER;
   }
+  if (!e.ENABLE_JOBS && e.NODE_ENV === 'production' && !e.CRON_SECRET) {
+    // Without the timers and without a way for a scheduler to call the jobs route, nothing would
+    // ever finish an abandoned checkout or deliver a receipt.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['CRON_SECRET'],
+      message: 'is required in production when ENABLE_JOBS=0: the scheduler calling /api/jobs must send it',
+    });
+    return z.NEVER;
+  }
   if (e.ENABLE_TEST_HOOKS && e.NODE_ENV === 'production') {
     // Planned faults can stall, fail or kill this server on request: never where customers are.
     ctx.addIssue({
@@ -169,14 +185,19 @@ const launcherSchema = z.object({
   // the range the system lends to outgoing connections (32768-60999 on Linux, 49152 and up
   // elsewhere): a client socket holding the port for a moment once made a test cluster fail to start.
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(25432),
-  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).default(25433),
+  // The test cluster's port. Unset: the port its server left running listens on, else a free one below
+  // that range, chosen at start (dev/ports.ts): clones side by side never fight over one port.
+  EMBEDDED_PG_TEST_PORT: z.coerce.number().int().min(1024).max(65535).optional(),
   // `pgbouncer`: the launcher puts PgBouncer in transaction mode between the app and the database
   // (dev/pgbouncer.ts), as `--pgbouncer` does.
   DATABASE_POOLER: z.enum(['pgbouncer'], { error: 'DATABASE_POOLER must be pgbouncer (or unset)' }).optional(),
   // The primary of the replicated pair (`--replicated`, dev/replicated.ts); its standby is on the next port.
-  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).default(25441),
+  // Unset: two free ports, chosen at each start (the pair starts empty every time).
+  REPLICATED_PG_PORT: z.coerce.number().int().min(1024).max(65534).optional(),
   // Set by dev/with-db.ts for the command it runs, with --replicated: where the pair's state is.
   REPLICATED_PG_STATE: z.string().optional(),
+  // Set by dev/with-db.ts for the command it runs, with --ha: where the Patroni cluster's state is.
+  HA_STATE: z.string().optional(),
   // Set when you point the app at the real Stripe: then no simulator is started.
   STRIPE_API_BASE: z.string().optional(),
   STRIPE_SECRET_KEY: z.string().optional(),

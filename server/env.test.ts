@@ -1,6 +1,7 @@
 /** The environment is checked once, at start: unsafe or meaningless settings stop the server with a message. */
 import { describe, expect, it } from 'vitest';
 import { startAppServer } from '../dev/app-server';
+import { listenerPort } from '../dev/ports';
 import { DEV_WEBHOOK_SECRET, getEnv, parseServerEnv, SERVER_ENV_NAMES } from './env.js';
 
 const BASE = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', STRIPE_API_BASE: 'http://127.0.0.1:12111' };
@@ -93,7 +94,7 @@ describe('server environment', () => {
 
   it('a production server with ENABLE_TEST_HOOKS=1 does not start, and says why', async () => {
     const started = startAppServer({
-      port: 3219,
+      port: await listenerPort(),
       env: { ...PRODUCTION, DATABASE_URL: getEnv().DATABASE_URL, ENABLE_TEST_HOOKS: '1' },
     });
     await expect(started).rejects.toThrow(/ENABLE_TEST_HOOKS: is refused in production/);

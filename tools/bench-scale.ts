@@ -130,7 +130,7 @@ export async function scaleSections(options: {
 
   // 1 instance vs 2 behind nginx: the same protected checkout load.
   const one = await checkoutLoad(options.singleUrl, options.cookie, options.seconds).done;
-  const cluster = await startCluster({ instances: 2, basePort: 3311, lbPort: 8311, env: options.env });
+  const cluster = await startCluster({ instances: 2, env: options.env });
   const two = await checkoutLoad(cluster.url, options.cookie, options.seconds).done;
   await cluster.stop();
   lines.push(

@@ -10,6 +10,9 @@
  *                                                # primary dies mid-run and the standby is promoted
  *   npm run chaos:failover -- --async            # the same with asynchronous replication: counts
  *                                                # what the failover lost (a report, exit 0)
+ *   npm run chaos:ha -- --intents 1000           # on etcd + 3 Postgres under Patroni behind HAProxy:
+ *                                                # the leader is killed, frozen, switched over
+ *   npm run chaos:ha -- --async                  # the same with synchronous_mode off (a report, exit 0)
  *
  * Clients behave like the real one: one key per intent, the same key on every retry (network
  * errors, timeouts, 5xx, 409 IN_USE with Retry-After), some retries sent to another instance, and
@@ -28,12 +31,19 @@
  * URL names both hosts). The checker adds: every key and order a client saw acknowledged still
  * exists with that answer, and the provider holds no charge without its order. With synchronous
  * replication a commit waits for the standby, so the lag stalls commits instead of losing them.
+ *
+ * With --ha (on the Patroni cluster of `dev/with-db.ts --ha`), the clients go through HAProxy, and
+ * instead of instance kills and the restart, three events in turn (tools/chaos-ha.ts): the leader
+ * killed, the leader frozen past its lease and woken with a client still on it, a planned switchover.
+ * The clients keep going until all three are over. The same checker, plus: the woken old leader
+ * acknowledged nothing; and per event, how long writes were refused and how many answers were retryable.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
+import type { HaState } from '../dev/patroni';
 import { restartEmbeddedPostgres } from '../dev/postgres';
 import { killPrimary, pauseReplication, promoteStandby, type ReplicatedState, setSynchronous } from '../dev/replicated';
 import { statePath } from '../dev/state';
@@ -43,6 +53,15 @@ import { runCompleter } from '../server/jobs/completer';
 import { settleWaiting } from '../server/jobs/settle';
 import { reconcile } from '../server/services/reconcile';
 import { parseFlags } from './args';
+import {
+  freezeLeader,
+  type HaEvent,
+  killLeader,
+  makeAsynchronous,
+  refusedWindow,
+  startProbe,
+  switchLeader,
+} from './chaos-ha';
 import { startCluster } from './cluster';
 
 const flags = parseFlags('npm run chaos --', {
@@ -52,14 +71,20 @@ const flags = parseFlags('npm run chaos --', {
   minutes: { type: 'number', default: 10, min: 0.1, max: 120, help: 'stop starting intents after this long' },
   unsafe: { type: 'boolean', help: 'negative control: provider keys not derived; the checker must fail' },
   failover: { type: 'boolean', help: 'kill the primary mid-run and promote its standby (npm run chaos:failover)' },
-  async: { type: 'boolean', help: 'with --failover: asynchronous replication; reports what was lost, exits 0' },
+  ha: { type: 'boolean', help: 'on the Patroni cluster: kill, freeze, switch over the leader (npm run chaos:ha)' },
+  async: {
+    type: 'boolean',
+    help: 'with --failover or --ha: asynchronous replication; reports what was lost, exits 0',
+  },
 });
 const INTENTS = flags.intents;
 const DUPLICATE_RATE = flags.duplicates;
 const CONCURRENCY = flags.concurrency;
 const DEADLINE_MS = flags.minutes * 60_000;
 const UNSAFE = flags.unsafe;
-const FAILOVER = flags.failover;
+const HA = flags.ha;
+// --ha measures the same losses as --failover: every failover check applies.
+const FAILOVER = flags.failover || HA;
 const ASYNC = flags.async;
 // How far behind the standby falls before the primary dies, and how long a failover manager takes
 // to decide the primary is gone and promote the standby.
@@ -79,11 +104,17 @@ const databaseUrl = process.env.DATABASE_URL!;
 const sim = process.env.STRIPE_API_BASE!;
 if (!databaseUrl || !sim) throw new Error('run through `npm run chaos` (it provides the database and the simulator)');
 if (ASYNC && !FAILOVER) {
-  console.error('--async is a variant of --failover: run `npm run chaos:failover -- --async`');
+  console.error('--async is a variant of --failover and --ha: run `npm run chaos:failover -- --async`');
   process.exit(2);
 }
 const replicatedStateFile = getLauncherEnv().REPLICATED_PG_STATE;
-if (FAILOVER && !replicatedStateFile) {
+const haStateFile = getLauncherEnv().HA_STATE;
+if (HA && !haStateFile) {
+  console.error('--ha needs the Patroni cluster: run `npm run chaos:ha` (dev/with-db.ts --ha starts it)');
+  process.exit(2);
+}
+const haState = haStateFile ? (JSON.parse(fs.readFileSync(haStateFile, 'utf8')) as HaState) : undefined;
+if (flags.failover && !replicatedStateFile) {
   console.error(
     '--failover needs a primary and a standby: run `npm run chaos:failover` (dev/with-db.ts --replicated starts them)',
   );
@@ -124,8 +155,16 @@ const stats = {
  * death to the standby's promotion): a webhook answered 500 then is right, and is sent again.
  */
 const postgresDown: { from: number; to: number }[] = [];
-/** When the primary was SIGKILLed (--failover). */
+/** When the primary was SIGKILLed (--failover), or the first event of --ha. */
 let failoverAt: number | undefined;
+/** The events of --ha, as they happened (tools/chaos-ha.ts). */
+const haEvents: HaEvent[] = [];
+/** Why the events of --ha stopped short, if they did. */
+let haError: string | undefined;
+/** Time under load before each event of --ha and after the last: each window is measured with traffic on. */
+const HA_EVENT_SPACING_MS = 5_000;
+/** Per event of --ha: its write-refused window and the retryable answers clients got meanwhile. */
+let haReport: [string, string | number][] = [];
 /** What the failover cost, counted by the checker (see failoverFindings). */
 let failoverReport: [string, string | number][] = [];
 /**
@@ -143,11 +182,22 @@ async function main() {
     await setSynchronous(replicated.primaryAdminUrl, false);
     console.log('[chaos] replication is asynchronous for this run: a commit does not wait for the standby');
   }
+  let probe: ReturnType<typeof startProbe> | undefined;
+  if (haState) {
+    if (ASYNC) {
+      await makeAsynchronous(haState);
+      console.log('[chaos] Patroni synchronous_mode is off for this run: a commit does not wait for a standby');
+    }
+    // The probe's table (tools/chaos-ha.ts): one row per write, in the test database only.
+    const { sql } = createDatabase(databaseUrl, { max: 1 });
+    await sql`create table if not exists chaos_probe
+      (id bigserial primary key, note text, at timestamptz default now())`;
+    await sql.end();
+    probe = startProbe(databaseUrl);
+  }
   const cluster = await startCluster({
     logDir: out,
     instances: 2,
-    basePort: 3401,
-    lbPort: 8481,
     env: {
       DATABASE_URL: databaseUrl,
       STRIPE_API_BASE: sim,
@@ -159,6 +209,7 @@ async function main() {
       ...(UNSAFE ? { ENABLE_LAB: '1' } : {}),
     },
   });
+  running = cluster;
   const targets = [cluster.url, ...cluster.ports.map((p) => `http://127.0.0.1:${p}`)];
   const customers: string[] = Array.from({ length: CUSTOMERS }, () => randomUUID());
   if (UNSAFE) {
@@ -177,7 +228,32 @@ async function main() {
 
   let done = 0;
   let stopFaults = false;
+  let haDone = !haState;
   const faults = (async () => {
+    if (haState) {
+      // The three events in turn, each once the cluster has recovered from the one before.
+      try {
+        const log = (line: string) => console.log(line);
+        for (const event of ['kill', 'freeze', 'switchover'] as const) {
+          await sleep(HA_EVENT_SPACING_MS);
+          const e =
+            event === 'kill'
+              ? await killLeader(haState, log)
+              : event === 'freeze'
+                ? await freezeLeader(haState, new URL(databaseUrl).pathname.slice(1), log)
+                : await switchLeader(haState, log);
+          haEvents.push(e);
+          failoverAt ??= e.at;
+          stats.failovers++;
+        }
+        await sleep(HA_EVENT_SPACING_MS); // the last event's window closes under load too
+      } catch (err) {
+        haError = err instanceof Error ? err.message : String(err);
+        console.error(`[chaos:ha] ${haError}`);
+      }
+      haDone = true;
+      return;
+    }
     let restarted = false;
     while (!stopFaults) {
       await sleep(3000 + rand(4000));
@@ -209,7 +285,8 @@ async function main() {
   let next = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
-      while (next < INTENTS && Date.now() - started < DEADLINE_MS) {
+      // With --ha the clients keep buying until the three events are over, however many intents that is.
+      while ((next < INTENTS || !haDone) && Date.now() - started < DEADLINE_MS) {
         next++;
         await intent(targets, customers[rand(CUSTOMERS)]!, started);
         done++;
@@ -220,12 +297,14 @@ async function main() {
   );
   stopFaults = true;
   await faults;
+  if (probe) haReport = haWindows(await probe.stop());
   await setProviderFaults({});
   // Let the webhooks in flight land (their retries span about 16 s) before the instances stop.
   await sleep(WEBHOOK_SETTLE_MS);
   await fetch(`${sim}/__sim/webhooks`, { method: 'DELETE', body: JSON.stringify({ url: webhookUrl }) });
   await simConfig({ faultRates: {}, settleAfterMs: 1_000, webhooks: { duplicates: 0, maxDelayMs: 0 } });
   await cluster.stop();
+  running = undefined;
 
   // Finish what clients gave up on, as the completer would after its delay.
   const { db, sql } = createDatabase(databaseUrl, { max: 4 });
@@ -266,14 +345,22 @@ async function main() {
     ['intents a client gave up on', stats.gaveUp],
     ['faults: instances killed', stats.instanceKills],
     ['faults: Postgres restarts', stats.postgresRestarts],
-    ...(FAILOVER
+    ...(HA
       ? ([
           [
-            'faults: failovers (primary SIGKILLed, standby promoted)',
-            `${stats.failovers} (${ASYNC ? 'asynchronous' : 'synchronous'} replication)`,
+            'faults: Patroni events (leader killed, frozen, switched over)',
+            `${haEvents.length} of 3 (${ASYNC ? 'synchronous_mode off' : 'synchronous_mode strict'})`,
           ],
+          ...haReport,
         ] as [string, string | number][])
-      : []),
+      : FAILOVER
+        ? ([
+            [
+              'faults: failovers (primary SIGKILLed, standby promoted)',
+              `${stats.failovers} (${ASYNC ? 'asynchronous' : 'synchronous'} replication)`,
+            ],
+          ] as [string, string | number][])
+        : []),
     [
       'faults: provider rates',
       `500 ${PROVIDER_FAULTS.error_500 * 100}%, timeout after charge ${PROVIDER_FAULTS.timeout_after_charge * 100}%`,
@@ -324,6 +411,38 @@ async function failover(state: ReplicatedState) {
   console.log(
     `[chaos] failover: standby promoted, ${((Date.now() - from) / 1000).toFixed(1)} s after the primary died`,
   );
+}
+
+/**
+ * Per event of --ha: how long writes through HAProxy were refused (from the probe), and how many
+ * answers clients got meanwhile that told them to retry (no answer, 5xx, 409 IN_USE). The window also
+ * excuses a webhook answered 500 then, as a Postgres restart does.
+ */
+function haWindows(probes: { at: number; end: number; ok: boolean }[]): [string, string | number][] {
+  const lines: [string, string | number][] = [];
+  haEvents.forEach((e, i) => {
+    // A kill starts with the standbys starved for 2 s: commits stall from then on.
+    const from = e.kind === 'kill' ? e.at - 2_500 : e.at;
+    const until = haEvents[i + 1]?.at ?? Date.now();
+    const w = refusedWindow(probes, from, until);
+    if (w) postgresDown.push(w);
+    const retryable = w
+      ? history.filter(
+          (a) =>
+            a.end >= w.from &&
+            a.end <= w.to + 1_000 &&
+            (a.status === 0 || a.status >= 500 || (a.status === 409 && a.body.includes('IDEMPOTENCY_KEY_IN_USE'))),
+        ).length
+      : 0;
+    const promoted = e.promotedAt ? `${((e.promotedAt - e.at) / 1000).toFixed(1)} s` : 'never';
+    lines.push([
+      `ha ${e.kind} (${e.from} -> ${e.to ?? '?'}): new leader after / writes refused for / retryable answers`,
+      `${promoted} / ${w ? `${((w.to - w.from) / 1000).toFixed(1)} s` : '0 s'} / ${retryable}`,
+    ]);
+    if (e.kind === 'freeze')
+      lines.push(['ha freeze: the woken old leader, a write from a client on it', e.zombieWriteOutcome!]);
+  });
+  return lines;
 }
 
 /**
@@ -539,6 +658,11 @@ async function check(
     }
   }
   for (const p of await reconcile(db, { customerIds: customers })) violations.push(`reconcile: ${p}`);
+  if (HA && haEvents.length < 3)
+    violations.push(`only ${haEvents.length} of the 3 events happened: ${haError ?? 'the run ended before them'}`);
+  for (const e of haEvents)
+    if (e.zombieWriteAcknowledged)
+      violations.push(`freeze: the old leader ${e.from}, woken, acknowledged a write after ${e.to} took over`);
   if (FAILOVER)
     violations.push(
       ...(stats.failovers === 0 ? ['no failover happened: the run ended before it was due'] : []),
@@ -597,7 +721,13 @@ function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-main().catch((err: unknown) => {
+/** The app instances while they run: stopped on the way out, whatever ends the run. */
+let running: Awaited<ReturnType<typeof startCluster>> | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(130)));
+
+main().catch(async (err: unknown) => {
   console.error(err);
+  await running?.stop();
   process.exit(1);
 });

@@ -4,6 +4,9 @@
  *   npm run cluster              # 2 instances on 3001, 3002; nginx round-robin on http://127.0.0.1:8080
  *   CLUSTER_INSTANCES=3 npm run cluster
  *
+ * Those ports are what `npm run cluster` asks for; any that is taken is replaced by a free one (the
+ * line it prints says which). The chaos run and the benchmarks take free ports only (dev/ports.ts).
+ *
  * Each instance is a production `next start` with its own connection pool and background jobs.
  * Nothing that matters lives in an instance: keys, leases, results, orders and the outbox are all
  * in Postgres, so a retry may land on any instance and still replay (or wait for) the first.
@@ -15,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type AppServer, ensureProductionBuild, startAppServer } from '../dev/app-server';
+import { listenerPort, preferredPort } from '../dev/ports';
 import { statePath } from '../dev/state';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
@@ -66,35 +70,54 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`)
 /** Instances' log lines go to `logDir`/instance-<n>.log when given (a restarted instance appends). */
 export async function startCluster(options: {
   instances: number;
-  basePort: number;
-  lbPort: number;
+  /** Ports to prefer (`npm run cluster`'s 3001, 3002 and 8080); without them, free ones. */
+  preferPorts?: { instances: number[]; lb: number };
   env: Record<string, string>;
   logDir?: string;
 }): Promise<Cluster> {
   ensureProductionBuild();
-  const ports = Array.from({ length: options.instances }, (_, i) => options.basePort + i);
+  const ports: number[] = [];
+  for (let i = 0; i < options.instances; i++) {
+    const wanted = options.preferPorts?.instances[i];
+    ports.push(wanted ? await preferredPort(wanted) : await listenerPort());
+  }
+  const lbPort = options.preferPorts ? await preferredPort(options.preferPorts.lb) : await listenerPort();
   const env = { IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '600', ...options.env };
   const logFile = (i: number) => (options.logDir ? path.join(options.logDir, `instance-${i}.log`) : undefined);
   if (options.logDir) for (let i = 0; i < ports.length; i++) fs.rmSync(logFile(i)!, { force: true });
-  const instances = await Promise.all(ports.map((port, i) => startAppServer({ port, env, logFile: logFile(i) })));
+  const started = await Promise.allSettled(ports.map((port, i) => startAppServer({ port, env, logFile: logFile(i) })));
+  const instances = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Never leave the instances that did start running behind a failed start.
+    await Promise.all(instances.map((s) => s.kill()));
+    throw failed.reason;
+  }
 
   let nginx: ChildProcess | undefined;
   let url = instances[0]!.url;
   if (NGINX) {
-    const dir = statePath('cluster');
+    // A folder per load balancer port: two clusters at once (a test beside a run) never share a pid file.
+    const dir = statePath('cluster', `lb-${lbPort}`);
     fs.mkdirSync(dir, { recursive: true });
     const conf = path.join(dir, 'nginx.conf');
-    fs.writeFileSync(conf, nginxConfig(dir, options.lbPort, ports));
-    const test = spawnSync(NGINX, ['-t', '-c', conf, '-p', dir], { encoding: 'utf8' });
-    if (test.status !== 0) throw new Error(`nginx config rejected: ${test.stderr}`);
-    nginx = spawn(NGINX, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    url = `http://127.0.0.1:${options.lbPort}`;
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${url}/api/trpc/health.ping`)).ok) break;
-      } catch {}
-      if (i > 100) throw new Error('nginx did not start');
-      await new Promise((r) => setTimeout(r, 100));
+    fs.writeFileSync(conf, nginxConfig(dir, lbPort, ports));
+    try {
+      const test = spawnSync(NGINX, ['-t', '-c', conf, '-p', dir], { encoding: 'utf8' });
+      if (test.status !== 0) throw new Error(`nginx config rejected: ${test.stderr}`);
+      nginx = spawn(NGINX, ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      url = `http://127.0.0.1:${lbPort}`;
+      for (let i = 0; ; i++) {
+        try {
+          if ((await fetch(`${url}/api/trpc/health.ping`)).ok) break;
+        } catch {}
+        if (i > 100) throw new Error(`nginx did not answer on ${url} within 10 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (err) {
+      nginx?.kill('SIGKILL');
+      await Promise.all(instances.map((s) => s.kill()));
+      throw err;
     }
   } else {
     console.warn('[cluster] nginx is not installed (apt-get install nginx): no load balancer, instances only');
@@ -110,7 +133,9 @@ export async function startCluster(options: {
       instances[i] = await startAppServer({ port: ports[i]!, env, logFile: logFile(i) });
     },
     async stop() {
+      const gone = nginx && nginx.exitCode === null ? new Promise((r) => nginx!.once('exit', r)) : undefined;
       nginx?.kill('SIGTERM');
+      await gone;
       await Promise.all(instances.map((s) => s.kill()));
     },
   };
@@ -121,8 +146,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const count = Number(process.env.CLUSTER_INSTANCES ?? 2);
   const cluster = await startCluster({
     instances: count,
-    basePort: 3001,
-    lbPort: 8080,
+    preferPorts: { instances: Array.from({ length: count }, (_, i) => 3001 + i), lb: 8080 },
     env: {
       DATABASE_URL: process.env.DATABASE_URL!,
       STRIPE_API_BASE: process.env.STRIPE_API_BASE ?? '',

@@ -64,6 +64,8 @@ export interface CompleterRun {
   backoffBaseSeconds?: number;
   /** Keys per run (default 50). */
   batch?: number;
+  /** Once aborted, no further key is taken over (a run called by a scheduler has a time budget). */
+  signal?: AbortSignal;
 }
 
 // Tries before giving up, spaced 15 s x (2^n - 1) apart (capped at an hour): 12 tries span about
@@ -91,6 +93,7 @@ export function createCompleter<TDb extends KeyDatabase>(config: CompleterConfig
     });
     const outcome = { finished: 0, failed: 0, released: 0, gaveUp: 0 };
     for (const id of abandoned) {
+      if (options.signal?.aborted) break; // the rest waits for the next run
       const row = await takeOver(db, id, phaseOptions.leaseMs, { byCompleter: true });
       if (!row) continue; // a client retry took it first
       const flow = flows[row.procedure]!;

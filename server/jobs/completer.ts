@@ -63,6 +63,8 @@ export interface CompleterOptions {
   maxRuns?: number;
   /** The spacing between tries of one key; 0 in tests that run the completer several times at once. */
   backoffBaseSeconds?: number;
+  /** Stops taking keys once aborted (the jobs route's time budget, server/jobs/run.ts). */
+  signal?: AbortSignal;
 }
 
 /** One pass of the completer over the shop's abandoned keys. */
@@ -72,5 +74,6 @@ export function runCompleter(db: Db, options: CompleterOptions = {}) {
     scope: options.customerId,
     maxRuns: options.maxRuns,
     backoffBaseSeconds: options.backoffBaseSeconds,
+    signal: options.signal,
   });
 }

@@ -47,9 +47,10 @@ export interface OutboxRun {
 }
 
 /** Delivers what is due; returns what happened to the messages it took. */
-export async function deliverOutbox(db: Db): Promise<OutboxRun> {
+export async function deliverOutbox(db: Db, options: { signal?: AbortSignal } = {}): Promise<OutboxRun> {
   const run: OutboxRun = { delivered: 0, failed: 0, dead: 0 };
-  for (;;) {
+  // Batch after batch until none is full, or until the caller's budget is spent (server/jobs/run.ts).
+  while (!options.signal?.aborted) {
     const taken = await db.transaction(async (tx) => {
       const batch = await tx.execute<{ id: string; topic: string; payload: unknown; attempts: number }>(sql`
         select id, topic, payload, attempts from outbox
@@ -87,4 +88,5 @@ export async function deliverOutbox(db: Db): Promise<OutboxRun> {
     });
     if (taken < BATCH) return run;
   }
+  return run;
 }

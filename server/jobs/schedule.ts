@@ -2,7 +2,8 @@
  * Background jobs inside each server process, started with the process (server/start.ts): the key
  * reaper, the completer and the outbox worker. A restarted instance that receives no traffic still
  * finishes abandoned checkouts. Every job is safe to run in several processes at once (SKIP
- * LOCKED, leases), so scaling out needs no leader election.
+ * LOCKED, leases), so scaling out needs no leader election. ENABLE_JOBS=0 turns the timers off, for
+ * deploys where a scheduler calls the jobs route instead (server/jobs/run.ts).
  */
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
@@ -36,6 +37,11 @@ export function startBackgroundJobs(): void {
   const env = getEnv();
   const { db } = getDatabase();
   state.__jobs = [];
+  if (!env.ENABLE_JOBS) {
+    // A scheduler outside the process drives them through /api/jobs (server/jobs/run.ts).
+    log().info({ jobs: 0 }, 'background jobs off (ENABLE_JOBS=0): call /api/jobs on a schedule');
+    return;
+  }
   if (env.IDEMPOTENCY_REAPER_INTERVAL_SECONDS > 0) {
     state.__jobs.push(every(env.IDEMPOTENCY_REAPER_INTERVAL_SECONDS, 'reaper', () => reapExpiredKeys(db)));
   }

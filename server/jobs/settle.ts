@@ -17,7 +17,7 @@ export const SETTLE_AFTER_SECONDS = 60;
 // Records per run: each costs one provider call.
 const BATCH = 50;
 
-export async function settleWaiting(db: Db, options: { olderThanSeconds?: number } = {}) {
+export async function settleWaiting(db: Db, options: { olderThanSeconds?: number; signal?: AbortSignal } = {}) {
   const age = sql`now() - make_interval(secs => ${options.olderThanSeconds ?? SETTLE_AFTER_SECONDS})`;
   const outcome = { orders: 0, refunds: 0 };
   const waitingOrders = await db
@@ -26,6 +26,7 @@ export async function settleWaiting(db: Db, options: { olderThanSeconds?: number
     .where(and(eq(orders.status, 'payment_processing'), isNotNull(orders.paymentIntentId), lt(orders.createdAt, age)))
     .limit(BATCH);
   for (const o of waitingOrders) {
+    if (options.signal?.aborted) return outcome; // one provider call each: stop at the caller's budget
     const now = await paymentStatus(o.paymentIntentId!);
     const to = now.status === 'succeeded' ? 'paid' : now.status === 'declined' ? 'payment_failed' : null;
     if (to && (await db.transaction((tx) => advanceOrder(tx, o.id, to, o.paymentIntentId)))) outcome.orders++;
@@ -36,6 +37,7 @@ export async function settleWaiting(db: Db, options: { olderThanSeconds?: number
     .where(and(eq(refunds.status, 'pending'), isNotNull(refunds.providerRefundId), lt(refunds.createdAt, age)))
     .limit(BATCH);
   for (const r of waitingRefunds) {
+    if (options.signal?.aborted) return outcome;
     const { status } = await refundStatus(r.providerRefundId!);
     if (status === 'pending') continue;
     if (await db.transaction((tx) => advanceRefund(tx, r.id, status))) outcome.refunds++;

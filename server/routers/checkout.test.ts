@@ -4,8 +4,9 @@
  * a tiny procedure, shown on the order the shop really writes.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppServer, startAppServer } from '../../dev/app-server';
+import { listenerPort } from '../../dev/ports';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
 import { newLabCustomers } from '../lab/session';
@@ -78,8 +79,11 @@ describe('checkout.placeOrder is keyed', () => {
 });
 
 describe('rule 9: a server process killed while it holds a key leaves nothing blocked', () => {
-  const PORT = 3211;
+  let PORT = 0; // a free port, chosen before the first start (dev/ports.ts)
   let server: AppServer | undefined;
+  beforeAll(async () => {
+    PORT = await listenerPort();
+  });
   afterAll(() => server?.kill('SIGKILL'));
 
   const post = (url: string, customerId: string, key: string) =>

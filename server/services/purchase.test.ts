@@ -4,12 +4,13 @@
  * none) and a clean reconcile.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDatabase } from '../../db/client';
 import { runMigrations } from '../../db/migrate';
 import { idempotencyKeys } from '../../db/schema';
 import { seedCatalog } from '../../db/seed';
 import { type AppServer, startAppServer } from '../../dev/app-server';
+import { listenerPort } from '../../dev/ports';
 import { ensureDatabase } from '../../dev/postgres';
 import { getDatabase } from '../db';
 import { getEnv } from '../env.js';
@@ -591,7 +592,7 @@ describe('refunds', () => {
 
 describe('a server process killed at each phase boundary', () => {
   let server: AppServer | undefined;
-  const PORT = 3212;
+  let PORT = 0; // a free port, chosen before the first start (dev/ports.ts)
   const env = () => ({
     DATABASE_URL: getEnv().DATABASE_URL,
     COOKIE_SECRET: getEnv().COOKIE_SECRET,
@@ -600,6 +601,9 @@ describe('a server process killed at each phase boundary', () => {
     IDEMPOTENCY_LEASE_MS: '1000', // the dead holder's lease lapses quickly
     STRIPE_TIMEOUT_MS: '800', // shorter than the lease, as the server requires
     JOBS_INTERVAL_SECONDS: '0',
+  });
+  beforeAll(async () => {
+    PORT = await listenerPort();
   });
   afterAll(() => server?.kill('SIGKILL'));
 
@@ -631,7 +635,7 @@ describe('a server process killed at each phase boundary', () => {
 describe('a restarted instance that receives no request at all', () => {
   // A database of its own: this server runs its jobs (completer, outbox, settler) every second, and
   // they must not reach into the keys and messages of the test files running beside this one.
-  const PORT = 3213;
+  let PORT = 0; // a free port, chosen before the first start (dev/ports.ts)
   // Named after this run's database, so a run that was interrupted before dropping it is cleaned
   // up by the next run of the same suite (and two suites on one server never share it).
   const name = `${new URL(getEnv().DATABASE_URL).pathname.slice(1).replace(/[^a-z0-9_]/gi, '_')}_restart`.slice(0, 63);
@@ -667,6 +671,7 @@ describe('a restarted instance that receives no request at all', () => {
         >`select status, total_cents from orders where customer_id = ${customer}`;
 
       // The process dies after the provider charged and before the charge is recorded.
+      PORT = await listenerPort();
       server = await startAppServer({ port: PORT, env });
       const customer = randomUUID();
       const key = randomUUID();
