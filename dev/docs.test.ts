@@ -660,7 +660,7 @@ function checkValues(
   }
 
   // 4. A duration or a port written next to the variable that sets it: "10 seconds (`IDEMPOTENCY_WAIT_MS`)",
-  // "(`IDEMPOTENCY_LEASE_MS`, 30 s)", "port 25433 (`EMBEDDED_PG_TEST_PORT`)".
+  // "(`IDEMPOTENCY_LEASE_MS`, 30 s)", "port 25432 (`EMBEDDED_PG_PORT`)".
   const near = [
     new RegExp(String.raw`(?:port )?${NUM}(?: ${UNIT})?(?:[^.\x60|]{0,16}?)\x60([A-Z][A-Z0-9_]+)\x60`, 'g'),
     new RegExp(String.raw`\x60([A-Z][A-Z0-9_]+)\x60,? ${NUM}(?: ${UNIT})?\b`, 'g'),
@@ -904,7 +904,7 @@ describe('the checker catches drift', () => {
     const docs = readDocs(PROJECT_ROOT);
     const code = codeValuesOf(project);
     const drift: CodeValues = {
-      env: { ...code.env, IDEMPOTENCY_KEY_TTL_HOURS: 48, IDEMPOTENCY_LEASE_MS: 45_000, EMBEDDED_PG_TEST_PORT: 25434 },
+      env: { ...code.env, IDEMPOTENCY_KEY_TTL_HOURS: 48, IDEMPOTENCY_LEASE_MS: 45_000, EMBEDDED_PG_PORT: 25431 },
       constants: { ...code.constants, MAX_KEY_LENGTH: 64, DECISION_COUNT: 12, RETRY_AFTER_SECONDS: 2 },
       errors: { ...code.errors, IDEMPOTENCY_KEY_REUSED: 409 },
     };
@@ -912,7 +912,7 @@ describe('the checker catches drift', () => {
     expect(found).toContain('IDEMPOTENCY_KEY_TTL_HOURS: the text says 24 hours, the code 48');
     expect(found).toContain('IDEMPOTENCY_LEASE_MS: the text says 30 seconds, the code 45000');
     expect(found).toContain('IDEMPOTENCY_KEY_TTL_HOURS: the text says default 24, the code 48');
-    expect(found).toContain('EMBEDDED_PG_TEST_PORT: the text says port 25433, the code 25434');
+    expect(found).toContain('EMBEDDED_PG_PORT: the text says port 25432, the code 25431');
     expect(found).toContain('MAX_KEY_LENGTH: the text says 1 to 255 printable ASCII, the code 64');
     expect(found).toContain('DECISION_COUNT: the text says There are eleven., the code 12');
     expect(found).toContain('RETRY_AFTER_SECONDS: the text says Retry-After: 1`, the code 2');
