@@ -28,6 +28,7 @@ describe('the retry lab', () => {
       const run = await play(scenario.id, 'safe');
       expect(run.status, JSON.stringify(run.timeline)).toBe('done');
       expect(run.verdict!.counts).toEqual(Object.fromEntries(scenario.counts.map((c) => [c, scenario.expected[c]])));
+      if (scenario.choice) expect(run.verdict!.choice?.actual).toBe(scenario.expected.choice);
       expect(run.verdict!.checks.every((c) => c.ok)).toBe(true);
       expect(run.verdict!.ok).toBe(true);
       expect(run.timeline.length).toBeGreaterThan(1);
@@ -38,6 +39,13 @@ describe('the retry lab', () => {
     const run = await play(scenario.id, 'unsafe');
     expect(run.status, JSON.stringify(run.timeline)).toBe('done');
     expect(run.verdict!.ok).toBe(false);
+    // The damage is in a number or in the choice, not only in a check: a learner's prediction can tell
+    // safe from unsafe.
+    const { choice, ...expected } = scenario.expected;
+    const differs =
+      scenario.counts.some((c) => run.verdict!.counts[c] !== expected[c]) ||
+      (scenario.choice !== undefined && run.verdict!.choice?.actual !== choice);
+    expect(differs, JSON.stringify(run.verdict)).toBe(true);
   });
 
   it("a twin refuses to run for a customer that is not the lab's own", async () => {
