@@ -273,6 +273,8 @@ export class LabSession {
           .sort((a, b) => Number(b.procedure === options.procedure) - Number(a.procedure === options.procedure))
       : [];
     const twinSaid = res.headers.get(LAB_DECISION_HEADER);
+    // A request that failed before any decision (a crash, a lost connection) says so, whatever it was.
+    const failedBefore = res.status >= 500 && !twinSaid && !this.decisions.get(requestId)?.length;
     this.timeline.push({
       t,
       kind: 'attempt',
@@ -289,7 +291,12 @@ export class LabSession {
       status: network === 'deliver' ? res.status : undefined,
       answer: network === 'deliver' ? summarize(res.status, body) : undefined,
       replayed: network === 'deliver' ? replayed : undefined,
-      decisions: [...(this.decisions.get(requestId) ?? []), ...(twinSaid ? twinSaid.split(/,\s*/) : [])],
+      decisions: [
+        ...(this.decisions.get(requestId) ?? []),
+        ...(twinSaid ? twinSaid.split(/,\s*/) : []),
+        ...(options.key === null ? ['no key: ran it'] : []),
+        ...(failedBefore ? [`failed before deciding: ${summarize(res.status, body)}`] : []),
+      ],
       keyAfter: row ? { state: row.state, recoveryPoint: row.recoveryPoint, leaseToken: row.leaseToken } : null,
       ordersAfter: await this.orderCount(),
       provider: await this.newProviderCalls(),

@@ -163,7 +163,12 @@ export const twins = {
     const k = { scope: r.customerId, procedure: r.procedure, key };
     const fp = fingerprint(r.procedure, input);
     const seen = await liveKeyRow(r.db, k);
-    if (seen?.state === 'completed') return (seen.responseBody as { ok: true; data: unknown }).data;
+    if (seen?.state === 'completed') {
+      decide(r, 'found the key stored: replayed');
+      r.resHeaders.set('Idempotent-Replayed', 'true');
+      return (seen.responseBody as { ok: true; data: unknown }).data;
+    }
+    decide(r, 'looked, found no key: ran it');
     const order = await r.db.transaction(async (tx) => {
       const placed = await placeOrder(tx, r.customerId, input);
       await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed', tx });
@@ -182,7 +187,12 @@ export const twins = {
     const k = { scope: r.customerId, procedure: r.procedure, key };
     const fp = fingerprint(r.procedure, input);
     const seen = await liveKeyRow(r.db, k);
-    if (seen?.state === 'completed') return (seen.responseBody as { ok: true; data: unknown }).data;
+    if (seen?.state === 'completed') {
+      decide(r, 'found the key stored: replayed');
+      r.resHeaders.set('Idempotent-Replayed', 'true');
+      return (seen.responseBody as { ok: true; data: unknown }).data;
+    }
+    decide(r, 'found no key: ran it');
     const order = await r.db.transaction((tx) => placeOrder(tx, r.customerId, input));
     // committed; the answer is not stored yet
     await reached({ procedure: r.procedure, scope: r.customerId, boundary: 'executed' });
