@@ -101,7 +101,8 @@ export class LabSession {
   readonly started = Date.now();
   private readonly timeline: TimelineEntry[] = [];
   private attempts = 0;
-  private providerSeen = 0;
+  /** Provider calls already shown, by their place in the simulator's log. */
+  private readonly providerSeen = new Set<number>();
   private readonly decisions = new Map<string, string[]>();
   private readonly stopListening: () => void;
   private saving: Promise<unknown> = Promise.resolve();
@@ -299,7 +300,7 @@ export class LabSession {
       ],
       keyAfter: row ? { state: row.state, recoveryPoint: row.recoveryPoint, leaseToken: row.leaseToken } : null,
       ordersAfter: await this.orderCount(),
-      provider: await this.newProviderCalls(),
+      provider: await this.newProviderCalls(row?.id),
     });
     await this.save();
     if (network === 'no-answer') {
@@ -368,8 +369,12 @@ export class LabSession {
     return { status: res.status, body };
   }
 
-  /** Calls the payment simulator received for this run since the last attempt (none with real Stripe). */
-  private async newProviderCalls(): Promise<TimelineEntry['provider']> {
+  /**
+   * Calls the payment simulator received for this run and not shown yet. A charge names its key row in
+   * its metadata: it is shown with an attempt on that row, so that of two attempts in flight at once each
+   * shows its own. None with real Stripe.
+   */
+  private async newProviderCalls(keyRowId?: string): Promise<TimelineEntry['provider']> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) return [];
     const { requests } = (await (await fetch(`${base}/__sim/requests`)).json()) as {
@@ -383,10 +388,18 @@ export class LabSession {
       }[];
     };
     const mine = new Set(this.customers);
-    const calls = requests.filter((r) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? ''));
-    const fresh = calls.slice(this.providerSeen);
-    this.providerSeen = calls.length;
-    return fresh.map((c) => ({ path: c.path, key: short(c.idempotencyKey), replayed: c.replayed, status: c.status }));
+    const fresh = requests
+      .map((r, i) => ({ r, i }))
+      .filter(({ r, i }) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? '') && !this.providerSeen.has(i))
+      // a call that names its key row (a charge) belongs to that row's attempt; others (refunds) to any
+      .filter(({ r }) => !keyRowId || !r.metadata.idempotency_key_id || r.metadata.idempotency_key_id === keyRowId);
+    for (const { i } of fresh) this.providerSeen.add(i);
+    return fresh.map(({ r }) => ({
+      path: r.path,
+      key: short(r.idempotencyKey),
+      replayed: r.replayed,
+      status: r.status,
+    }));
   }
 
   private async orderCount(): Promise<number> {
