@@ -1,13 +1,13 @@
 /**
- * The demo's index.html (e2e/demo-index.ts): every scenario, its two verdicts side by side, its video
+ * The demo's index.html (dev/demo-index.ts): every scenario, its two verdicts side by side, its video
  * and trace linked relative to the folder; a scenario whose test stopped early says so.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { demoIndexHtml } from '../e2e/demo-index';
 import { scenarios } from '../server/lab/scenarios';
+import { demoIndexHtml } from './demo-index';
 
 describe('the demo index', () => {
   it('shows each scenario with its verdicts side by side and links its video and trace', () => {
