@@ -47,25 +47,9 @@ function projectAt(root: string): Project {
     read: (p) =>
       fs.existsSync(full(p)) && fs.statSync(full(p)).isFile() ? fs.readFileSync(full(p), 'utf8') : undefined,
     scripts: new Set(Object.keys(pkg.scripts ?? {})),
-    scenarios: [...scenarios.map((s) => ({ id: s.id, chapter: s.chapter })), ...PLANNED_SCENARIOS],
+    scenarios: scenarios.map((s) => ({ id: s.id, chapter: s.chapter })),
   };
 }
-
-/**
- * Lab scenarios the walkthrough already names, with the chapter each belongs to, that the lab does not have
- * yet: they are being built alongside. Remove each line when the lab lands its scenario in
- * server/lab/scenarios.ts (a scenario in both places fails the test below).
- */
-const PLANNED_SCENARIOS: { id: string; chapter: string }[] = [
-  { id: 'counter-keys', chapter: 'docs/03-one-key-one-answer.md' },
-  { id: 'stored-500', chapter: 'docs/04-keeping-keys.md' },
-  { id: 'memory-keys-behind-balancer', chapter: 'docs/05-races.md' },
-  { id: 'stuck-in-progress', chapter: 'docs/06-crash-between-work-and-record.md' },
-  { id: 'abandoned-checkout', chapter: 'docs/07-outside-effects.md' },
-  { id: 'provider-forgets', chapter: 'docs/07-outside-effects.md' },
-  { id: 'one-key-two-operations', chapter: 'docs/08-same-key-other-request.md' },
-  { id: 'webhook-late', chapter: 'docs/11-webhooks.md' },
-];
 
 interface Problem {
   file: string;
@@ -784,11 +768,6 @@ describe('the walkthrough (docs/) matches the code', () => {
     if (readme > LIMITS.readme) over.push(`README.md: ${readme} words (at most ${LIMITS.readme})`);
     expect(over.join('\n')).toBe('');
     console.info(`[docs] chapters ${total} words; README ${readme} words`);
-  });
-
-  it('a planned lab scenario is removed from its list once it lands', () => {
-    const real = scenarios.map((s) => s.id);
-    expect(PLANNED_SCENARIOS.filter((s) => real.includes(s.id)).map((s) => s.id)).toEqual([]);
   });
 });
 

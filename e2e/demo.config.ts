@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the lab spec played in Chromium with a recording, for people to watch. Every test
  * leaves a trace and one screenshot per verdict, and a video when an ffmpeg is at hand, in the
- * folder printed below.
+ * folder printed below, and index.html there shows them scenario by scenario (e2e/demo-index.ts).
  *
  * Playwright encodes videos with an ffmpeg build of its own, which `npx playwright install ffmpeg`
  * downloads. Where that is not possible (this project installs nothing but Debian packages), Debian's
@@ -81,6 +81,6 @@ export default defineConfig({
   testMatch: 'lab.spec.ts',
   outputDir: folder,
   workers: 1,
-  reporter: [['list']],
+  reporter: [['list'], ['./demo-index.ts']], // index.html: the page to open first
   use: { ...base.use, video: encoder ? 'on' : 'off', trace: 'on', viewport: { width: 1280, height: 900 } },
 });

@@ -17,7 +17,8 @@
  *   Per request (the `Sim-Fault` header), per run (POST /__sim/config, as rates), or per payment
  *   (POST /__sim/faults: the next calls whose metadata match, e.g. one customer's).
  * - Control: `GET /__sim/ledger` (every payment intent and refund), `GET /__sim/requests` (every
- *   call: path, key, replayed or not), `POST /__sim/clock` (`{"advanceSeconds": n}`).
+ *   call: path, key, replayed or not), `POST /__sim/clock` (`{"advanceSeconds": n}`), and
+ *   `POST /__sim/keys/forget` (`{"key": "..."}`: one key forgotten now, as 24 hours would).
  *
  * State is in memory, and with `stateFile` (as `npm run dev` uses) also saved to disk after every
  * change, so that the ledger outlives a restart as the orders in Postgres do.
@@ -75,7 +76,10 @@ export type FaultMode =
   // only when told (POST /__sim/refunds/:id/settle).
   | 'refund_pending'
   | 'refund_fails_later'
-  | 'refund_held';
+  | 'refund_held'
+  // A waiting payment (processing, requires_action) the provider settles only when told
+  // (POST /__sim/payment_intents/:id/settle), not on its own a moment later.
+  | 'payment_held';
 
 /** One call the simulator received, for tests that count what reached the provider. */
 export interface LoggedRequest {
@@ -394,7 +398,7 @@ export class StripeSimulator {
   }
 
   private route(method: string, path: string, params: Params, faults: Set<string> = new Set()): Answer {
-    if (method === 'POST' && path === '/v1/payment_intents') return this.createPaymentIntent(params);
+    if (method === 'POST' && path === '/v1/payment_intents') return this.createPaymentIntent(params, faults);
     if (method === 'POST' && path === '/v1/refunds') return this.createRefund(params, faults);
     if (method === 'GET' && path === '/v1/payment_intents') return this.list([...this.paymentIntents.values()], params);
     if (method === 'GET' && path === '/v1/refunds') {
@@ -418,7 +422,7 @@ export class StripeSimulator {
     return notFound(`Unrecognized request URL (${method}: ${path}).`);
   }
 
-  private createPaymentIntent(p: Params): Answer {
+  private createPaymentIntent(p: Params, faults: Set<string> = new Set()): Answer {
     const amount = Number(p.amount);
     if (!Number.isInteger(amount) || amount < 50)
       return invalid('amount', 'Amount must be at least 50 cents (an integer number of cents).');
@@ -456,7 +460,7 @@ export class StripeSimulator {
       return { status: 402, body: { error: { ...error, payment_intent: intent } } };
     }
     this.webhooks.emit(`payment_intent.${intent.status}`, intent);
-    if (waits) this.settleLater(() => this.settlePaymentIntent(intent.id, 'succeeded'));
+    if (waits && !faults.has('payment_held')) this.settleLater(() => this.settlePaymentIntent(intent.id, 'succeeded'));
     return { status: 200, body: intent };
   }
 
@@ -499,6 +503,8 @@ export class StripeSimulator {
         deliver,
       );
     } else {
+      // Stripe tells a failure twice, as two events with two ids: the refund changed, and it failed.
+      this.webhooks.emit('refund.updated', refund, deliver);
       this.webhooks.emit('refund.failed', refund, deliver);
     }
     this.save();
@@ -608,6 +614,15 @@ export class StripeSimulator {
         return invalid('fault', 'Send {"metadata": {...}, "fault": "...", "times": n}.');
       this.scripted.push({ metadata: f.metadata, path: f.path, fault: f.fault, times: f.times ?? 1 });
       return { status: 200, body: { scripted: this.scripted } };
+    }
+    // Forgets one idempotency key now, as Stripe does 24 hours after its first use (POST /__sim/clock
+    // moves time for every key at once; this, for one key, leaves concurrent tests alone).
+    if (method === 'POST' && path === '/__sim/keys/forget') {
+      const { key } = JSON.parse(raw || '{}') as { key?: string };
+      if (typeof key !== 'string' || !key) return invalid('key', 'Send {"key": "..."}.');
+      const forgotten = this.idempotent.delete(key);
+      this.save();
+      return { status: 200, body: { key, forgotten } };
     }
     if (method === 'DELETE' && path === '/__sim/faults') {
       this.scripted = [];

@@ -6,6 +6,7 @@
  */
 import { useQuery } from '@tanstack/react-query';
 import { useTRPC } from '../components/trpc';
+import { GLOSSARY_HREF, Legend } from './legend';
 import { ScenarioCard } from './scenario-card';
 
 export default function LabPage() {
@@ -22,9 +23,10 @@ export default function LabPage() {
         is counted from the database and from the payment provider, never from what the page was told.
       </p>
       <p className="muted">
-        The walkthrough in the project&apos;s <code>docs/</code> folder explains each idea, with the code and the test
-        behind it.
+        Each card links to its chapter of the walkthrough, which explains the idea with the code and the test behind it;
+        the <a href={GLOSSARY_HREF}>glossary</a> explains the words.
       </p>
+      <Legend />
       {scenarios.isPending && <p>Loading the scenarios…</p>}
       {scenarios.isError && (
         <p role="alert" className="notice error">

@@ -8,25 +8,29 @@ import { useQuery } from '@tanstack/react-query';
 import type { inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '@/server/routers/_app';
 import { useTRPC } from '../components/trpc';
+import { plural } from './legend';
 
-export type Prediction = Partial<Record<string, number>>;
+/** What the learner predicted: a number per count, and `choice` for a question that is not a count. */
+export interface Prediction {
+  counts: Partial<Record<string, number>>;
+  choice?: string;
+}
 
 /** One line of a run's timeline, as the server's `lab.run` answers it. */
 type TimelineRow = inferRouterOutputs<AppRouter>['lab']['run']['timeline'][number];
 
-const LABELS: Record<string, string> = { orders: 'order', charges: 'charge', quantity: 'mug' };
-const plural = (n: number, what: string) =>
-  what === 'refunded' ? `$${n} refunded` : `${n} ${LABELS[what] ?? what}${n === 1 ? '' : 's'}`;
-
 interface Props {
   runId: string;
   variant: 'safe' | 'unsafe';
+  /** The scenario's title: each run's regions are named after it, so no two share a name. */
+  title: string;
   counts: string[];
+  choice?: { label: string; options: { value: string; label: string }[] };
   prediction: Prediction;
   testId: string;
 }
 
-export function RunView({ runId, variant, counts, prediction, testId }: Props) {
+export function RunView({ runId, variant, title, counts, choice, prediction, testId }: Props) {
   const trpc = useTRPC();
   const run = useQuery({
     ...trpc.lab.run.queryOptions({ runId }),
@@ -35,6 +39,11 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
   });
   const data = run.data;
   const verdict = data?.verdict;
+  const which = variant === 'safe' ? 'with every safeguard' : 'unsafe twin';
+  const region = (what: string) => `${what}: ${title} (${which})`;
+  const optionLabel = (value: string | undefined) =>
+    choice?.options.find((o) => o.value === value)?.label ?? (value === undefined ? 'nothing' : value);
+  const predicted = counts.filter((c) => prediction.counts[c] !== undefined);
 
   return (
     <section
@@ -43,7 +52,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
       data-run-id={runId}
       data-variant={variant}
       data-status={data?.status ?? 'starting'}
-      aria-label={`Run (${variant === 'safe' ? 'with every safeguard' : 'the unsafe twin'})`}
+      aria-label={region('Run')}
     >
       <h3>{variant === 'safe' ? 'Run with every safeguard' : 'Run of the unsafe twin'}</h3>
       <div
@@ -74,15 +83,35 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
                 {check.ok ? '✓' : '✗'} {check.label}: {check.detail}
               </p>
             ))}
-            {counts.some((c) => prediction[c] !== undefined) && (
+            {verdict.choice && (
+              <p>
+                {verdict.choice.actual === verdict.choice.expected ? '✓' : '✗'} {choice?.label}{' '}
+                {optionLabel(verdict.choice.actual)}
+                {verdict.choice.actual === verdict.choice.expected
+                  ? ''
+                  : ` (every safeguard gives: ${optionLabel(verdict.choice.expected)})`}
+                .
+              </p>
+            )}
+            {(predicted.length > 0 || prediction.choice !== undefined) && (
               <p data-testid={`${testId}-prediction`}>
                 You predicted{' '}
-                {counts
-                  .filter((c) => prediction[c] !== undefined)
-                  .map((c) => plural(prediction[c]!, c))
-                  .join(', ')}
+                {[
+                  ...predicted.map((c) => plural(prediction.counts[c]!, c)),
+                  ...(prediction.choice !== undefined && choice ? [`"${optionLabel(prediction.choice)}"`] : []),
+                ].join(', ')}
                 ; the records hold{' '}
-                {counts.map((c) => plural(verdict.counts[c as keyof typeof verdict.counts] ?? 0, c)).join(', ')}.
+                {[
+                  ...predicted.map((c) => plural(verdict.counts[c as keyof typeof verdict.counts] ?? 0, c)),
+                  ...(prediction.choice !== undefined && verdict.choice
+                    ? [`"${optionLabel(verdict.choice.actual)}"`]
+                    : []),
+                ].join(', ')}
+                .{' '}
+                {predicted.every((c) => prediction.counts[c] === verdict.counts[c as keyof typeof verdict.counts]) &&
+                (prediction.choice === undefined || prediction.choice === verdict.choice?.actual)
+                  ? 'Your prediction matches the records.'
+                  : 'Your prediction differs from the records.'}
               </p>
             )}
           </div>
@@ -91,7 +120,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
 
       <h4>Timeline</h4>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
-      <section className="scroll" tabIndex={0} aria-label="Timeline">
+      <section className="scroll" tabIndex={0} aria-label={region('Timeline')}>
         <table data-testid={`${testId}-timeline`}>
           <thead>
             <tr>
@@ -101,6 +130,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
               <th scope="col">Server&apos;s decision</th>
               <th scope="col">Answer</th>
               <th scope="col">Key row after</th>
+              <th scope="col">Orders after</th>
               <th scope="col">Provider calls</th>
             </tr>
           </thead>
@@ -109,32 +139,34 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
               e.kind === 'note' ? (
                 // biome-ignore lint/suspicious/noArrayIndexKey: the timeline only grows at its end (place = id)
                 <tr key={i} className="note">
-                  <td>{e.t}</td>
-                  <td colSpan={6}>
+                  <td data-label="ms">{e.t}</td>
+                  <td colSpan={7}>
                     <em>{e.text}</em>
                   </td>
                 </tr>
               ) : (
                 // biome-ignore lint/suspicious/noArrayIndexKey: as above
                 <tr key={i}>
-                  <td>{e.t}</td>
-                  <td>
+                  <td data-label="ms">{e.t}</td>
+                  <td data-label="Attempt">
                     #{e.attempt} {e.who} {e.procedure}
                     <br />
                     <span className="muted">key {e.key ?? 'none'}</span>
                   </td>
-                  <td>{e.network}</td>
-                  <td>{e.decisions?.length ? e.decisions.join(', ') : '—'}</td>
-                  <td>
+                  <td data-label="Network">{e.network}</td>
+                  <td data-label="Server's decision">{e.decisions?.length ? e.decisions.join(', ') : '—'}</td>
+                  <td data-label="Answer">
                     {e.answer ?? '—'}
                     {e.replayed ? ' (replayed)' : ''}
                   </td>
-                  <td>
+                  <td data-label="Key row after">
                     {e.keyAfter
-                      ? `${e.keyAfter.state}, ${e.keyAfter.recoveryPoint}, token ${e.keyAfter.leaseToken}`
+                      ? `${e.keyAfter.state}, recovery point ${e.keyAfter.recoveryPoint}, ` +
+                        `lease token ${e.keyAfter.leaseToken}`
                       : '—'}
                   </td>
-                  <td>
+                  <td data-label="Orders after">{e.ordersAfter ?? '—'}</td>
+                  <td data-label="Provider calls">
                     {e.provider?.length
                       ? e.provider.map((p, j) => (
                           // biome-ignore lint/suspicious/noArrayIndexKey: one attempt's calls, in the order made
@@ -155,7 +187,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
 
       <h4>Key rows</h4>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
-      <section className="scroll" tabIndex={0} aria-label="Key rows">
+      <section className="scroll" tabIndex={0} aria-label={region('Key rows')}>
         <table data-testid={`${testId}-keys`}>
           <thead>
             <tr>
@@ -171,17 +203,26 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
             </tr>
           </thead>
           <tbody>
+            {data && data.keys.length === 0 && (
+              <tr>
+                <td colSpan={9}>No key rows for this run (nothing was sent with a key, or the key was dropped).</td>
+              </tr>
+            )}
             {data?.keys.map((k) => (
               <tr key={`${k.customer}-${k.procedure}-${k.key}`}>
-                <td>{k.customer}</td>
-                <td>{k.procedure}</td>
-                <td>{k.key}</td>
-                <td>{k.state}</td>
-                <td>{k.recoveryPoint}</td>
-                <td>{k.leaseToken}</td>
-                <td>{k.lockedUntil ? new Date(k.lockedUntil).toLocaleTimeString('en-US') : '—'}</td>
-                <td>{k.fingerprint}…</td>
-                <td>{new Date(k.expiresAt).toLocaleString('en-US')}</td>
+                <td data-label="Customer">{k.customer}</td>
+                <td data-label="Procedure">{k.procedure}</td>
+                <td data-label="Key">{k.key}</td>
+                <td data-label="State">{k.state}</td>
+                <td data-label="Recovery point">{k.recoveryPoint}</td>
+                <td data-label="Lease token">{k.leaseToken}</td>
+                <td data-label="Lease until">
+                  {k.lockedUntil ? new Date(k.lockedUntil).toLocaleTimeString('en-US') : '—'}
+                </td>
+                <td data-label="Fingerprint">{k.fingerprint}…</td>
+                <td data-label="Expires">
+                  {new Date(k.expiresAt).toLocaleString('en-US', { dateStyle: 'short', timeStyle: 'short' })}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -190,7 +231,7 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
 
       <h4>The provider&apos;s ledger</h4>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a sideways-scrolling region must take keyboard focus */}
-      <section className="scroll" tabIndex={0} aria-label="The provider's ledger">
+      <section className="scroll" tabIndex={0} aria-label={region("The provider's ledger")}>
         <table data-testid={`${testId}-ledger`}>
           <thead>
             <tr>
@@ -205,14 +246,21 @@ export function RunView({ runId, variant, counts, prediction, testId }: Props) {
           <tbody>
             {data?.ledger.map((p) => (
               <tr key={p.id}>
-                <td>{p.customer}</td>
-                <td>{p.id}</td>
-                <td>{p.amount}</td>
-                <td>{p.status}</td>
-                <td>{p.order}</td>
-                <td>{p.keyRow}</td>
+                <td data-label="Customer">{p.customer}</td>
+                <td data-label="Payment intent">{p.id}</td>
+                <td data-label="Amount (cents)">{p.amount}</td>
+                <td data-label="Status">{p.status}</td>
+                <td data-label="Order">{p.order}</td>
+                <td data-label="Key row">{p.keyRow}</td>
               </tr>
             ))}
+            {data && data.ledger.length === 0 && (
+              <tr>
+                <td colSpan={6} data-testid={`${testId}-ledger-empty`}>
+                  No payment at the provider for this run.
+                </td>
+              </tr>
+            )}
           </tbody>
         </table>
       </section>

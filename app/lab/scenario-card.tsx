@@ -1,27 +1,28 @@
 'use client';
-/** One scenario: the story, the prediction, the two Run buttons, and the run it shows. */
+/**
+ * One scenario, asked before it is told: the story and the question, the prediction (a number for
+ * each count, a choice where the answer is not a count), the two Run buttons, and the run it shows.
+ * The safeguard and what the unsafe twin takes away appear once the learner has run it, or asks to
+ * see them.
+ */
 import { useMutation } from '@tanstack/react-query';
 import type { inferRouterOutputs } from '@trpc/server';
 import { useId, useState } from 'react';
 import type { AppRouter } from '@/server/routers/_app';
 import { useTRPC } from '../components/trpc';
+import { COUNT_LABELS, chapterHref, chapterName } from './legend';
 import { type Prediction, RunView } from './run-view';
 
 type ScenarioCardData = inferRouterOutputs<AppRouter>['lab']['scenarios'][number];
 
-const LABELS: Record<string, string> = {
-  orders: 'Orders',
-  charges: 'Charges',
-  quantity: 'Mugs in the cart',
-  refunded: 'Dollars refunded',
-};
-
 export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData; number: number }) {
   const trpc = useTRPC();
   const id = useId();
-  const [prediction, setPrediction] = useState<Prediction>({});
+  const [prediction, setPrediction] = useState<Prediction>({ counts: {} });
   const [run, setRun] = useState<{ runId: string; variant: 'safe' | 'unsafe' } | null>(null);
+  const [asked, setAsked] = useState(false);
   const start = useMutation(trpc.lab.start.mutationOptions());
+  const told = asked || run !== null;
 
   const go = (variant: 'safe' | 'unsafe') =>
     start.mutate({ scenario: scenario.id, variant }, { onSuccess: ({ runId }) => setRun({ runId, variant }) });
@@ -36,19 +37,40 @@ export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData;
         <legend>Predict first: {scenario.question}</legend>
         {scenario.counts.map((c) => (
           <label key={c} className="prediction">
-            {LABELS[c]}{' '}
+            {COUNT_LABELS[c]?.label ?? c}{' '}
             <input
               type="number"
               min={0}
               max={50}
-              value={prediction[c] ?? ''}
+              value={prediction.counts[c] ?? ''}
               onChange={(e) =>
-                setPrediction({ ...prediction, [c]: e.target.value === '' ? undefined : Number(e.target.value) })
+                setPrediction({
+                  ...prediction,
+                  counts: { ...prediction.counts, [c]: e.target.value === '' ? undefined : Number(e.target.value) },
+                })
               }
               data-testid={`predict-${scenario.id}-${c}`}
             />
           </label>
         ))}
+        {scenario.choice && (
+          <fieldset className="choice">
+            <legend>{scenario.choice.label}</legend>
+            {scenario.choice.options.map((o) => (
+              <label key={o.value} className="choice-option">
+                <input
+                  type="radio"
+                  name={`${id}-choice`}
+                  value={o.value}
+                  checked={prediction.choice === o.value}
+                  onChange={() => setPrediction({ ...prediction, choice: o.value })}
+                  data-testid={`predict-${scenario.id}-choice-${o.value || 'none'}`}
+                />{' '}
+                {o.label}
+              </label>
+            ))}
+          </fieldset>
+        )}
       </fieldset>
       <p className="lab-buttons">
         <button
@@ -67,12 +89,25 @@ export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData;
           data-testid={`run-unsafe-${scenario.id}`}
         >
           Run the unsafe twin
-        </button>
+        </button>{' '}
+        {!told && (
+          <button type="button" className="link" onClick={() => setAsked(true)} data-testid={`reveal-${scenario.id}`}>
+            Show the answer without running it
+          </button>
+        )}
       </p>
+      {told && (
+        <div className="explain" data-testid={`explain-${scenario.id}`}>
+          <p>
+            <strong>The safeguard:</strong> {scenario.safeguard}
+          </p>
+          <p>
+            <strong>The unsafe twin takes away one safeguard, {scenario.removes}:</strong> {scenario.twin}
+          </p>
+        </div>
+      )}
       <p className="muted">
-        <strong>Safeguard:</strong> {scenario.safeguard}
-        <br />
-        <strong>Unsafe twin:</strong> {scenario.twin}
+        Read more: <a href={chapterHref(scenario.chapter)}>{chapterName(scenario.chapter)}</a> in the walkthrough.
       </p>
       {!scenario.available && (
         <p className="muted">This scenario needs the payment simulator (it scripts the provider&apos;s faults).</p>
@@ -87,7 +122,9 @@ export function ScenarioCard({ scenario, number }: { scenario: ScenarioCardData;
           key={run.runId}
           runId={run.runId}
           variant={run.variant}
+          title={scenario.title}
           counts={scenario.counts}
+          choice={scenario.choice ?? undefined}
           prediction={prediction}
           testId={`run-${scenario.id}`}
         />

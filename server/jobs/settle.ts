@@ -5,7 +5,7 @@
  * down for longer than the provider keeps retrying. Forward only (payment-states.ts), so whichever
  * of the webhook and this job comes first, the other changes nothing.
  */
-import { and, eq, isNotNull, lt, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { orders, refunds } from '../../db/schema';
 import { advanceOrder, advanceRefund } from '../services/payment-states';
@@ -17,13 +17,25 @@ export const SETTLE_AFTER_SECONDS = 60;
 // Records per run: each costs one provider call.
 const BATCH = 50;
 
-export async function settleWaiting(db: Db, options: { olderThanSeconds?: number; signal?: AbortSignal } = {}) {
+export async function settleWaiting(
+  db: Db,
+  options: { olderThanSeconds?: number; signal?: AbortSignal; customerIds?: string[] } = {},
+) {
   const age = sql`now() - make_interval(secs => ${options.olderThanSeconds ?? SETTLE_AFTER_SECONDS})`;
+  // Only some customers' records (the lab's run, a test), or everyone's.
+  const theirs = options.customerIds ? inArray(orders.customerId, options.customerIds) : undefined;
   const outcome = { orders: 0, refunds: 0 };
   const waitingOrders = await db
     .select({ id: orders.id, paymentIntentId: orders.paymentIntentId })
     .from(orders)
-    .where(and(eq(orders.status, 'payment_processing'), isNotNull(orders.paymentIntentId), lt(orders.createdAt, age)))
+    .where(
+      and(
+        eq(orders.status, 'payment_processing'),
+        isNotNull(orders.paymentIntentId),
+        lt(orders.createdAt, age),
+        theirs,
+      ),
+    )
     .limit(BATCH);
   for (const o of waitingOrders) {
     if (options.signal?.aborted) return outcome; // one provider call each: stop at the caller's budget
@@ -34,7 +46,19 @@ export async function settleWaiting(db: Db, options: { olderThanSeconds?: number
   const waitingRefunds = await db
     .select({ id: refunds.id, providerRefundId: refunds.providerRefundId })
     .from(refunds)
-    .where(and(eq(refunds.status, 'pending'), isNotNull(refunds.providerRefundId), lt(refunds.createdAt, age)))
+    .where(
+      and(
+        eq(refunds.status, 'pending'),
+        isNotNull(refunds.providerRefundId),
+        lt(refunds.createdAt, age),
+        options.customerIds
+          ? inArray(
+              refunds.orderId,
+              db.select({ id: orders.id }).from(orders).where(inArray(orders.customerId, options.customerIds)),
+            )
+          : undefined,
+      ),
+    )
     .limit(BATCH);
   for (const r of waitingRefunds) {
     if (options.signal?.aborted) return outcome;

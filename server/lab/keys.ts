@@ -28,17 +28,26 @@ export async function liveKeyRow(db: DbOrTx, k: LabKey): Promise<IdempotencyKey 
 }
 
 /**
- * Moves one key's clock forward instead of waiting. `lease`: its holder's lease lapses
- * now (as it would 30 s after the holder died); `expiry`: it expires now (as it would a day later).
+ * Moves one key's clock forward instead of waiting. `lease`: `seconds` pass for its holder's lease
+ * (it lapses if it was shorter); `expiry`: it expires now (as it would a day later); `age`: the key
+ * is made `seconds` older, and kept live (a resume that late, with its row still there).
  * The lab says so in its timeline; no request path calls this.
  */
-export async function fastForwardKey(db: DbOrTx, k: LabKey, what: 'lease' | 'expiry'): Promise<void> {
+export async function fastForwardKey(
+  db: DbOrTx,
+  k: LabKey,
+  what: 'lease' | 'expiry' | 'age',
+  seconds = 0,
+): Promise<void> {
+  const back = sql`make_interval(secs => ${seconds})`;
   await db
     .update(idempotencyKeys)
     .set(
       what === 'lease'
-        ? { lockedUntil: sql`now() - interval '1 millisecond'` }
-        : { expiresAt: sql`now() - interval '1 millisecond'` },
+        ? { lockedUntil: sql`${idempotencyKeys.lockedUntil} - ${back}` }
+        : what === 'expiry'
+          ? { expiresAt: sql`now() - interval '1 millisecond'` }
+          : { createdAt: sql`${idempotencyKeys.createdAt} - ${back}`, expiresAt: sql`now() + interval '1 hour'` },
     )
     .where(sameKey(k));
 }

@@ -21,7 +21,7 @@ export async function startRun(
 ): Promise<string> {
   const scenario = scenarioById(scenarioId);
   if (!scenario) throw new Error(`no lab scenario '${scenarioId}'`);
-  const customers = await newLabCustomers(db, scenarioId === 'two-customers' ? 2 : 1);
+  const customers = await newLabCustomers(db, scenario.customers ?? 1);
   const [run] = await db
     .insert(labRuns)
     .values({ scenario: scenarioId, variant, customers })
@@ -29,16 +29,31 @@ export async function startRun(
   const session = new LabSession(db, run!.id, customers, handlers);
   void (async () => {
     try {
-      const checks = (await scenario.play(session, variant)) ?? [];
-      const counted: Counts = {};
+      const played = (await scenario.play(session, variant)) ?? {};
+      const checks = played.checks ?? [];
+      // Counted from the records once the run is over: Postgres for orders, the provider for charges.
+      const counted: Counts = { ...played.counts };
       if (scenario.counts.includes('orders') || scenario.counts.includes('charges'))
         Object.assign(counted, await session.counts());
       if (scenario.counts.includes('quantity'))
         counted.quantity = await twins.cartQuantity(db, customers[0]!, 'travel-mug');
       if (scenario.counts.includes('refunded')) counted.refunded = (await session.refundedCents()) / 100;
+      if (scenario.counts.includes('waiting') || scenario.counts.includes('paid')) {
+        const statuses = await session.orderStatuses();
+        counted.waiting = statuses.filter((s) => s === 'pending_payment').length;
+        counted.paid = statuses.filter((s) => s === 'paid').length;
+      }
       const counts = Object.fromEntries(scenario.counts.map((c) => [c, counted[c]])) as Counts;
-      const ok = scenario.counts.every((c) => counts[c] === scenario.expected[c]) && checks.every((c) => c.ok);
-      const verdict: Verdict = { counts, expected: scenario.expected, checks, ok };
+      const { choice: expectedChoice, ...expected } = scenario.expected;
+      const choice =
+        scenario.choice && expectedChoice !== undefined
+          ? { actual: played.choice ?? '', expected: expectedChoice }
+          : undefined;
+      const ok =
+        scenario.counts.every((c) => counts[c] === expected[c]) &&
+        checks.every((c) => c.ok) &&
+        (!choice || choice.actual === choice.expected);
+      const verdict: Verdict = { counts, expected, ...(choice ? { choice } : {}), checks, ok };
       await session.finish(verdict);
     } catch (err) {
       await session.finish(null, (err as Error).message);

@@ -18,6 +18,7 @@ import { getEnv } from '../env.js';
 import { type FaultPlan, onDecision, planFault } from '../idempotency';
 import { providerIntentsOf } from '../services/payments';
 import { fastForwardKey, keyRowsOf } from './keys';
+import { LAB_DECISION_HEADER } from './twins';
 
 export type Network = 'deliver' | 'lose-response' | 'no-answer';
 
@@ -37,6 +38,8 @@ export interface TimelineEntry {
   replayed?: boolean;
   decisions?: string[];
   keyAfter?: { state: string; recoveryPoint: string; leaseToken: number } | null;
+  /** Orders of the run's customers in the database once the attempt ended (work the client may not know of). */
+  ordersAfter?: number;
   provider?: { path: string; key: string | null; replayed: boolean; status: number | null }[];
 }
 
@@ -46,6 +49,12 @@ export interface Counts {
   quantity?: number;
   /** Dollars the run's orders show as refunded. */
   refunded?: number;
+  /** Orders still waiting for their payment (pending_payment): a checkout nobody finished. */
+  waiting?: number;
+  /** Orders that are paid. */
+  paid?: number;
+  /** Answers that name an order of another request (counted by the scenario from the order's items). */
+  misanswered?: number;
 }
 
 export interface Check {
@@ -57,13 +66,15 @@ export interface Check {
 export interface Verdict {
   counts: Counts;
   expected: Counts;
+  /** The answer to a question that is not a count, read from the records, and the one promised. */
+  choice?: { actual: string; expected: string };
   checks: Check[];
   ok: boolean;
 }
 
-// The lab's client gives up on an answer after this long (the shop's own client waits 15 s; the lab
-// does not make a learner wait that long for the same lesson).
-export const LAB_ATTEMPT_TIMEOUT_MS = 3_000;
+// The lab's client gives up on an attempt that got no answer after this long, and really waits it
+// (the shop's own client waits 15 s; the lab does not make a learner wait that long for the same lesson).
+export const LAB_ATTEMPT_TIMEOUT_MS = 2_000;
 const WHO = ['A', 'B'];
 
 const short = (key: string | null | undefined) => (key ? `${key.slice(0, 8)}…` : null);
@@ -80,11 +91,18 @@ export async function isLabCustomer(db: Db, id: string): Promise<boolean> {
   return row !== undefined;
 }
 
+/** An event the provider made, and its payload signed as the provider sends it. */
+export interface ProviderEvent {
+  event: { id: string; type: string; data: { object: { id: string; status?: string } } };
+  signed: { payload: string; header: string };
+}
+
 export class LabSession {
   readonly started = Date.now();
   private readonly timeline: TimelineEntry[] = [];
   private attempts = 0;
-  private providerSeen = 0;
+  /** Provider calls already shown, by their place in the simulator's log. */
+  private readonly providerSeen = new Set<number>();
   private readonly decisions = new Map<string, string[]>();
   private readonly stopListening: () => void;
   private saving: Promise<unknown> = Promise.resolve();
@@ -96,11 +114,17 @@ export class LabSession {
     /** The shop's own HTTP handlers: every scripted request goes through the path a real one takes. */
     readonly handlers: InProcessHandlers,
   ) {
-    const mine = new Set(customers);
+    // Every request of this run carries an id of its own (x-request-id): its decisions are the ones
+    // tagged with it, whatever scope a twin filed the key under.
+    const prefix = this.requestPrefix;
     this.stopListening = onDecision((e) => {
-      if (!mine.has(e.scope) || typeof e.requestId !== 'string') return;
+      if (typeof e.requestId !== 'string' || !e.requestId.startsWith(prefix)) return;
       this.decisions.set(e.requestId, [...(this.decisions.get(e.requestId) ?? []), e.decision]);
     });
+  }
+
+  private get requestPrefix(): string {
+    return `lab-${this.runId.slice(0, 8)}-`;
   }
 
   get customer(): string {
@@ -133,10 +157,63 @@ export class LabSession {
     });
   }
 
-  /** Moves a key's clock forward (its lease lapses, or it expires), and says so in the timeline. */
-  async fastForward(procedure: string, key: string, what: 'lease' | 'expiry', text: string, as = 0): Promise<void> {
-    await fastForwardKey(this.db, { scope: this.customers[as]!, procedure, key }, what);
+  /**
+   * Moves a key's clock forward instead of waiting (`seconds` pass for its lease, it expires, or it
+   * ages), and says so in the timeline: every fast-forward is narrated as one.
+   */
+  async fastForward(
+    procedure: string,
+    key: string,
+    what: 'lease' | 'expiry' | 'age',
+    text: string,
+    options: { seconds?: number; as?: number } = {},
+  ): Promise<void> {
+    await fastForwardKey(this.db, { scope: this.customers[options.as ?? 0]!, procedure, key }, what, options.seconds);
+    await this.note(`${text} (fast-forwarded: no real time passes)`);
+  }
+
+  /** Really waits `ms`, and says so in the timeline first. */
+  async wait(ms: number, text: string): Promise<void> {
     await this.note(text);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+
+  /** Makes the payment simulator forget one of its idempotency keys, as it does 24 h after first use. */
+  async forgetProviderKey(providerKey: string): Promise<void> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) throw new Error('this scenario needs the payment simulator');
+    const res = await fetch(`${base}/__sim/keys/forget`, {
+      method: 'POST',
+      body: JSON.stringify({ key: providerKey }),
+    });
+    if (!res.ok) throw new Error(`the simulator did not forget the key: ${res.status}`);
+  }
+
+  /** Settles a held payment at the provider; its event is made and not delivered (it is late). */
+  async settleHeldPayment(paymentIntentId: string): Promise<void> {
+    const base = getEnv().STRIPE_API_BASE;
+    if (!base) throw new Error('this scenario needs the payment simulator');
+    const res = await fetch(`${base}/__sim/payment_intents/${paymentIntentId}/settle`, {
+      method: 'POST',
+      body: JSON.stringify({ outcome: 'succeeded', deliver: false }),
+    });
+    if (!res.ok) throw new Error(`the simulator did not settle ${paymentIntentId}: ${res.status}`);
+  }
+
+  /** Orders of the run's customers with each status, from the database. */
+  async orderStatuses(): Promise<string[]> {
+    const rows = await this.db
+      .select({ status: orders.status })
+      .from(orders)
+      .where(inArray(orders.customerId, this.customers));
+    return rows.map((r) => r.status);
+  }
+
+  /** Which of the run's customers (A, B) an order belongs to, from the database; '' when there is none. */
+  async ownerOf(orderId: unknown): Promise<string> {
+    if (typeof orderId !== 'string' || !/^[0-9a-f-]{36}$/.test(orderId)) return '';
+    const [row] = await this.db.select({ customerId: orders.customerId }).from(orders).where(eq(orders.id, orderId));
+    return row ? (WHO[this.customers.indexOf(row.customerId)] ?? 'someone else') : '';
   }
 
   /**
@@ -150,16 +227,19 @@ export class LabSession {
     network?: Network;
     as?: number;
     query?: boolean;
+    /** Extra request headers (the instance a balancer picked, in one twin). */
+    headers?: Record<string, string>;
     // biome-ignore lint/suspicious/noExplicitAny: an answer off the wire; the scenarios read a field or two of it
   }): Promise<{ status: number; body: any } | null> {
     const as = options.as ?? 0;
     const customer = this.customers[as]!;
     const attempt = ++this.attempts;
-    const requestId = `lab-${this.runId.slice(0, 8)}-${attempt}`;
+    const requestId = `${this.requestPrefix}${attempt}`;
     const t = Date.now() - this.started;
     const headers = new Headers({
       cookie: `customer=${signCustomerId(customer, getEnv().COOKIE_SECRET)}`,
       'x-request-id': requestId,
+      ...options.headers,
     });
     if (options.key) headers.set('idempotency-key', options.key);
     let req: Request;
@@ -187,11 +267,15 @@ export class LabSession {
     }
     const network = options.network ?? 'deliver';
     const replayed = res.headers.get('idempotent-replayed') === 'true';
+    // The key row this request touched: under its procedure, or under the name a twin filed it as.
     const [row] = options.key
-      ? (await keyRowsOf(this.db, [customer]))
-          .filter((r) => r.key === options.key && r.procedure === options.procedure)
-          .slice(-1)
+      ? (await keyRowsOf(this.db, this.customers))
+          .filter((r) => r.key === options.key && r.scope === customer)
+          .sort((a, b) => Number(b.procedure === options.procedure) - Number(a.procedure === options.procedure))
       : [];
+    const twinSaid = res.headers.get(LAB_DECISION_HEADER);
+    // A request that failed before any decision (a crash, a lost connection) says so, whatever it was.
+    const failedBefore = res.status >= 500 && !twinSaid && !this.decisions.get(requestId)?.length;
     this.timeline.push({
       t,
       kind: 'attempt',
@@ -208,11 +292,25 @@ export class LabSession {
       status: network === 'deliver' ? res.status : undefined,
       answer: network === 'deliver' ? summarize(res.status, body) : undefined,
       replayed: network === 'deliver' ? replayed : undefined,
-      decisions: this.decisions.get(requestId) ?? [],
+      decisions: [
+        ...(this.decisions.get(requestId) ?? []),
+        ...(twinSaid ? twinSaid.split(/,\s*/) : []),
+        ...(options.key === null ? ['no key: ran it'] : []),
+        ...(failedBefore ? [`failed before deciding: ${summarize(res.status, body)}`] : []),
+      ],
       keyAfter: row ? { state: row.state, recoveryPoint: row.recoveryPoint, leaseToken: row.leaseToken } : null,
-      provider: await this.newProviderCalls(),
+      ordersAfter: await this.orderCount(),
+      provider: await this.newProviderCalls(row?.id),
     });
     await this.save();
+    if (network === 'no-answer') {
+      // The client hears nothing, and gives up on this attempt only once its timeout has passed.
+      const left = this.started + t + LAB_ATTEMPT_TIMEOUT_MS - Date.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      await this.note(
+        `No answer after ${LAB_ATTEMPT_TIMEOUT_MS / 1000} s: the client gives up on attempt #${attempt}.`,
+      );
+    }
     return network === 'deliver' ? { status: res.status, body } : null;
   }
 
@@ -231,13 +329,11 @@ export class LabSession {
   }
 
   /** The provider's events about this run's first customer, of one type, each signed as the provider sends it. */
-  async providerEvents(
-    type: string,
-  ): Promise<{ event: { id: string; type: string }; signed: { payload: string; header: string } }[]> {
+  async providerEvents(type: string): Promise<ProviderEvent[]> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) throw new Error('this scenario needs the payment simulator');
     const { events } = (await (await fetch(`${base}/__sim/events?customer_id=${this.customer}`)).json()) as {
-      events: { event: { id: string; type: string }; signed: { payload: string; header: string } }[];
+      events: ProviderEvent[];
     };
     return events.filter((e) => e.event.type === type);
   }
@@ -273,8 +369,12 @@ export class LabSession {
     return { status: res.status, body };
   }
 
-  /** Calls the payment simulator received for this run since the last attempt (none with real Stripe). */
-  private async newProviderCalls(): Promise<TimelineEntry['provider']> {
+  /**
+   * Calls the payment simulator received for this run and not shown yet. A charge names its key row in
+   * its metadata: it is shown with an attempt on that row, so that of two attempts in flight at once each
+   * shows its own. None with real Stripe.
+   */
+  private async newProviderCalls(keyRowId?: string): Promise<TimelineEntry['provider']> {
     const base = getEnv().STRIPE_API_BASE;
     if (!base) return [];
     const { requests } = (await (await fetch(`${base}/__sim/requests`)).json()) as {
@@ -288,10 +388,26 @@ export class LabSession {
       }[];
     };
     const mine = new Set(this.customers);
-    const calls = requests.filter((r) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? ''));
-    const fresh = calls.slice(this.providerSeen);
-    this.providerSeen = calls.length;
-    return fresh.map((c) => ({ path: c.path, key: short(c.idempotencyKey), replayed: c.replayed, status: c.status }));
+    const fresh = requests
+      .map((r, i) => ({ r, i }))
+      .filter(({ r, i }) => r.method === 'POST' && mine.has(r.metadata.customer_id ?? '') && !this.providerSeen.has(i))
+      // a call that names its key row (a charge) belongs to that row's attempt; others (refunds) to any
+      .filter(({ r }) => !keyRowId || !r.metadata.idempotency_key_id || r.metadata.idempotency_key_id === keyRowId);
+    for (const { i } of fresh) this.providerSeen.add(i);
+    return fresh.map(({ r }) => ({
+      path: r.path,
+      key: short(r.idempotencyKey),
+      replayed: r.replayed,
+      status: r.status,
+    }));
+  }
+
+  private async orderCount(): Promise<number> {
+    const [row] = await this.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(orders)
+      .where(inArray(orders.customerId, this.customers));
+    return row!.n;
   }
 
   /** Orders of the run's customers, from the database; charges, from the provider. */
@@ -315,8 +431,13 @@ export class LabSession {
     return row!.n;
   }
 
+  /** The timeline in the order things started (an attempt is written down when it ends). */
+  private ordered(): TimelineEntry[] {
+    return [...this.timeline].sort((a, b) => a.t - b.t || (a.attempt ?? 0) - (b.attempt ?? 0));
+  }
+
   private save(): Promise<void> {
-    const timeline = [...this.timeline];
+    const timeline = this.ordered();
     this.saving = this.saving.then(() => this.db.update(labRuns).set({ timeline }).where(eq(labRuns.id, this.runId)));
     return this.saving.then(() => {});
   }
@@ -328,7 +449,7 @@ export class LabSession {
     await this.saving;
     await this.db
       .update(labRuns)
-      .set({ timeline: this.timeline, verdict, status: failure ? 'failed' : 'done' })
+      .set({ timeline: this.ordered(), verdict, status: failure ? 'failed' : 'done' })
       .where(eq(labRuns.id, this.runId));
   }
 }

@@ -52,6 +52,14 @@ function keyOf(headers: Headers): string {
   return parsed.key;
 }
 
+/** The pretend instance a balancer sent the request to (the twin with keys in memory): 1 or 2. */
+function instanceOf(headers: Headers): string {
+  const instance = headers.get('x-lab-instance') ?? '1';
+  if (instance !== '1' && instance !== '2')
+    throw new AppError('VALIDATION_FAILED', { detail: '(X-Lab-Instance: must be 1 or 2)' });
+  return instance;
+}
+
 const cartInput = z.strictObject({
   productId: z.string().min(1).max(64),
   quantity: z.number().int().min(1).max(MAX_QUANTITY),
@@ -108,6 +116,46 @@ export const labRouter = router({
   placeOrderWithoutScope: twinProcedure
     .input(placeOrderInput)
     .mutation(({ ctx, input }) => twins.placeOrderWithoutScope(parts(ctx, 'lab.placeOrderWithoutScope'), input)),
+  placeOrderClaimCommittedApart: twinProcedure
+    .input(placeOrderInput)
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderClaimCommittedApart(parts(ctx, 'lab.placeOrderClaimCommittedApart'), keyOf(ctx.headers), input),
+    ),
+  placeOrderStoringEveryAnswer: twinProcedure
+    .input(placeOrderInput)
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderStoringEveryAnswer(parts(ctx, 'lab.placeOrderStoringEveryAnswer'), keyOf(ctx.headers), input),
+    ),
+  placeOrderWithMemoryKeys: twinProcedure
+    .input(placeOrderInput)
+    .mutation(({ ctx, input }) =>
+      twins.placeOrderWithMemoryKeys(
+        parts(ctx, 'lab.placeOrderWithMemoryKeys'),
+        keyOf(ctx.headers),
+        instanceOf(ctx.headers),
+        input,
+      ),
+    ),
+  placeOrderOneKeyForAll: twinProcedure
+    .input(placeOrderInput)
+    .mutation(({ ctx, input }) => twins.placeOrderOneKeyForAll(parts(ctx, 'lab.placeOrderOneKeyForAll'), input)),
+  purchaseOneKeyForAll: twinProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) => twins.purchaseOneKeyForAll(parts(ctx, 'lab.purchaseOneKeyForAll'), input)),
+  purchaseForgettingAnswers: twinProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) =>
+      twins.purchaseForgettingAnswers(parts(ctx, 'lab.purchaseForgettingAnswers'), keyOf(ctx.headers), input),
+    ),
+  purchaseWithEndlessLease: twinProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) => twins.purchaseWithEndlessLease(parts(ctx, 'lab.purchaseWithEndlessLease'), input)),
+  purchaseNoCompleterKnows: twinProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) => twins.purchaseNoCompleterKnows(parts(ctx, 'lab.purchaseNoCompleterKnows'), input)),
+  purchaseWithoutLookup: twinProcedure
+    .input(purchaseInput)
+    .mutation(({ ctx, input }) => twins.purchaseWithoutLookup(parts(ctx, 'lab.purchaseWithoutLookup'), input)),
   purchaseWithRandomProviderKeys: twinProcedure
     .input(purchaseInput)
     .mutation(({ ctx, input }) =>

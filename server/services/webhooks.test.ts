@@ -171,6 +171,34 @@ describe('each event is applied once', () => {
       expect((await orderStatus(order.id)).refunded_cents).toBe(1000);
     },
   );
+
+  it(
+    "negative control: the lab's handler that records event ids but is not forward-only applies one failure, told " +
+      'as refund.updated and refund.failed, twice',
+    async () => {
+      const { applyRefundEventNotForwardOnly } = await import('../lab/twins');
+      const customer = randomUUID();
+      const order = await buy(customer, 'pm_card_visa'); // 3990
+      for (const amount of [1000, 1000]) expect((await refund(customer, order.id, amount)).status).toBe(200);
+      await scriptProviderFault(customer, 'refund_fails_later', { path: '/v1/refunds' });
+      expect((await refund(customer, order.id, 1000)).status).toBe(200);
+      const [pending] =
+        await sql`select provider_refund_id from refunds where order_id = ${order.id} and status = 'pending'`;
+      await settle('refunds', pending!.provider_refund_id, 'failed');
+      const events = await providerEvents(customer);
+      const told = [
+        ...ofType(events, 'refund.updated').filter((e) => JSON.parse(e.signed.payload).data.object.status === 'failed'),
+        ...ofType(events, 'refund.failed'),
+      ];
+      expect(told).toHaveLength(2); // one failure, two event ids
+      for (const e of told)
+        expect(await applyRefundEventNotForwardOnly(db, JSON.parse(e.signed.payload))).toBe('applied');
+      // a redelivery of one id is caught by the record
+      expect(await applyRefundEventNotForwardOnly(db, JSON.parse(told[1]!.signed.payload))).toBe('duplicate');
+      // 2000 were refunded: the second telling gave 1000 back again
+      expect((await orderStatus(order.id)).refunded_cents).toBe(1000);
+    },
+  );
 });
 
 describe('when no webhook comes', () => {
