@@ -24,11 +24,11 @@
  * with a 400 that names the problem (parseEvent), and nothing is written.
  */
 
-import { and, eq, ne, sql } from 'drizzle-orm';
+import { and, eq, ne } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db, Tx } from '../../db/client';
 import { orders, refunds, type WEBHOOK_OUTCOMES, webhookEvents } from '../../db/schema';
-import { advanceOrder, advanceRefund } from './payment-states';
+import { advanceOrder, advanceRefund, recountRefunded } from './payment-states';
 
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number] | 'duplicate';
 
@@ -43,19 +43,26 @@ export interface Applied {
 // ---------------------------------------------------------------------------------------------
 // 1. The shape of an event, checked after its signature.
 
-// Our tables take ids of 1 to 255 characters (webhook_events' check): Stripe's are far shorter.
-const providerId = z.string().min(1).max(255);
+// Our tables take ids of 1 to 255 characters (webhook_events' check): Stripe's are far shorter, and
+// made of letters, digits and underscores. Visible ASCII only: a NUL, say, cannot be stored in a
+// Postgres text column at all (a 500, retried for days), and a control character has no place in a log.
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+const providerId = z.string().min(1).max(255).regex(VISIBLE_ASCII, 'must be visible ASCII characters');
 const metadata = z.record(z.string(), z.string()).nullish();
 
 const eventSchema = z.looseObject({
   id: providerId,
-  type: z.string().min(1).max(255),
+  type: z.string().min(1).max(255).regex(VISIBLE_ASCII, 'must be visible ASCII characters'),
   data: z.looseObject({ object: z.looseObject({ id: providerId }) }),
 });
 const intentSchema = z.looseObject({
   id: providerId,
   amount: z.number().int().nonnegative(),
-  currency: z.string().min(1).max(16),
+  // What was taken: 0 until the payment succeeds, then the amount captured, which may be less than
+  // `amount` (a payment authorised for the total and captured in part). Stripe always sends it.
+  amount_received: z.number().int().nonnegative().optional(),
+  // A three-letter ISO code, as Stripe writes them (lower case); it is quoted in a mismatch's detail.
+  currency: z.string().regex(/^[a-z]{3}$/i, 'must be a three-letter currency code'),
   metadata,
 });
 const refundSchema = z.looseObject({
@@ -148,15 +155,25 @@ const intentOf = (refund: RefundObject) =>
  * A payment is the order's when its id is the one the order recorded. An order with none recorded
  * yet (the webhook overtook the checkout's own answer) takes a payment made for it, and only that:
  * the amount and currency of the order, made with the order's idempotency key row and for its
- * customer (the checkout puts both in the metadata), and no other order's payment already.
+ * customer (the checkout puts both in the metadata), and no other order's payment already. Either
+ * way, money it has taken (`amount_received`) is the order's total, no less.
  */
 export const paymentOfTheOrder: Matching['payment'] = async (tx, order, intent) => {
-  if (order.paymentIntentId)
-    return intent.id === order.paymentIntentId
-      ? undefined
-      : `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
+  // Money taken is the order's whole total, whoever's payment it is: a payment authorised for the
+  // total but captured for less keeps `amount` and says what came in `amount_received`. Its earlier
+  // requires_action may have recorded it as the order's (it carried no money yet), so this holds
+  // for a recorded payment too. Ours are captured whole, at once.
+  const received = intent.amount_received ?? 0;
+  const short = received !== 0 && received !== order.totalCents;
+  const receivedDiffers = `received ${received}, the order's ${order.totalCents}`;
+  if (order.paymentIntentId) {
+    if (intent.id !== order.paymentIntentId)
+      return `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
+    return short ? `payment ${intent.id} for order ${order.id}: ${receivedDiffers}` : undefined;
+  }
   const meta = intent.metadata ?? {};
   const differs: string[] = [];
+  if (short) differs.push(receivedDiffers);
   if (intent.amount !== order.totalCents) differs.push(`amount ${intent.amount}, the order's ${order.totalCents}`);
   if (intent.currency.toLowerCase() !== order.currency.toLowerCase())
     differs.push(`currency ${intent.currency}, the order's ${order.currency}`);
@@ -281,8 +298,18 @@ async function refundEffect(tx: Tx, refund: RefundObject, matching: Matching): P
   // that what may still be refunded, and reconcile, know of it. The payment's id finds the order.
   const paymentIntentId = intentOf(refund);
   if (!paymentIntentId) return { outcome: 'unrelated' };
-  const [order] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, paymentIntentId));
+  const [order] = await tx
+    .select({ id: orders.id, totalCents: orders.totalCents })
+    .from(orders)
+    .where(eq(orders.paymentIntentId, paymentIntentId));
   if (!order) return { outcome: 'unrelated' };
+  // A refund of this payment can never be larger than it (our payments are for the order's total).
+  if (refund.amount > order.totalCents)
+    return {
+      outcome: 'mismatch',
+      orderId: order.id,
+      detail: `refund ${refund.id} of ${refund.amount} is more than order ${order.id}'s payment (${order.totalCents})`,
+    };
   const [known] = await tx
     .select({
       id: refunds.id,
@@ -308,9 +335,6 @@ async function refundEffect(tx: Tx, refund: RefundObject, matching: Matching): P
     .onConflictDoNothing()
     .returning({ id: refunds.id });
   if (!inserted) return { outcome: 'stale' };
-  await tx
-    .update(orders)
-    .set({ refundedCents: sql`least(${orders.totalCents}, ${orders.refundedCents} + ${refund.amount})` })
-    .where(and(eq(orders.id, order.id)));
+  await recountRefunded(tx, order.id);
   return { outcome: 'applied' };
 }
