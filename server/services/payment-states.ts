@@ -88,8 +88,10 @@ export async function advanceRefund(
  */
 export async function recountRefunded(tx: Tx, orderId: string): Promise<void> {
   // Locked first, in a statement of its own: the recount, a new statement, then sees every refund
-  // committed before the lock was granted (a reservation that held the order meanwhile, say).
-  await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, orderId)).for('update');
+  // committed before the lock was granted (a reservation that held the order meanwhile, say). The
+  // lock an UPDATE takes, not FOR UPDATE: a transaction that has just inserted a refund holds a key
+  // share on its order (the foreign key), and two of them asking FOR UPDATE would wait for each other.
+  await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, orderId)).for('no key update');
   const live = sql`(select coalesce(sum(${refunds.amountCents}), 0) from ${refunds}
     where ${refunds.orderId} = ${orderId} and ${refunds.status} <> 'failed')`;
   await tx

@@ -647,6 +647,28 @@ describe('a refund made at the provider beside ours: what may still be refunded 
     },
   );
 
+  it('ten dashboard refunds of one order delivered at once: each 200, all ten counted (no deadlock)', async () => {
+    const customer = randomUUID();
+    const order = await buy(customer, 'pm_card_visa'); // 3990
+    const paymentIntentId = await paymentIntentOf(order.id);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        deliverSigned(
+          invented('refund.created', {
+            id: `re_${randomUUID().replaceAll('-', '')}`,
+            amount: 100,
+            currency: 'usd',
+            status: 'succeeded',
+            payment_intent: paymentIntentId,
+            metadata: {},
+          }),
+        ),
+      ),
+    );
+    expect(results.map((r) => [r.status, r.body.outcome])).toEqual(Array(10).fill([200, 'applied']));
+    expect((await orderRow(order.id))!.refunded_cents).toBe(1000);
+  });
+
   it('a dashboard refund larger than the order (3,000,000,000 cents) is a mismatch, not a 500', async () => {
     const customer = randomUUID();
     const order = await buy(customer, 'pm_card_visa');
