@@ -583,7 +583,8 @@ describe('a signed body that is not a well-formed event: 400 naming the problem,
 describe('money that is not the order’s, found after the fix', () => {
   it(
     'an order with no payment recorded: a payment made with its key for its full amount but captured for 50 cents ' +
-      '(amount 1995, amount_received 50) is a mismatch, directly or after its requires_action recorded it',
+      '(amount 1995, amount_received 50) is a mismatch, directly or after its requires_action recorded it; so is ' +
+      'that recorded payment confirmed in another currency',
     async () => {
       const c = await orderWithoutPayment();
       const own = await succeededEventOf(c.customer);
@@ -605,6 +606,13 @@ describe('money that is not the order’s, found after the fix', () => {
       expect(captured.body.outcome).toBe('mismatch');
       expect(captured.body.detail).toMatch(/received 50, the order's 1995/);
       expect(await orderRow(c.orderId)).toMatchObject({ status: 'payment_processing', payment_intent_id: laterId });
+      // The same recorded payment, its currency changed before it was confirmed: 1995 of another currency.
+      const otherCurrency = { ...partial('payment_intent.succeeded', 1995, laterId) };
+      otherCurrency.data.object.currency = 'idr';
+      const cheaper = await deliverSigned(otherCurrency);
+      expect(cheaper.body.outcome).toBe('mismatch');
+      expect(cheaper.body.detail).toMatch(/currency idr/);
+      expect((await orderRow(c.orderId))!.status).toBe('payment_processing');
       expect(await receiptOf(c.orderId)).toHaveLength(0);
     },
   );

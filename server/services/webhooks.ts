@@ -154,35 +154,32 @@ const intentOf = (refund: RefundObject) =>
 /**
  * A payment is the order's when its id is the one the order recorded. An order with none recorded
  * yet (the webhook overtook the checkout's own answer) takes a payment made for it, and only that:
- * the amount and currency of the order, made with the order's idempotency key row and for its
- * customer (the checkout puts both in the metadata), and no other order's payment already. Either
- * way, money it has taken (`amount_received`) is the order's total, no less.
+ * made with the order's idempotency key row and for its customer (the checkout puts both in the
+ * metadata), and no other order's payment already. Either way its amount and currency are the
+ * order's, and money it has taken (`amount_received`) is the order's whole total: a payment recorded
+ * by an event that carried no money yet (its requires_action) could otherwise change its amount or
+ * currency before it is confirmed, or be captured for less than it was authorised for (it keeps
+ * `amount` and says what came in `amount_received`). Ours are made for the total and captured whole.
  */
 export const paymentOfTheOrder: Matching['payment'] = async (tx, order, intent) => {
-  // Money taken is the order's whole total, whoever's payment it is: a payment authorised for the
-  // total but captured for less keeps `amount` and says what came in `amount_received`. Its earlier
-  // requires_action may have recorded it as the order's (it carried no money yet), so this holds
-  // for a recorded payment too. Ours are captured whole, at once.
-  const received = intent.amount_received ?? 0;
-  const short = received !== 0 && received !== order.totalCents;
-  const receivedDiffers = `received ${received}, the order's ${order.totalCents}`;
-  if (order.paymentIntentId) {
-    if (intent.id !== order.paymentIntentId)
-      return `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
-    return short ? `payment ${intent.id} for order ${order.id}: ${receivedDiffers}` : undefined;
-  }
-  const meta = intent.metadata ?? {};
+  if (order.paymentIntentId && intent.id !== order.paymentIntentId)
+    return `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
   const differs: string[] = [];
-  if (short) differs.push(receivedDiffers);
   if (intent.amount !== order.totalCents) differs.push(`amount ${intent.amount}, the order's ${order.totalCents}`);
+  const received = intent.amount_received ?? 0;
+  if (received !== 0 && received !== order.totalCents)
+    differs.push(`received ${received}, the order's ${order.totalCents}`);
   if (intent.currency.toLowerCase() !== order.currency.toLowerCase())
     differs.push(`currency ${intent.currency}, the order's ${order.currency}`);
-  if (!order.idempotencyKeyId || meta.idempotency_key_id !== order.idempotencyKeyId)
-    differs.push('made with another idempotency key');
-  if (meta.customer_id !== order.customerId) differs.push('made for another customer');
-  if (differs.length === 0) {
-    const [other] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, intent.id));
-    if (other) differs.push(`it is order ${other.id}'s payment`);
+  if (!order.paymentIntentId) {
+    const meta = intent.metadata ?? {};
+    if (!order.idempotencyKeyId || meta.idempotency_key_id !== order.idempotencyKeyId)
+      differs.push('made with another idempotency key');
+    if (meta.customer_id !== order.customerId) differs.push('made for another customer');
+    if (differs.length === 0) {
+      const [other] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, intent.id));
+      if (other) differs.push(`it is order ${other.id}'s payment`);
+    }
   }
   return differs.length ? `payment ${intent.id} for order ${order.id}: ${differs.join('; ')}` : undefined;
 };
