@@ -75,11 +75,27 @@ export async function advanceRefund(
     .where(and(eq(refunds.id, refundId), inArray(refunds.status, before)))
     .returning({ orderId: refunds.orderId, amountCents: refunds.amountCents });
   if (!moved) return false;
-  if (to === 'failed') {
-    await tx
-      .update(orders)
-      .set({ refundedCents: sql`${orders.refundedCents} - ${moved.amountCents}` })
-      .where(eq(orders.id, moved.orderId));
-  }
+  if (to === 'failed') await recountRefunded(tx, moved.orderId);
   return true;
+}
+
+/**
+ * Sets what an order counts as refunded to the sum of its refunds that have not failed, at most its
+ * total. Recounted, not added to or taken from: a refund made at the provider beside ours (its
+ * dashboard) can be recorded while one of ours is reserved, their sum above the total; the count is
+ * then held at the total, and taking a failed refund's amount from that held count would go below
+ * what is still live, or below zero (a refused write, a 500 the provider retries for days).
+ */
+export async function recountRefunded(tx: Tx, orderId: string): Promise<void> {
+  // Locked first, in a statement of its own: the recount, a new statement, then sees every refund
+  // committed before the lock was granted (a reservation that held the order meanwhile, say). The
+  // lock an UPDATE takes, not FOR UPDATE: a transaction that has just inserted a refund holds a key
+  // share on its order (the foreign key), and two of them asking FOR UPDATE would wait for each other.
+  await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, orderId)).for('no key update');
+  const live = sql`(select coalesce(sum(${refunds.amountCents}), 0) from ${refunds}
+    where ${refunds.orderId} = ${orderId} and ${refunds.status} <> 'failed')`;
+  await tx
+    .update(orders)
+    .set({ refundedCents: sql`least(${orders.totalCents}, ${live})` })
+    .where(eq(orders.id, orderId));
 }

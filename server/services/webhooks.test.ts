@@ -607,3 +607,152 @@ describe('a signed body that is not a well-formed event: 400 naming the problem,
     if (typeof id === 'string') expect(await recorded(id)).toHaveLength(0);
   });
 });
+
+describe('money that is not the order’s, found after the fix', () => {
+  it(
+    'an order with no payment recorded: a payment made with its key for its full amount but captured for 50 cents ' +
+      '(amount 1995, amount_received 50) is a mismatch, directly or after its requires_action recorded it; so is ' +
+      'that recorded payment confirmed in another currency',
+    async () => {
+      const c = await orderWithoutPayment();
+      const own = await succeededEventOf(c.customer);
+      const partial = (type: string, received: number, id: string) => {
+        const event = altered(own, (pi) => {
+          pi.id = id;
+          pi.amount_received = received;
+        });
+        return { ...event, type };
+      };
+      const direct = await deliverSigned(partial('payment_intent.succeeded', 50, `pi_${randomUUID().slice(0, 8)}`));
+      expect(direct.status).toBe(200);
+      expect(direct.body.outcome).toBe('mismatch');
+      expect(direct.body.detail).toMatch(/received 50/);
+      // Recorded first by an event that carries no money yet, then captured for 50 cents.
+      const laterId = `pi_${randomUUID().slice(0, 8)}`;
+      await deliverSigned(partial('payment_intent.requires_action', 0, laterId));
+      const captured = await deliverSigned(partial('payment_intent.succeeded', 50, laterId));
+      expect(captured.body.outcome).toBe('mismatch');
+      expect(captured.body.detail).toMatch(/received 50, the order's 1995/);
+      expect(await orderRow(c.orderId)).toMatchObject({ status: 'payment_processing', payment_intent_id: laterId });
+      // The same recorded payment, its currency changed before it was confirmed: 1995 of another currency.
+      const otherCurrency = { ...partial('payment_intent.succeeded', 1995, laterId) };
+      otherCurrency.data.object.currency = 'idr';
+      const cheaper = await deliverSigned(otherCurrency);
+      expect(cheaper.body.outcome).toBe('mismatch');
+      expect(cheaper.body.detail).toMatch(/currency idr/);
+      expect((await orderRow(c.orderId))!.status).toBe('payment_processing');
+      expect(await receiptOf(c.orderId)).toHaveLength(0);
+    },
+  );
+});
+
+describe('a refund made at the provider beside ours: what may still be refunded stays the sum of the live ones', () => {
+  it(
+    'ours of 1000 pending, a dashboard refund of the whole 3990 (recorded as 3990, the most there is), then both ' +
+      'fail: 200 each time (was a 500 from the check on refunded_cents), and nothing is left counted',
+    async () => {
+      const customer = randomUUID();
+      const order = await buy(customer, 'pm_card_visa'); // 3990
+      await scriptProviderFault(customer, 'refund_held', { path: '/v1/refunds' });
+      expect((await refund(customer, order.id, 1000)).status).toBe(200);
+      const [ours] = await sql`select id, provider_refund_id from refunds where order_id = ${order.id}`;
+      const dashboard = (type: string, status: string, id: string) =>
+        invented(type, {
+          id,
+          object: 'refund',
+          amount: 3990,
+          currency: 'usd',
+          status,
+          payment_intent: { id: paymentIntentOfOrder },
+          metadata: {},
+        });
+      const paymentIntentOfOrder = await paymentIntentOf(order.id);
+      const dashboardId = `re_${randomUUID().replaceAll('-', '')}`;
+      const created = await deliverSigned(dashboard('refund.created', 'pending', dashboardId));
+      expect(created.body.outcome).toBe('applied');
+      expect((await orderRow(order.id))!.refunded_cents).toBe(3990);
+      const failedAtProvider = await deliverSigned(dashboard('refund.failed', 'failed', dashboardId));
+      expect(failedAtProvider.status).toBe(200);
+      expect((await orderRow(order.id))!.refunded_cents).toBe(1000); // ours is still on its way
+      await settle('refunds', ours!.provider_refund_id, 'failed');
+      const oursFailed = ofType(await providerEvents(customer), 'refund.failed')[0]!;
+      const res = await deliverWebhook(oursFailed.signed.payload, oursFailed.signed.header);
+      expect(res.status).toBe(200);
+      expect(res.body.outcome).toBe('applied');
+      expect((await orderRow(order.id))!.refunded_cents).toBe(0);
+    },
+  );
+
+  it('ten dashboard refunds of one order delivered at once: each 200, all ten counted (no deadlock)', async () => {
+    const customer = randomUUID();
+    const order = await buy(customer, 'pm_card_visa'); // 3990
+    const paymentIntentId = await paymentIntentOf(order.id);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        deliverSigned(
+          invented('refund.created', {
+            id: `re_${randomUUID().replaceAll('-', '')}`,
+            amount: 100,
+            currency: 'usd',
+            status: 'succeeded',
+            payment_intent: paymentIntentId,
+            metadata: {},
+          }),
+        ),
+      ),
+    );
+    expect(results.map((r) => [r.status, r.body.outcome])).toEqual(Array(10).fill([200, 'applied']));
+    expect((await orderRow(order.id))!.refunded_cents).toBe(1000);
+  });
+
+  it('a dashboard refund larger than the order (3,000,000,000 cents) is a mismatch, not a 500', async () => {
+    const customer = randomUUID();
+    const order = await buy(customer, 'pm_card_visa');
+    const res = await deliverSigned(
+      invented('refund.created', {
+        id: `re_${randomUUID().replaceAll('-', '')}`,
+        amount: 3_000_000_000,
+        currency: 'usd',
+        status: 'succeeded',
+        payment_intent: await paymentIntentOf(order.id),
+        metadata: {},
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('mismatch');
+    expect(await orderRow(order.id)).toMatchObject({ status: 'paid', refunded_cents: 0 });
+    expect(await sql`select 1 from refunds where order_id = ${order.id}`).toHaveLength(0);
+  });
+});
+
+describe('ids the database cannot store', () => {
+  it.each([
+    ['an event id with a NUL character', (e: ReturnType<typeof invented>) => ({ ...e, id: 'evt_a\u0000b' })],
+    ['a type with a NUL character', (e: ReturnType<typeof invented>) => ({ ...e, type: 'charge.\u0000' })],
+    [
+      'an object id with a NUL character',
+      (e: ReturnType<typeof invented>) => ({ ...e, data: { object: { id: 'ch_\u0000' } } }),
+    ],
+  ])('%s: 400 (was a 500 from Postgres), nothing written', async (_name, change) => {
+    const body = change(invented('charge.succeeded', { id: 'ch_1' }));
+    const res = await deliverSigned(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/webhook refused: not a well-formed event: .*must be visible ASCII characters/);
+    // (A row with a NUL in its id could not exist at all.)
+    if (!body.id.includes('\u0000')) expect(await recorded(body.id)).toHaveLength(0);
+  });
+
+  it('a payment whose currency holds a NUL character (quoted in a mismatch): 400, nothing written', async () => {
+    const c = await orderWithoutPayment();
+    const own = await succeededEventOf(c.customer);
+    const event = altered(own, (pi) => {
+      pi.id = `pi_${randomUUID().slice(0, 8)}`;
+      pi.currency = 'u\u0000d';
+    });
+    const res = await deliverSigned(event);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/data\.object\.currency: must be a three-letter currency code/);
+    expect(await recorded(event.id)).toHaveLength(0);
+    expect((await orderRow(c.orderId))!.status).toBe('pending_payment');
+  });
+});

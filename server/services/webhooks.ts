@@ -24,11 +24,11 @@
  * with a 400 that names the problem (parseEvent), and nothing is written.
  */
 
-import { and, eq, ne, sql } from 'drizzle-orm';
+import { and, eq, ne } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db, Tx } from '../../db/client';
 import { orders, refunds, type WEBHOOK_OUTCOMES, webhookEvents } from '../../db/schema';
-import { advanceOrder, advanceRefund } from './payment-states';
+import { advanceOrder, advanceRefund, recountRefunded } from './payment-states';
 
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number] | 'duplicate';
 
@@ -43,19 +43,26 @@ export interface Applied {
 // ---------------------------------------------------------------------------------------------
 // 1. The shape of an event, checked after its signature.
 
-// Our tables take ids of 1 to 255 characters (webhook_events' check): Stripe's are far shorter.
-const providerId = z.string().min(1).max(255);
+// Our tables take ids of 1 to 255 characters (webhook_events' check): Stripe's are far shorter, and
+// made of letters, digits and underscores. Visible ASCII only: a NUL, say, cannot be stored in a
+// Postgres text column at all (a 500, retried for days), and a control character has no place in a log.
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+const providerId = z.string().min(1).max(255).regex(VISIBLE_ASCII, 'must be visible ASCII characters');
 const metadata = z.record(z.string(), z.string()).nullish();
 
 const eventSchema = z.looseObject({
   id: providerId,
-  type: z.string().min(1).max(255),
+  type: z.string().min(1).max(255).regex(VISIBLE_ASCII, 'must be visible ASCII characters'),
   data: z.looseObject({ object: z.looseObject({ id: providerId }) }),
 });
 const intentSchema = z.looseObject({
   id: providerId,
   amount: z.number().int().nonnegative(),
-  currency: z.string().min(1).max(16),
+  // What was taken: 0 until the payment succeeds, then the amount captured, which may be less than
+  // `amount` (a payment authorised for the total and captured in part). Stripe always sends it.
+  amount_received: z.number().int().nonnegative().optional(),
+  // A three-letter ISO code, as Stripe writes them (lower case); it is quoted in a mismatch's detail.
+  currency: z.string().regex(/^[a-z]{3}$/i, 'must be a three-letter currency code'),
   metadata,
 });
 const refundSchema = z.looseObject({
@@ -147,25 +154,32 @@ const intentOf = (refund: RefundObject) =>
 /**
  * A payment is the order's when its id is the one the order recorded. An order with none recorded
  * yet (the webhook overtook the checkout's own answer) takes a payment made for it, and only that:
- * the amount and currency of the order, made with the order's idempotency key row and for its
- * customer (the checkout puts both in the metadata), and no other order's payment already.
+ * made with the order's idempotency key row and for its customer (the checkout puts both in the
+ * metadata), and no other order's payment already. Either way its amount and currency are the
+ * order's, and money it has taken (`amount_received`) is the order's whole total: a payment recorded
+ * by an event that carried no money yet (its requires_action) could otherwise change its amount or
+ * currency before it is confirmed, or be captured for less than it was authorised for (it keeps
+ * `amount` and says what came in `amount_received`). Ours are made for the total and captured whole.
  */
 export const paymentOfTheOrder: Matching['payment'] = async (tx, order, intent) => {
-  if (order.paymentIntentId)
-    return intent.id === order.paymentIntentId
-      ? undefined
-      : `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
-  const meta = intent.metadata ?? {};
+  if (order.paymentIntentId && intent.id !== order.paymentIntentId)
+    return `payment ${intent.id} is not order ${order.id}'s (${order.paymentIntentId})`;
   const differs: string[] = [];
   if (intent.amount !== order.totalCents) differs.push(`amount ${intent.amount}, the order's ${order.totalCents}`);
+  const received = intent.amount_received ?? 0;
+  if (received !== 0 && received !== order.totalCents)
+    differs.push(`received ${received}, the order's ${order.totalCents}`);
   if (intent.currency.toLowerCase() !== order.currency.toLowerCase())
     differs.push(`currency ${intent.currency}, the order's ${order.currency}`);
-  if (!order.idempotencyKeyId || meta.idempotency_key_id !== order.idempotencyKeyId)
-    differs.push('made with another idempotency key');
-  if (meta.customer_id !== order.customerId) differs.push('made for another customer');
-  if (differs.length === 0) {
-    const [other] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, intent.id));
-    if (other) differs.push(`it is order ${other.id}'s payment`);
+  if (!order.paymentIntentId) {
+    const meta = intent.metadata ?? {};
+    if (!order.idempotencyKeyId || meta.idempotency_key_id !== order.idempotencyKeyId)
+      differs.push('made with another idempotency key');
+    if (meta.customer_id !== order.customerId) differs.push('made for another customer');
+    if (differs.length === 0) {
+      const [other] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, intent.id));
+      if (other) differs.push(`it is order ${other.id}'s payment`);
+    }
   }
   return differs.length ? `payment ${intent.id} for order ${order.id}: ${differs.join('; ')}` : undefined;
 };
@@ -281,8 +295,18 @@ async function refundEffect(tx: Tx, refund: RefundObject, matching: Matching): P
   // that what may still be refunded, and reconcile, know of it. The payment's id finds the order.
   const paymentIntentId = intentOf(refund);
   if (!paymentIntentId) return { outcome: 'unrelated' };
-  const [order] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.paymentIntentId, paymentIntentId));
+  const [order] = await tx
+    .select({ id: orders.id, totalCents: orders.totalCents })
+    .from(orders)
+    .where(eq(orders.paymentIntentId, paymentIntentId));
   if (!order) return { outcome: 'unrelated' };
+  // A refund of this payment can never be larger than it (our payments are for the order's total).
+  if (refund.amount > order.totalCents)
+    return {
+      outcome: 'mismatch',
+      orderId: order.id,
+      detail: `refund ${refund.id} of ${refund.amount} is more than order ${order.id}'s payment (${order.totalCents})`,
+    };
   const [known] = await tx
     .select({
       id: refunds.id,
@@ -308,9 +332,6 @@ async function refundEffect(tx: Tx, refund: RefundObject, matching: Matching): P
     .onConflictDoNothing()
     .returning({ id: refunds.id });
   if (!inserted) return { outcome: 'stale' };
-  await tx
-    .update(orders)
-    .set({ refundedCents: sql`least(${orders.totalCents}, ${orders.refundedCents} + ${refund.amount})` })
-    .where(and(eq(orders.id, order.id)));
+  await recountRefunded(tx, order.id);
   return { outcome: 'applied' };
 }
