@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../db/client';
 import { clearFaults, planFault } from './faults';
 import { DECISIONS, type DecisionEvent, onDecision } from './hooks';
-import { fingerprint, MAX_KEY_LENGTH } from './key';
+import { MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
 import type { Execution } from './request';
@@ -191,7 +191,7 @@ describe('rule 6: a completed key replays its stored answer without running the 
     },
   );
 
-  it('a replay sends one claim between BEGIN and ROLLBACK, and nothing else', async () => {
+  it('a replay sends the claim (a lock and a lookup) between BEGIN and ROLLBACK, and nothing else', async () => {
     const scope = randomUUID();
     const key = randomUUID();
     await add(scope, key);
@@ -212,29 +212,30 @@ describe('rule 6: a completed key replays its stored answer without running the 
         replay: (data) => ({ ok: true, data }),
       });
       expect(result.ok && result.data).not.toBe('must not run');
-      expect(statements).toHaveLength(3);
+      expect(statements).toHaveLength(4);
       expect(statements[0]).toBe('begin');
-      expect(statements[1]).toMatch(/^with claim as \(\s*insert into idempotency_keys/);
-      expect(statements[2]).toBe('rollback');
+      expect(statements[1]).toMatch(/^select case when pg_try_advisory_xact_lock/);
+      expect(statements[2]).toMatch(/^select gen_random_uuid\(\)::text as new_id/);
+      expect(statements[3]).toBe('rollback');
     } finally {
       await counted.sql.end();
     }
   });
 
-  it('the claim of a key that exists writes nothing: its transaction never gets a transaction id', async () => {
+  it('the claim writes nothing, of a key that exists or not: its transaction never gets a transaction id', async () => {
     const scope = randomUUID();
     const key = randomUUID();
     await add(scope, key);
     // A write of any kind (a tuple, a row lock, the WAL record of either) first gives the transaction
-    // an id; a conflicting ON CONFLICT DO NOTHING must not. Rolled back either way.
-    const xidAfterClaiming = async (k: string) => {
+    // an id; the claim (an advisory lock and a read) must not. Rolled back either way.
+    const xidAfterClaiming = async (k: string, thenWrite: boolean) => {
       let xid: string | null | undefined;
+      let claimed: string | undefined;
       await db
         .transaction(async (tx) => {
-          await claimKey(tx, { scope, procedure: 'notes.add', key: k }, fingerprint('notes.add', NOTE), {
-            ttlMs: 3_600_000,
-            waitMs: 1_000,
-          });
+          claimed = await claimKey(tx, { scope, procedure: 'notes.add', key: k }, { waitMs: 1_000 });
+          if (thenWrite)
+            await tx.execute(drizzleSql`insert into idempotency_test_notes (scope, text) values (${scope}, 'x')`);
           const [row] = await tx.execute<{ xid: string | null }>(
             drizzleSql`select pg_current_xact_id_if_assigned()::text as xid`,
           );
@@ -244,10 +245,15 @@ describe('rule 6: a completed key replays its stored answer without running the 
         .catch((err: unknown) => {
           if (!(err instanceof TransactionRollbackError)) throw err;
         });
-      return xid;
+      return { xid, claimed };
     };
-    expect(await xidAfterClaiming(randomUUID())).toMatch(/^\d+$/); // the probe sees a write: a new key's claim
-    expect(await xidAfterClaiming(key)).toBeNull();
+    const free = await xidAfterClaiming(randomUUID(), false);
+    expect(free.claimed).toMatch(/^[0-9a-f-]{36}$/); // a free key is claimed: the id its row will have
+    expect(free.xid).toBeNull();
+    const taken = await xidAfterClaiming(key, false);
+    expect(taken.claimed).toBeUndefined();
+    expect(taken.xid).toBeNull();
+    expect((await xidAfterClaiming(randomUUID(), true)).xid).toMatch(/^\d+$/); // the probe sees a write
   });
 });
 

@@ -20,6 +20,8 @@ import {
   type ExistingKey,
   findLiveKey,
   insertCompletedFailure,
+  isKeyTaken,
+  lookupStatement,
   readClaim,
 } from './store';
 
@@ -71,7 +73,6 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
    * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again.
    */
   async function claimAndExecute(): Promise<R | 'conflict'> {
-    let rollback: RollBack;
     let keyId: string | undefined;
     let outcome: Claim | 'executed';
     let result: R | undefined;
@@ -81,9 +82,10 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
       const waitMs = Math.max(1, request.deadline - Date.now());
       outcome = await pipelinedTransaction(
         call.db,
-        claimStatement(k, fp, { ...call.options, waitMs }),
-        async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
-          const claim = readClaim(rows);
+        [claimStatement(k, { waitMs }), lookupStatement(k)],
+        async (tx, lookup, [lock]): Promise<TransactionEnd<Claim | 'executed'>> => {
+          const claim = readClaim(lock!, lookup);
+          if (claim.waited) request.waited = true;
           if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
           keyId = claim.id;
           await at('claimed', tx, claim.id);
@@ -91,18 +93,22 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
           const execution = await call.execute(tx, claim.id);
           if (!execution.ok) throw new RollBack(execution as Extract<Execution, { ok: false }>);
           await at('executed', tx, claim.id);
-          // Stored and returned as the same JSON, so the first answer and every replay are identical.
-          const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
-          result = { ...execution, data };
-          // The answer is recorded by the last statement of the transaction that did the work.
-          return { commit: 'executed', last: completeKeyStatement(claim.id, 200, { ok: true, data }) };
+          // Stored and returned as the same JSON, so the first answer and every replay are identical:
+          // the text is made once, stored as it is, and parsed for the first answer.
+          const text = JSON.stringify(execution.data ?? null);
+          result = { ...execution, data: JSON.parse(text) as unknown };
+          // The key row, with its answer, is the last statement of the transaction that did the work.
+          const answer = `{"ok":true,"data":${text}}`;
+          return { commit: 'executed', last: completeKeyStatement(claim.id, k, fp, call.options.ttlMs, 200, answer) };
         },
       );
     } catch (err) {
       if (isLockTimeout(err)) return request.inUse();
+      // A row for the key committed without the lock (a failure stored after its rollback): the work
+      // was rolled back with the refused row; that row is the key's answer, read next round.
+      if (isKeyTaken(err)) return 'conflict';
       if (!(err instanceof RollBack)) throw err; // our own SQL failed: nothing was kept; a 500
-      rollback = err;
-      return storeFailure(rollback);
+      return storeFailure(err);
     }
 
     if (outcome === 'executed') {
@@ -115,13 +121,7 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
   }
 
   /** The key is held by a row: its stored answer, or wait for it, or (expired) start again. */
-  async function answerExisting(existing: ExistingKey | undefined): Promise<R | 'conflict'> {
-    // Not in the claim's snapshot: it committed while the claim waited on it. Read it afresh.
-    if (!existing) {
-      request.waited = true;
-      const live = await findLiveKey(call.db, k);
-      return live ? request.answerFrom(await waitWhileStarted(live), call.replay) : 'conflict';
-    }
+  async function answerExisting(existing: ExistingKey): Promise<R | 'conflict'> {
     // Expired and not yet reaped: it goes, in its own committed statement (so a failure of the work
     // that follows cannot bring it back), and this request is a new one.
     if (existing.expired) {

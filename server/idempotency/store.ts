@@ -3,7 +3,7 @@
  * The table is `idempotency_keys` (schema.ts). Nothing outside this folder writes to it.
  */
 import { and, eq, gt, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
-import type { KeyDatabaseOrTransaction as DbOrTx, KeyTransaction as Tx } from './db';
+import type { KeyDatabaseOrTransaction as DbOrTx, Statement, KeyTransaction as Tx } from './db';
 import type { StoredError } from './errors';
 import { type IdempotencyKey, idempotencyKeys } from './schema';
 
@@ -31,8 +31,8 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
   return row;
 }
 
-/** What the claim found: the key is ours now, or here is the row that holds it. */
-export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey | undefined };
+/** What the claim found: the key is ours now (with the id its row will have), or here is the row that holds it. */
+export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey };
 
 /** The columns of an existing key that decide the answer, and whether it has expired. */
 export interface ExistingKey {
@@ -44,60 +44,70 @@ export interface ExistingKey {
   expired: boolean;
 }
 
+// Seeds the hash that names a key's advisory lock: a constant of this layer, so that its locks are
+// unlikely to share a number with an app's own advisory locks (sharing one would only make the two wait
+// on each other, never break either).
+const LOCK_SEED = 7_172_025;
+
 /**
- * The claim, which is also the lookup: one atomic INSERT ... ON CONFLICT DO NOTHING on the unique
- * (scope, procedure, key) index, and in the same statement, only when that insert did nothing, the
- * row that is in the way. There is no check-then-insert window: of any number of concurrent claims,
- * Postgres lets exactly one insert, and makes the others wait on it until its transaction ends. When
- * it commits, they see a conflict; when it rolls back, one of them inserts.
+ * The claim of a one-transaction key, first of two statements sent with BEGIN: a transaction-scoped
+ * advisory lock on a hash of the key (scope, procedure, key). Of any number of requests with one key,
+ * one holds the lock until its transaction ends; the others wait on it, then look (the lookup below).
+ * The key row itself is written once, at the end, with its answer (`completeKeyStatement`): a first
+ * execution inserts one row and updates none, and a replay writes nothing (an advisory lock gives the
+ * transaction no transaction id, as idempotency.test.ts checks).
  *
- * A first execution therefore costs no separate lookup, and a replay costs this one statement (a
- * conflicting ON CONFLICT DO NOTHING writes nothing: it finds the row in the index and stops, before
- * any tuple or WAL record is made: its transaction never gets a transaction id, as idempotency.test.ts checks). The row
- * read back is the
- * one in this statement's snapshot: a claim that waited on a duplicate in flight sees the conflict
- * but not the row (it committed after the snapshot was taken), and gets `existing: undefined`; the
- * caller then reads it afresh (findLiveKey).
+ * `waited` says whether another request held the key (its replay is then "waited_then_replayed"): a
+ * free key is taken by the non-blocking try; only a held one waits.
  *
- * The wait on a duplicate in flight, and only that wait, is bounded by `lock_timeout`. The FROM
- * clause saves the session's own value and sets the bound for this transaction before the insert
- * can wait (evaluating it produces the row to insert); RETURNING, which runs once the row is in,
- * puts the saved value back, so the procedure that follows waits on its own locks as it would
- * without a key. A wait past the bound fails with SQLSTATE 55P03.
+ * The wait, and only the wait, is bounded by `lock_timeout`: the FROM clause saves the session's own
+ * value and sets the bound for this transaction before the lock is asked for; the lookup that follows
+ * puts the saved value back, so the procedure waits on its own locks as it would without a key. A wait
+ * past the bound fails with SQLSTATE 55P03.
  */
-export function claimStatement(k: KeyId, fingerprint: string, options: { ttlMs: number; waitMs: number }): SQL {
+export function claimStatement(k: KeyId, options: { waitMs: number }): Statement {
   // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
   const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
-  return sql`
-    with claim as (
-      insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-      select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs =>
-        ${options.ttlMs / 1000})
-      from (
-        select set_config('lock_timeout', ${lockTimeout}, true)
-        from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as
-          saved
-      ) as bounded_wait
-      on conflict (scope, procedure, key) do nothing
-      returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as
-        restored
-    )
-    select id, true as claimed, null::text as state, null::text as fingerprint, null::integer as response_status,
-           null::json as response_body, false as expired
-    from claim
-    union all
-    select id, false, state, fingerprint, response_status, response_body, expires_at <= now()
-    from idempotency_keys
-    where scope = ${k.scope} and procedure = ${k.procedure} and key = ${k.key} and not exists (select from claim)`;
+  return { text: CLAIM, values: [lockName(k), lockTimeout] };
 }
 
-/** Reads what claimStatement returned. */
-export function readClaim(rows: Record<string, unknown>[]): Claim {
-  const [row] = rows;
-  if (row?.claimed) return { claimed: true, id: row.id as string };
-  if (!row) return { claimed: false, existing: undefined };
+const lockName = (k: KeyId) => `${k.scope}\n${k.procedure}\n${k.key}`;
+
+const CLAIM = `
+  select case when pg_try_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED})) then false
+              else (select true from pg_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED}))) end as waited
+  from (
+    select set_config('lock_timeout', $2, true)
+    from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
+  ) as bounded_wait`;
+
+/**
+ * The second statement of the claim, sent with it: the key's row, if one is committed, read once the
+ * lock is held (a statement of its own, so that its snapshot includes whatever the previous holder
+ * committed), and the id a new row would get. It always returns one row; `id` is null when the key is free.
+ * It also restores the session's lock_timeout (see claimStatement).
+ */
+export function lookupStatement(k: KeyId): Statement {
+  return { text: LOOKUP, values: [k.scope, k.procedure, k.key] };
+}
+
+const LOOKUP = `
+  select gen_random_uuid()::text as new_id, k.id, k.state, k.fingerprint, k.response_status, k.response_body,
+         k.expires_at <= now() as expired
+  from (select set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true)) as restored
+  left join idempotency_keys k on k.scope = $1 and k.procedure = $2 and k.key = $3`;
+
+/** Reads what the claim (lock, then lookup) returned. */
+export function readClaim(
+  lock: Record<string, unknown>[],
+  lookup: Record<string, unknown>[],
+): Claim & { waited: boolean } {
+  const waited = lock[0]?.waited === true;
+  const row = lookup[0]!;
+  if (row.id === null) return { claimed: true, id: row.new_id as string, waited };
   return {
     claimed: false,
+    waited,
     existing: {
       id: row.id as string,
       state: row.state as ExistingKey['state'],
@@ -110,14 +120,20 @@ export function readClaim(rows: Record<string, unknown>[]): Claim {
 }
 
 /** The claim on its own, in a caller's transaction: the new row's id, or undefined when the key exists. */
-export async function claimKey(
-  tx: Tx,
-  k: KeyId,
-  fingerprint: string,
-  options: { ttlMs: number; waitMs: number },
-): Promise<string | undefined> {
-  const claim = readClaim(await tx.execute<Record<string, unknown>>(claimStatement(k, fingerprint, options)));
+export async function claimKey(tx: Tx, k: KeyId, options: { waitMs: number }): Promise<string | undefined> {
+  const run = (q: Statement) => tx.execute<Record<string, unknown>>(asSql(q));
+  const claim = readClaim(await run(claimStatement(k, options)), await run(lookupStatement(k)));
   return claim.claimed ? claim.id : undefined;
+}
+
+/** A ready statement as Drizzle SQL (for a caller's transaction): the text, its $n replaced by values. */
+function asSql(q: Statement): SQL {
+  const parts = q.text.split(/\$(\d+)/);
+  const out = sql.empty();
+  parts.forEach((part, i) => {
+    out.append(i % 2 === 0 ? sql.raw(part) : sql`${q.values[Number(part) - 1]}`);
+  });
+  return out;
 }
 
 /**
@@ -134,16 +150,34 @@ export async function deleteIfExpired(db: DbOrTx, k: KeyId): Promise<boolean> {
 }
 
 /**
- * Stores the result on the claimed row, in the transaction that did the work: both commit or neither.
- * A statement, so that the runner can send it with the COMMIT behind it (db/client.ts).
+ * The key's row, written once, with its answer: the last statement of the transaction that did the
+ * work, sent with the COMMIT behind it (db.ts). A plain INSERT: if a row for the key exists after all
+ * (written by a request that does not take the lock: a failure stored after its rollback), the unique
+ * index refuses it, and that error turns the COMMIT into a rollback of the whole work. The caller then
+ * reads the row that won. `responseJson` is the stored answer's JSON text, as the client gets it.
  */
-export function completeKeyStatement(id: string, status: number, body: StoredResponse): SQL {
-  return sql`
-    update idempotency_keys
-    set state = 'completed', recovery_point = 'finished', response_status = ${status},
-        response_body = ${JSON.stringify(body)}::json, completed_at = now(), locked_until = null
-    where id = ${id}`;
+export function completeKeyStatement(
+  id: string,
+  k: KeyId,
+  fingerprint: string,
+  ttlMs: number,
+  status: number,
+  responseJson: string,
+): Statement {
+  return { text: COMPLETE, values: [id, k.scope, k.procedure, k.key, fingerprint, status, responseJson, ttlMs / 1000] };
 }
+
+const COMPLETE = `
+  insert into idempotency_keys (id, scope, procedure, key, fingerprint, state, recovery_point, response_status,
+                                response_body, completed_at, expires_at)
+  values ($1, $2, $3, $4, $5, 'completed', 'finished', $6, $7, now(), now() + make_interval(secs => $8))`;
+
+/** The unique (scope, procedure, key) index refused a row: another request's row for the key committed. */
+export const isKeyTaken = (err: unknown): boolean => {
+  const e = (err as { cause?: unknown })?.cause ?? err;
+  const { code, constraint_name } = e as { code?: string; constraint_name?: string };
+  return code === '23505' && constraint_name === 'idempotency_keys_scope_procedure_key_idx';
+};
 
 /**
  * Stores a deliberate failure (the work was rolled back) as a completed key, in its own transaction.
