@@ -10,7 +10,6 @@ import { createDatabase, type Db } from '../db/client';
 import {
   claimStatement,
   completeKeyStatement,
-  lookupStatement,
   REAP_BATCH_SIZE,
   REAP_REST_FACTOR,
   reapExpiredKeys,
@@ -69,7 +68,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /**
  * What the key's own statements cost in µs (median of SAMPLES), at the driver, one connection, no HTTP,
- * prepared as the request path sends them: for a new key, the claim (the lock and the lookup) and the
+ * prepared as the request path sends them: for a new key, the claim (the lock and the read) and the
  * finished row's insert (what a first execution adds); for a key that exists, the claim, which finds the
  * row (what a replay pays). Both rolled back, to keep the table at its size.
  */
@@ -78,22 +77,13 @@ async function statementTimes(sql: ReturnType<typeof createDatabase>['sql'], exi
   const existing: number[] = [];
   const time = async (into: number[], key: string, insert: boolean) => {
     const k = { scope: 'bench', procedure: 'checkout.placeOrder', key };
-    const opening = [claimStatement(k, { waitMs: 10_000 }), lookupStatement(k)];
+    const claim = claimStatement(k);
     await sql
       .begin(async (tx) => {
         const t = performance.now();
-        const results = await Promise.all(
-          opening.map((q) => tx.unsafe<{ new_id: string }[]>(q.text, q.values as never[], { prepare: true })),
-        );
+        await tx.unsafe(claim.text, claim.values as never[], { prepare: true });
         if (insert) {
-          const last = completeKeyStatement(
-            results[1]![0]!.new_id,
-            k,
-            'a'.repeat(64),
-            86_400_000,
-            200,
-            '{"ok":true,"data":1}',
-          );
+          const last = completeKeyStatement(randomUUID(), k, 'a'.repeat(64), 86_400_000, 200, '{"ok":true,"data":1}');
           await tx.unsafe(last.text, last.values as never[], { prepare: true });
         }
         into.push((performance.now() - t) * 1000);

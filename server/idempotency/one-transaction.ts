@@ -23,6 +23,7 @@ import {
   isKeyTaken,
   lookupStatement,
   readClaim,
+  waitStatement,
 } from './store';
 
 export interface OneTransactionOptions {
@@ -62,17 +63,23 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
   const at = (boundary: string, tx?: KeyTransaction, keyId?: string) =>
     reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
 
+  // Set once the key was found held by a request in flight: from then on, each round waits for the lock.
+  let wait = false;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const attempt = await claimAndExecute();
-    if (attempt !== 'conflict') return attempt;
+    const attempt = await claimAndExecute(wait);
+    if (attempt === 'held') {
+      wait = true;
+      request.waited = true;
+    } else if (attempt !== 'conflict') return attempt;
   }
   return request.inUse();
 
   /**
    * One round: claim the key and, if it is ours, do the work and store the answer, all in one
-   * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again.
+   * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again;
+   * 'held': another request holds the key, wait for it (`wait`: this round waits for the lock).
    */
-  async function claimAndExecute(): Promise<R | 'conflict'> {
+  async function claimAndExecute(wait: boolean): Promise<R | 'conflict' | 'held'> {
     let keyId: string | undefined;
     let outcome: Claim | 'executed';
     let result: R | undefined;
@@ -82,10 +89,9 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
       const waitMs = Math.max(1, request.deadline - Date.now());
       outcome = await pipelinedTransaction(
         call.db,
-        [claimStatement(k, { waitMs }), lookupStatement(k)],
-        async (tx, lookup, [lock]): Promise<TransactionEnd<Claim | 'executed'>> => {
-          const claim = readClaim(lock!, lookup);
-          if (claim.waited) request.waited = true;
+        wait ? [waitStatement(k, { waitMs }), lookupStatement(k)] : claimStatement(k),
+        async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
+          const claim = readClaim(rows);
           if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
           keyId = claim.id;
           await at('claimed', tx, claim.id);
@@ -117,6 +123,7 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
       return result!;
     }
     if (outcome.claimed) throw new Error('unreachable: a claimed key is either executed or rolled back');
+    if (!outcome.existing) return 'held';
     return answerExisting(outcome.existing);
   }
 

@@ -2,6 +2,7 @@
  * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
  * The table is `idempotency_keys` (schema.ts). Nothing outside this folder writes to it.
  */
+import { randomUUID } from 'node:crypto';
 import { and, eq, gt, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
 import type { KeyDatabaseOrTransaction as DbOrTx, Statement, KeyTransaction as Tx } from './db';
 import type { StoredError } from './errors';
@@ -31,8 +32,11 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
   return row;
 }
 
-/** What the claim found: the key is ours now (with the id its row will have), or here is the row that holds it. */
-export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey };
+/**
+ * What the claim found: the key is ours now (with the id its row will have), or here is the row that
+ * holds it, or (`existing: undefined`) another request holds it right now and has no final answer yet.
+ */
+export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey | undefined };
 
 /** The columns of an existing key that decide the answer, and whether it has expired. */
 export interface ExistingKey {
@@ -49,80 +53,93 @@ export interface ExistingKey {
 // on each other, never break either).
 const LOCK_SEED = 7_172_025;
 
-/**
- * The claim of a one-transaction key, first of two statements sent with BEGIN: a transaction-scoped
- * advisory lock on a hash of the key (scope, procedure, key). Of any number of requests with one key,
- * one holds the lock until its transaction ends; the others wait on it, then look (the lookup below).
- * The key row itself is written once, at the end, with its answer (`completeKeyStatement`): a first
- * execution inserts one row and updates none, and a replay writes nothing (an advisory lock gives the
- * transaction no transaction id, as idempotency.test.ts checks).
- *
- * `waited` says whether another request held the key (its replay is then "waited_then_replayed"): a
- * free key is taken by the non-blocking try; only a held one waits.
- *
- * The wait, and only the wait, is bounded by `lock_timeout`: the FROM clause saves the session's own
- * value and sets the bound for this transaction before the lock is asked for; the lookup that follows
- * puts the saved value back, so the procedure waits on its own locks as it would without a key. A wait
- * past the bound fails with SQLSTATE 55P03.
- */
-export function claimStatement(k: KeyId, options: { waitMs: number }): Statement {
-  // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
-  const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
-  return { text: CLAIM, values: [lockName(k), lockTimeout] };
-}
-
 const lockName = (k: KeyId) => `${k.scope}\n${k.procedure}\n${k.key}`;
 
+/**
+ * The claim of a one-transaction key, sent with BEGIN: one statement that takes a transaction-scoped
+ * advisory lock on a hash of the key (scope, procedure, key), if no one holds it, and reads the key's
+ * row. Of any number of requests with one key, one holds the lock until its transaction ends. The key
+ * row itself is written once, at the end, with its answer (`completeKeyStatement`): a first execution
+ * inserts one row and updates none, and a replay writes nothing (neither an advisory lock nor a read
+ * gives the transaction a transaction id, as idempotency.test.ts checks).
+ *
+ * - Lock taken, no row: the key is ours.
+ * - A completed, live row: that is the answer, whoever holds the lock (a completed row never changes).
+ * - Lock held by another request, and no final row: that request is in flight; wait for it
+ *   (`waitStatement`, then `lookupStatement`, in a transaction of their own).
+ *
+ * The read runs in the snapshot the statement started with, and the lock is taken after it: a holder
+ * that committed its row between the two is not seen, the key looks free, and the work runs. Its row
+ * is still written once: the holder's row is already in the unique index, so the INSERT at the end
+ * fails, the work rolls back with it, and the next round replays the holder's row. That window is a
+ * few microseconds wide; closing it would cost every first execution a second statement.
+ */
+export function claimStatement(k: KeyId): Statement {
+  return { text: CLAIM, values: [lockName(k), k.scope, k.procedure, k.key] };
+}
+
 const CLAIM = `
-  select case when pg_try_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED})) then false
-              else (select true from pg_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED}))) end as waited
+  select not pg_try_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED})) as held, k.id, k.state, k.fingerprint,
+         k.response_status, k.response_body, k.expires_at <= now() as expired
+  from (select 1) as one
+  left join idempotency_keys k on k.scope = $2 and k.procedure = $3 and k.key = $4`;
+
+/**
+ * The wait for a key another request holds: the advisory lock, blocking, until that request's
+ * transaction ends. The wait, and only the wait, is bounded by `lock_timeout`: the FROM clause saves the
+ * session's own value and sets the bound for this transaction before the lock is asked for; the lookup
+ * sent behind it (`lookupStatement`, a statement of its own, so that its snapshot includes what the holder
+ * committed) puts the saved value back, so the procedure waits on its own locks as it would without a
+ * key. A wait past the bound fails with SQLSTATE 55P03.
+ */
+export function waitStatement(k: KeyId, options: { waitMs: number }): Statement {
+  // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
+  const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
+  return { text: WAIT, values: [lockName(k), lockTimeout] };
+}
+
+const WAIT = `
+  select pg_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED}))
   from (
     select set_config('lock_timeout', $2, true)
     from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
   ) as bounded_wait`;
 
-/**
- * The second statement of the claim, sent with it: the key's row, if one is committed, read once the
- * lock is held (a statement of its own, so that its snapshot includes whatever the previous holder
- * committed), and the id a new row would get. It always returns one row; `id` is null when the key is free.
- * It also restores the session's lock_timeout (see claimStatement).
- */
+/** After `waitStatement`: the key's row, read with the lock held, and the session's lock_timeout restored. */
 export function lookupStatement(k: KeyId): Statement {
   return { text: LOOKUP, values: [k.scope, k.procedure, k.key] };
 }
 
 const LOOKUP = `
-  select gen_random_uuid()::text as new_id, k.id, k.state, k.fingerprint, k.response_status, k.response_body,
-         k.expires_at <= now() as expired
+  select k.id, k.state, k.fingerprint, k.response_status, k.response_body, k.expires_at <= now() as expired
   from (select set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true)) as restored
   left join idempotency_keys k on k.scope = $1 and k.procedure = $2 and k.key = $3`;
 
-/** Reads what the claim (lock, then lookup) returned. */
-export function readClaim(
-  lock: Record<string, unknown>[],
-  lookup: Record<string, unknown>[],
-): Claim & { waited: boolean } {
-  const waited = lock[0]?.waited === true;
-  const row = lookup[0]!;
-  if (row.id === null) return { claimed: true, id: row.new_id as string, waited };
-  return {
-    claimed: false,
-    waited,
-    existing: {
-      id: row.id as string,
-      state: row.state as ExistingKey['state'],
-      fingerprint: row.fingerprint as string,
-      responseStatus: row.response_status as number | null,
-      responseBody: row.response_body,
-      expired: row.expired as boolean,
-    },
+/** Reads what the claim (or the wait's lookup) returned: one row, its key columns null when there is no key row. */
+export function readClaim(rows: Record<string, unknown>[]): Claim {
+  const row = rows[0]!;
+  const held = row.held === true; // only the claim says; after a wait, the lock is ours
+  if (row.id === null) return held ? { claimed: false, existing: undefined } : { claimed: true, id: randomUUID() };
+  const existing: ExistingKey = {
+    id: row.id as string,
+    state: row.state as ExistingKey['state'],
+    fingerprint: row.fingerprint as string,
+    responseStatus: row.response_status as number | null,
+    responseBody: row.response_body,
+    expired: row.expired as boolean,
   };
+  const final = existing.state === 'completed' && !existing.expired;
+  return { claimed: false, existing: held && !final ? undefined : existing };
 }
 
 /** The claim on its own, in a caller's transaction: the new row's id, or undefined when the key exists. */
 export async function claimKey(tx: Tx, k: KeyId, options: { waitMs: number }): Promise<string | undefined> {
-  const run = (q: Statement) => tx.execute<Record<string, unknown>>(asSql(q));
-  const claim = readClaim(await run(claimStatement(k, options)), await run(lookupStatement(k)));
+  const run = async (q: Statement) => [...(await tx.execute<Record<string, unknown>>(asSql(q)))];
+  let claim = readClaim(await run(claimStatement(k)));
+  if (!claim.claimed && !claim.existing) {
+    await run(waitStatement(k, options));
+    claim = readClaim(await run(lookupStatement(k)));
+  }
   return claim.claimed ? claim.id : undefined;
 }
 
