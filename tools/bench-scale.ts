@@ -175,8 +175,8 @@ export async function scaleSections(options: {
       '',
       '| statement | 10,000 keys µs | 1,000,000 keys µs | ratio (target at most 1.2x) |',
       '| --- | ---: | ---: | ---: |',
-      `| claim and finished row of a new key (a first execution) | ${small.claim.toFixed(0)} | ${large.claim.toFixed(0)} | ` +
-        `${(large.claim / small.claim).toFixed(2)}x |`,
+      `| claim and finished row of a new key (a first execution) | ${small.claim.toFixed(0)} | ` +
+        `${large.claim.toFixed(0)} | ${(large.claim / small.claim).toFixed(2)}x |`,
       `| claim of a key that exists (a replay: the row read) | ${small.replay.toFixed(0)} | ` +
         `${large.replay.toFixed(0)} | ${(large.replay / small.replay).toFixed(2)}x |`,
       '',
