@@ -27,6 +27,7 @@ import autocannon from 'autocannon';
 import { createDatabase } from '../db/client';
 import { labCustomers } from '../db/schema';
 import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server';
+import { freePort } from '../dev/ports';
 import { installDatabase } from '../server/db';
 import { parseFlags } from './args';
 import { type CoreRow, coreTable } from './bench-core';
@@ -40,7 +41,6 @@ const flags = parseFlags('npm run bench --', {
   },
   seconds: { type: 'number', default: 8, min: 2, max: 120, help: 'seconds per measured kind' },
 });
-const PORT = 3300;
 const DURATION_S = flags.seconds;
 // Baseline and first executions are measured in alternating rounds and the median round is kept:
 // on a 2-core machine shared by server, Postgres and load generator, one run is too noisy to compare.
@@ -250,7 +250,7 @@ async function main() {
     ENABLE_BENCH_BASELINE: '1',
     IDEMPOTENCY_REAPER_INTERVAL_SECONDS: '0',
   });
-  const server = await startAppServer({ port: PORT, env: env as Record<string, string> });
+  const server = await startAppServer({ port: await freePort(), env: env as Record<string, string> });
   serverPid = server.process.pid;
   const base = server.url;
   const cookie = (await fetch(`${base}/api/trpc/health.ping`)).headers.get('set-cookie')!.split(';')[0]!;
