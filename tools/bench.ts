@@ -265,6 +265,7 @@ async function main() {
     stats = undefined;
   });
   process.env.COOKIE_SECRET = env.COOKIE_SECRET; // the in-process count signs with the same secret
+  process.env.ENABLE_BENCH_BASELINE = '1'; // and calls the plain order too
 
   try {
     note(`${DURATION_S} s per kind, ${CONNECTIONS} connections`);
