@@ -9,11 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../db/client';
 import { clearFaults, planFault } from './faults';
 import { DECISIONS, type DecisionEvent, onDecision } from './hooks';
-import { MAX_KEY_LENGTH } from './key';
+import { fingerprint, MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
 import type { Execution } from './request';
-import { claimKey } from './store';
+import { claimKey, insertCompletedFailure } from './store';
 import { countNotes, createNotesTable, makeEveryDecision, tinyApp, type Wire } from './testing';
 
 const { sql, db } = createDatabase(process.env.DATABASE_URL!, { max: 20 });
@@ -567,6 +567,45 @@ describe('concurrency', () => {
       expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
       expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
       expect(await countNotes(db, scope)).toBe(1);
+    },
+  );
+
+  it(
+    'the unique index is the last word: a row for the key committed without the lock while the work ran ' +
+      'rolls the work back, and the request answers with that row',
+    async () => {
+      const scope = randomUUID();
+      const key = randomUUID();
+      const k = { scope, procedure: 'notes.add', key };
+      const resHeaders = new Headers();
+      let ran = 0;
+      const result = await runIdempotent<typeof db, Execution>({
+        db,
+        scope,
+        procedure: 'notes.add',
+        rawInput: NOTE,
+        headers: new Headers({ 'idempotency-key': key }),
+        resHeaders,
+        options: { ttlMs: 3_600_000, waitMs: 1_000 },
+        execute: async (tx, keyId) => {
+          ran++;
+          await tx.execute(
+            drizzleSql`insert into idempotency_test_notes (scope, key_id, text) values (${scope}, ${keyId}, 'mine')`,
+          );
+          // Meanwhile, outside this transaction and without the lock, the key gets an answer of its own.
+          const other = {
+            ok: false as const,
+            error: { code: 'CONFLICT' as const, errorCode: 'NOTES_SOLD_OUT', message: 'No more notes today.' },
+          };
+          await insertCompletedFailure(db, k, fingerprint('notes.add', NOTE), 409, other, 3_600_000);
+          return { ok: true, data: 'mine' };
+        },
+        replay: (data) => ({ ok: true, data }),
+      }).catch((err: unknown) => err as { errorCode?: string });
+      expect(ran).toBe(1); // the next round found the committed row: the work did not run again
+      expect(result).toMatchObject({ errorCode: 'NOTES_SOLD_OUT' }); // the row that won, replayed
+      expect(resHeaders.get('idempotent-replayed')).toBe('true');
+      expect(await countNotes(db, scope)).toBe(0); // the work rolled back with the refused row
     },
   );
 
