@@ -57,6 +57,9 @@ export const orders = pgTable(
     refundedCents: integer('refunded_cents').notNull().default(0),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     // The key that created this order, if any. Cleared when the reaper deletes the expired key.
+    // Checked at COMMIT (DEFERRABLE INITIALLY DEFERRED, db/migrations/0008_deferred_order_key_check.sql,
+    // which Drizzle's schema cannot express): a one-transaction key's row is written after the order,
+    // with its answer, as the transaction's last statement.
     idempotencyKeyId: uuid('idempotency_key_id').references(() => idempotencyKeys.id, { onDelete: 'set null' }),
   },
   (t) => [

@@ -98,6 +98,9 @@ const serverVariables = z.object({
   // The retry lab (/lab) and its unsafe twins. On in development and tests, off in production
   // unless asked for; even then it only acts as lab customers it made itself.
   ENABLE_LAB: flag.optional(),
+  // The benchmark's baseline (bench.placeOrder): the checkout's order with no key, nothing stored and
+  // nothing checked, not retry-safe. Off unless asked for; `npm run bench` turns it on for its server.
+  ENABLE_BENCH_BASELINE: flag.default(false),
   // Test-only: the server accepts faults planned at /api/test/faults (a delay, a failure, a cut
   // connection, a kill at a named boundary; server/idempotency/faults.ts). Refused in production.
   ENABLE_TEST_HOOKS: flag.default(false),

@@ -62,6 +62,11 @@ export const errorCatalog = {
       'The payment provider did not answer. Nothing is lost: retry with the same Idempotency-Key and the payment ' +
       'resumes where it stopped, without charging twice.',
   },
+  BENCH_BASELINE_DISABLED: {
+    code: 'NOT_FOUND',
+    message:
+      'The benchmark baseline is off here. npm run bench turns it on (ENABLE_BENCH_BASELINE=1) for its own server.',
+  },
   LAB_DISABLED: {
     code: 'NOT_FOUND',
     message: 'The retry lab is off here. It is on in development and tests; set ENABLE_LAB=1 to turn it on.',

@@ -28,6 +28,8 @@ export interface CoreRow {
   /** Latency of one operation, milliseconds. */
   p50: number;
   p99: number;
+  /** Each statement's calls and Postgres time per operation (with `--statements`). */
+  breakdown?: StatementShare[];
 }
 
 export const INPUT = { items: [{ productId: 'travel-mug', quantity: 1 }] };
@@ -51,6 +53,31 @@ export function keyedOrder(db: Db, customer: string, key: string) {
   });
 }
 
+/** One statement's share of an operation (pg_stat_statements), for the breakdown. */
+export interface StatementShare {
+  query: string;
+  callsPerOp: number;
+  usPerOp: number;
+}
+
+/**
+ * Every statement run since the last reset, per operation, costliest first. Nested statements (the
+ * foreign-key checks Postgres runs inside an INSERT) show only when the connections track them
+ * (`pg_stat_statements.track = all`, which `--statements` sets).
+ */
+export async function statementBreakdown(db: Db, ops: number): Promise<StatementShare[]> {
+  const rows = await db.execute<{ query: string; calls: number; ms: number }>(sql`
+    select query, calls::float8 as calls, total_exec_time::float8 as ms
+    from pg_stat_statements where query not ilike '%pg_stat_statements%' order by total_exec_time desc`);
+  return [...rows]
+    .map((r) => ({
+      query: r.query.replace(/\s+/g, ' ').trim(),
+      callsPerOp: r.calls / ops,
+      usPerOp: (r.ms * 1000) / ops,
+    }))
+    .filter((r) => r.callsPerOp >= 0.05);
+}
+
 export async function statementStats(db: Db): Promise<{ calls: number; ms: number }> {
   const [row] = await db.execute<{ calls: number; ms: number }>(sql`
     select coalesce(sum(calls), 0)::float8 as calls, coalesce(sum(total_exec_time), 0)::float8 as ms
@@ -71,6 +98,7 @@ export async function measure(
   seconds: number,
   callers: number,
   op: (i: number) => Promise<unknown>,
+  withBreakdown = false,
 ): Promise<CoreRow> {
   if (stats) await stats.execute(sql`select pg_stat_statements_reset()`);
   const cpuBefore = process.cpuUsage();
@@ -90,8 +118,10 @@ export async function measure(
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const pg = stats ? await statementStats(stats) : { ms: 0, calls: 0 };
+  const breakdown = stats && withBreakdown ? await statementBreakdown(stats, done) : undefined;
   latencies.sort((a, b) => a - b);
   return {
+    breakdown,
     kind,
     opsPerSecond: done / elapsed,
     cpuUs: (cpu.user + cpu.system) / done,
@@ -104,11 +134,15 @@ export async function measure(
 
 export async function coreBench(
   databaseUrl: string,
-  options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void },
+  options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void; statements?: boolean },
 ): Promise<CoreRow[]> {
   const callers = options.callers ?? 20;
   const log = options.log ?? (() => {});
-  const { db, sql: client } = createDatabase(databaseUrl, { max: callers });
+  const by = options.statements ?? false;
+  // With the breakdown, the pool's sessions also count what Postgres runs inside a statement (the
+  // foreign-key checks), so each row's total includes them: its statements/op is then higher.
+  const connection = by ? { 'pg_stat_statements.track': 'all' } : undefined;
+  const { db, sql: client } = createDatabase(databaseUrl, { max: callers, connection });
   const stats = createDatabase(databaseUrl, { max: 1 });
   await stats.db.execute(sql`create extension if not exists pg_stat_statements`);
   const customer = randomUUID();
@@ -124,16 +158,28 @@ export async function coreBench(
     const firsts: CoreRow[] = [];
     for (let round = 0; round < options.rounds; round++) {
       baselines.push(
-        await measure('baseline', stats.db, options.seconds, callers, () =>
-          db.transaction((tx) => placeOrder(tx, customer, INPUT)),
+        await measure(
+          'baseline',
+          stats.db,
+          options.seconds,
+          callers,
+          () => db.transaction((tx) => placeOrder(tx, customer, INPUT)),
+          by,
         ),
       );
       firsts.push(
-        await measure('first', stats.db, options.seconds, callers, () => {
-          const key = randomUUID();
-          completed.push(key);
-          return keyedOrder(db, customer, key);
-        }),
+        await measure(
+          'first',
+          stats.db,
+          options.seconds,
+          callers,
+          () => {
+            const key = randomUUID();
+            completed.push(key);
+            return keyedOrder(db, customer, key);
+          },
+          by,
+        ),
       );
       log(
         `[bench] in-process round ${round + 1}/${options.rounds}: baseline ` +
@@ -142,8 +188,13 @@ export async function coreBench(
     }
     const median = (rows: CoreRow[]) =>
       [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
-    const replay = await measure('replay', stats.db, options.seconds, callers, (i) =>
-      keyedOrder(db, customer, completed[i % completed.length]!),
+    const replay = await measure(
+      'replay',
+      stats.db,
+      options.seconds,
+      callers,
+      (i) => keyedOrder(db, customer, completed[i % completed.length]!),
+      by,
     );
     return [median(baselines), median(firsts), replay];
   } finally {
@@ -165,21 +216,38 @@ export function coreTable(rows: CoreRow[]): string[] {
   ];
 }
 
+/** Each kind's statements: calls and Postgres µs per operation (pg_stat_statements). */
+export function breakdownTable(rows: CoreRow[]): string[] {
+  return [
+    '| kind | statement | calls/op | Postgres µs/op |',
+    '| --- | --- | ---: | ---: |',
+    ...rows.flatMap((r) =>
+      (r.breakdown ?? []).map(
+        (s) =>
+          `| ${r.kind} | \`${s.query.slice(0, 90).replaceAll('|', '\\|')}\` | ${s.callsPerOp.toFixed(2)} | ` +
+          `${s.usPerOp.toFixed(0)} |`,
+      ),
+    ),
+  ];
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // Alone it prints its table; under tools/bench.ts (--json) its last line is the rows as JSON, and
   // its progress goes to stderr, since stdout also carries the log line of every decision it makes.
   const flags = parseFlags('tsx tools/bench-core.ts', {
     seconds: { type: 'number', default: 5, min: 1, max: 600, help: 'seconds per measured round' },
     json: { type: 'boolean', help: 'print the result as one JSON line (how tools/bench.ts reads it)' },
+    statements: { type: 'boolean', help: 'also each statement of each kind: calls and Postgres µs per operation' },
   });
   const json = flags.json;
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
   const seconds = flags.seconds;
-  coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s) }).then(
+  coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s), statements: flags.statements }).then(
     async (rows) => {
       await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
       console.log(json ? JSON.stringify({ rows }) : coreTable(rows).join('\n'));
+      if (flags.statements && !json) console.log(`\n${breakdownTable(rows).join('\n')}`);
       process.exit(0);
     },
     (err: unknown) => {

@@ -17,13 +17,26 @@ export type KeyTransaction = TransactionOf<KeyDatabase>;
 /** What the layer's statements run on: the pool or a transaction. */
 export type KeyDatabaseOrTransaction = KeyDatabase | KeyTransaction;
 
+/**
+ * A statement ready to send: fixed text with $1, $2... and its values. The layer's hot-path statements
+ * are written this way, so a request spends no time building SQL (Drizzle's builder walks its
+ * template on every call); Drizzle's `SQL` is accepted too.
+ */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
 /** How a pipelined transaction ends: committed (with a last statement sent along), or rolled back. */
-export type TransactionEnd<T> = { commit: T; last?: SQL } | { rollback: T };
+export type TransactionEnd<T> = { commit: T; last?: SQL | Statement } | { rollback: T };
 
 const dialect = new PgDialect();
 
+const toQuery = (s: SQL | Statement) =>
+  'text' in s && typeof s.text === 'string' ? { sql: s.text, params: s.values } : dialect.sqlToQuery(s as SQL);
+
 /**
- * The first and last statements are prepared (named, kept per connection by postgres.js). Unprepared,
+ * The opening and last statements are prepared (named, kept per connection by postgres.js). Unprepared,
  * a statement with parameters is sent in two steps, its text to be described and then its values,
  * and postgres.js sends nothing else on the connection in between: the COMMIT would wait for the
  * last statement instead of travelling with it. Prepared, after its first use on a connection it is
@@ -45,13 +58,18 @@ const PREPARED = { prepare: true };
  *   and the error is thrown. Nothing is ever committed that `body` did not see succeed, except `last`.
  * - If `body` throws, the transaction is rolled back and the error thrown, as with `db.transaction`.
  *
+ * `first` may be several statements: all of them go in the BEGIN's packet, and Postgres runs them one
+ * after the other (each, in READ COMMITTED, with a snapshot taken when it starts: a statement sees what
+ * committed while the one before it waited on a lock).
+ *
  * `body` gets a Drizzle transaction on the reserved connection (no nested transactions: savepoints
- * are not needed on the paths that use this) and the rows `first` returned.
+ * are not needed on the paths that use this), the rows of the last opening statement, and the rows
+ * of each opening statement in order.
  */
 export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends Record<string, unknown>, T>(
   db: TDb,
-  first: SQL,
-  body: (tx: TransactionOf<TDb>, rows: Row[]) => Promise<TransactionEnd<T>>,
+  first: SQL | Statement | (SQL | Statement)[],
+  body: (tx: TransactionOf<TDb>, rows: Row[], each: Row[][]) => Promise<TransactionEnd<T>>,
 ): Promise<T> {
   // drizzle(sql) keeps the postgres.js pool it was given as `$client`.
   const connection = await (db as unknown as { $client: postgres.Sql }).$client.reserve();
@@ -80,7 +98,7 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
     get: (target, property) => (property === 'unsafe' ? send : Reflect.get(target, property)),
   });
   try {
-    const opening = dialect.sqlToQuery(first);
+    const opening = (Array.isArray(first) ? first : [first]).map(toQuery);
     const onexecute = (c: RawConnection) => {
       raw = c;
       c.onclose = (err) => {
@@ -89,12 +107,13 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
       };
       return true; // the connection takes the next query at once: pipelined
     };
-    const [, rows] = await guard(
+    const [, ...results] = await guard(
       Promise.all([
         connection.unsafe('begin', [], { onexecute } as never),
-        connection.unsafe<Row[]>(opening.sql, opening.params as never[], PREPARED),
+        ...opening.map((q) => connection.unsafe<Row[]>(q.sql, q.params as never[], PREPARED)),
       ]),
     );
+    const each = results.map((r) => [...(r as Row[])]);
     // The same Drizzle transaction db.transaction would give, on the reserved connection.
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
     const session = new PostgresJsSession(fenced as unknown as postgres.Sql, dialect, schema, {});
@@ -102,7 +121,7 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
     // If the body fails too, its error wins over the connection's: it may be why the connection
     // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
     const end = await Promise.race([
-      body(tx, [...rows]),
+      body(tx, each.at(-1)!, each),
       closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
     ]);
     open = false;
@@ -110,7 +129,7 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
       await guard(send('rollback'));
       return end.rollback;
     }
-    const closing = end.last ? dialect.sqlToQuery(end.last) : undefined;
+    const closing = end.last ? toQuery(end.last) : undefined;
     const [lastResult, commitResult] = await guard(
       Promise.allSettled([
         closing ? send(closing.sql, closing.params as never[], PREPARED) : Promise.resolve(),

@@ -13,7 +13,7 @@ import { fingerprint, MAX_KEY_LENGTH } from './key';
 import { runIdempotent } from './one-transaction';
 import { reapExpiredKeys } from './reaper';
 import type { Execution } from './request';
-import { claimKey } from './store';
+import { claimKey, insertCompletedFailure } from './store';
 import { countNotes, createNotesTable, makeEveryDecision, tinyApp, type Wire } from './testing';
 
 const { sql, db } = createDatabase(process.env.DATABASE_URL!, { max: 20 });
@@ -214,7 +214,7 @@ describe('rule 6: a completed key replays its stored answer without running the 
       expect(result.ok && result.data).not.toBe('must not run');
       expect(statements).toHaveLength(3);
       expect(statements[0]).toBe('begin');
-      expect(statements[1]).toMatch(/^with claim as \(\s*insert into idempotency_keys/);
+      expect(statements[1]).toMatch(/^select not pg_try_advisory_xact_lock/);
       expect(statements[2]).toBe('rollback');
     } finally {
       await counted.sql.end();
@@ -226,15 +226,15 @@ describe('rule 6: a completed key replays its stored answer without running the 
     const key = randomUUID();
     await add(scope, key);
     // A write of any kind (a tuple, a row lock, the WAL record of either) first gives the transaction
-    // an id; a conflicting ON CONFLICT DO NOTHING must not. Rolled back either way.
-    const xidAfterClaiming = async (k: string) => {
+    // an id; the claim (an advisory lock and a read) must not. Rolled back either way.
+    const xidAfterClaiming = async (k: string, thenWrite: boolean) => {
       let xid: string | null | undefined;
+      let claimed: string | undefined;
       await db
         .transaction(async (tx) => {
-          await claimKey(tx, { scope, procedure: 'notes.add', key: k }, fingerprint('notes.add', NOTE), {
-            ttlMs: 3_600_000,
-            waitMs: 1_000,
-          });
+          claimed = await claimKey(tx, { scope, procedure: 'notes.add', key: k }, { waitMs: 1_000 });
+          if (thenWrite)
+            await tx.execute(drizzleSql`insert into idempotency_test_notes (scope, text) values (${scope}, 'x')`);
           const [row] = await tx.execute<{ xid: string | null }>(
             drizzleSql`select pg_current_xact_id_if_assigned()::text as xid`,
           );
@@ -244,10 +244,15 @@ describe('rule 6: a completed key replays its stored answer without running the 
         .catch((err: unknown) => {
           if (!(err instanceof TransactionRollbackError)) throw err;
         });
-      return xid;
+      return { xid, claimed };
     };
-    expect(await xidAfterClaiming(randomUUID())).toMatch(/^\d+$/); // the probe sees a write: a new key's claim
-    expect(await xidAfterClaiming(key)).toBeNull();
+    const free = await xidAfterClaiming(randomUUID(), false);
+    expect(free.claimed).toMatch(/^[0-9a-f-]{36}$/); // a free key is claimed: the id its row will have
+    expect(free.xid).toBeNull();
+    const taken = await xidAfterClaiming(key, false);
+    expect(taken.claimed).toBeUndefined();
+    expect(taken.xid).toBeNull();
+    expect((await xidAfterClaiming(randomUUID(), true)).xid).toMatch(/^\d+$/); // the probe sees a write
   });
 });
 
@@ -562,6 +567,45 @@ describe('concurrency', () => {
       expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
       expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
       expect(await countNotes(db, scope)).toBe(1);
+    },
+  );
+
+  it(
+    'the unique index is the last word: a row for the key committed without the lock while the work ran ' +
+      'rolls the work back, and the request answers with that row',
+    async () => {
+      const scope = randomUUID();
+      const key = randomUUID();
+      const k = { scope, procedure: 'notes.add', key };
+      const resHeaders = new Headers();
+      let ran = 0;
+      const result = await runIdempotent<typeof db, Execution>({
+        db,
+        scope,
+        procedure: 'notes.add',
+        rawInput: NOTE,
+        headers: new Headers({ 'idempotency-key': key }),
+        resHeaders,
+        options: { ttlMs: 3_600_000, waitMs: 1_000 },
+        execute: async (tx, keyId) => {
+          ran++;
+          await tx.execute(
+            drizzleSql`insert into idempotency_test_notes (scope, key_id, text) values (${scope}, ${keyId}, 'mine')`,
+          );
+          // Meanwhile, outside this transaction and without the lock, the key gets an answer of its own.
+          const other = {
+            ok: false as const,
+            error: { code: 'CONFLICT' as const, errorCode: 'NOTES_SOLD_OUT', message: 'No more notes today.' },
+          };
+          await insertCompletedFailure(db, k, fingerprint('notes.add', NOTE), 409, other, 3_600_000);
+          return { ok: true, data: 'mine' };
+        },
+        replay: (data) => ({ ok: true, data }),
+      }).catch((err: unknown) => err as { errorCode?: string });
+      expect(ran).toBe(1); // the next round found the committed row: the work did not run again
+      expect(result).toMatchObject({ errorCode: 'NOTES_SOLD_OUT' }); // the row that won, replayed
+      expect(resHeaders.get('idempotent-replayed')).toBe('true');
+      expect(await countNotes(db, scope)).toBe(0); // the work rolled back with the refused row
     },
   );
 

@@ -1,7 +1,9 @@
 -- The idempotency layer's one table, for an app that does not run drizzle-kit migrations: run this once
 -- (psql -f idempotency_keys.sql). It is the table schema.ts describes; schema.test.ts checks that the two
 -- agree, column by column, constraint by constraint. The app's own tables may reference `id` (an order
--- pointing at the key that created it, say); the layer itself needs no other table.
+-- pointing at the key that created it, say), with a foreign key DEFERRABLE INITIALLY DEFERRED: a
+-- one-transaction key's row is inserted after the work, as the transaction's last statement, so the
+-- reference can only be checked at COMMIT. The layer itself needs no other table.
 
 CREATE TABLE IF NOT EXISTS idempotency_keys (
   id              uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,

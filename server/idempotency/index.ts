@@ -62,7 +62,7 @@ export type { Execution } from './request';
 // 1. THE TABLE: the Drizzle schema (re-export it from your schema file) and, for apps without
 //    drizzle-kit, idempotency_keys.sql in this folder.
 export { type IdempotencyKey, idempotencyKeys } from './schema';
-export { claimStatement, countKeysInFlight, keyStatesOf } from './store';
+export { claimStatement, completeKeyStatement, countKeysInFlight, keyStatesOf } from './store';
 // 2. THE tRPC BUILDERS: join them to your procedures with `.concat()`, after `.input()`; call the
 //    batch guard from createContext.
 export { createIdempotency, type IdempotencyOptions, type KeyedContext, refuseKeyedBatch } from './trpc';

@@ -20,7 +20,10 @@ import {
   type ExistingKey,
   findLiveKey,
   insertCompletedFailure,
+  isKeyTaken,
+  lookupStatement,
   readClaim,
+  waitStatement,
 } from './store';
 
 export interface OneTransactionOptions {
@@ -60,18 +63,23 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
   const at = (boundary: string, tx?: KeyTransaction, keyId?: string) =>
     reached({ procedure: k.procedure, scope: k.scope, boundary, tx, keyId });
 
+  // Set once the key was found held by a request in flight: from then on, each round waits for the lock.
+  let wait = false;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const attempt = await claimAndExecute();
-    if (attempt !== 'conflict') return attempt;
+    const attempt = await claimAndExecute(wait);
+    if (attempt === 'held') {
+      wait = true;
+      request.waited = true;
+    } else if (attempt !== 'conflict') return attempt;
   }
   return request.inUse();
 
   /**
    * One round: claim the key and, if it is ours, do the work and store the answer, all in one
-   * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again.
+   * transaction; if it is not, answer from the row that holds it. 'conflict' means: look again;
+   * 'held': another request holds the key, wait for it (`wait`: this round waits for the lock).
    */
-  async function claimAndExecute(): Promise<R | 'conflict'> {
-    let rollback: RollBack;
+  async function claimAndExecute(wait: boolean): Promise<R | 'conflict' | 'held'> {
     let keyId: string | undefined;
     let outcome: Claim | 'executed';
     let result: R | undefined;
@@ -81,7 +89,7 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
       const waitMs = Math.max(1, request.deadline - Date.now());
       outcome = await pipelinedTransaction(
         call.db,
-        claimStatement(k, fp, { ...call.options, waitMs }),
+        wait ? [waitStatement(k, { waitMs }), lookupStatement(k)] : claimStatement(k),
         async (tx, rows): Promise<TransactionEnd<Claim | 'executed'>> => {
           const claim = readClaim(rows);
           if (!claim.claimed) return { rollback: claim }; // a replay writes nothing: the claim wrote nothing
@@ -91,18 +99,22 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
           const execution = await call.execute(tx, claim.id);
           if (!execution.ok) throw new RollBack(execution as Extract<Execution, { ok: false }>);
           await at('executed', tx, claim.id);
-          // Stored and returned as the same JSON, so the first answer and every replay are identical.
-          const data = JSON.parse(JSON.stringify(execution.data ?? null)) as unknown;
-          result = { ...execution, data };
-          // The answer is recorded by the last statement of the transaction that did the work.
-          return { commit: 'executed', last: completeKeyStatement(claim.id, 200, { ok: true, data }) };
+          // Stored and returned as the same JSON, so the first answer and every replay are identical:
+          // the text is made once, stored as it is, and parsed for the first answer.
+          const text = JSON.stringify(execution.data ?? null);
+          result = { ...execution, data: JSON.parse(text) as unknown };
+          // The key row, with its answer, is the last statement of the transaction that did the work.
+          const answer = `{"ok":true,"data":${text}}`;
+          return { commit: 'executed', last: completeKeyStatement(claim.id, k, fp, call.options.ttlMs, 200, answer) };
         },
       );
     } catch (err) {
       if (isLockTimeout(err)) return request.inUse();
+      // A row for the key committed without the lock (a failure stored after its rollback): the work
+      // was rolled back with the refused row; that row is the key's answer, read next round.
+      if (isKeyTaken(err)) return 'conflict';
       if (!(err instanceof RollBack)) throw err; // our own SQL failed: nothing was kept; a 500
-      rollback = err;
-      return storeFailure(rollback);
+      return storeFailure(err);
     }
 
     if (outcome === 'executed') {
@@ -111,17 +123,12 @@ export async function runIdempotent<TDb extends KeyDatabase, R extends Execution
       return result!;
     }
     if (outcome.claimed) throw new Error('unreachable: a claimed key is either executed or rolled back');
+    if (!outcome.existing) return 'held';
     return answerExisting(outcome.existing);
   }
 
   /** The key is held by a row: its stored answer, or wait for it, or (expired) start again. */
-  async function answerExisting(existing: ExistingKey | undefined): Promise<R | 'conflict'> {
-    // Not in the claim's snapshot: it committed while the claim waited on it. Read it afresh.
-    if (!existing) {
-      request.waited = true;
-      const live = await findLiveKey(call.db, k);
-      return live ? request.answerFrom(await waitWhileStarted(live), call.replay) : 'conflict';
-    }
+  async function answerExisting(existing: ExistingKey): Promise<R | 'conflict'> {
     // Expired and not yet reaped: it goes, in its own committed statement (so a failure of the work
     // that follows cannot bring it back), and this request is a new one.
     if (existing.expired) {

@@ -2,8 +2,9 @@
  * Every SQL statement about idempotency keys, in one file, each with the reason for its shape.
  * The table is `idempotency_keys` (schema.ts). Nothing outside this folder writes to it.
  */
+import { randomUUID } from 'node:crypto';
 import { and, eq, gt, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
-import type { KeyDatabaseOrTransaction as DbOrTx, KeyTransaction as Tx } from './db';
+import type { KeyDatabaseOrTransaction as DbOrTx, Statement, KeyTransaction as Tx } from './db';
 import type { StoredError } from './errors';
 import { type IdempotencyKey, idempotencyKeys } from './schema';
 
@@ -31,7 +32,10 @@ export async function findLiveKey(db: DbOrTx, k: KeyId): Promise<IdempotencyKey 
   return row;
 }
 
-/** What the claim found: the key is ours now, or here is the row that holds it. */
+/**
+ * What the claim found: the key is ours now (with the id its row will have), or here is the row that
+ * holds it, or (`existing: undefined`) another request holds it right now and has no final answer yet.
+ */
 export type Claim = { claimed: true; id: string } | { claimed: false; existing: ExistingKey | undefined };
 
 /** The columns of an existing key that decide the answer, and whether it has expired. */
@@ -44,80 +48,109 @@ export interface ExistingKey {
   expired: boolean;
 }
 
+// Seeds the hash that names a key's advisory lock: a constant of this layer, so that its locks are
+// unlikely to share a number with an app's own advisory locks (sharing one would only make the two wait
+// on each other, never break either).
+const LOCK_SEED = 7_172_025;
+
+const lockName = (k: KeyId) => `${k.scope}\n${k.procedure}\n${k.key}`;
+
 /**
- * The claim, which is also the lookup: one atomic INSERT ... ON CONFLICT DO NOTHING on the unique
- * (scope, procedure, key) index, and in the same statement, only when that insert did nothing, the
- * row that is in the way. There is no check-then-insert window: of any number of concurrent claims,
- * Postgres lets exactly one insert, and makes the others wait on it until its transaction ends. When
- * it commits, they see a conflict; when it rolls back, one of them inserts.
+ * The claim of a one-transaction key, sent with BEGIN: one statement that takes a transaction-scoped
+ * advisory lock on a hash of the key (scope, procedure, key), if no one holds it, and reads the key's
+ * row. Of any number of requests with one key, one holds the lock until its transaction ends. The key
+ * row itself is written once, at the end, with its answer (`completeKeyStatement`): a first execution
+ * inserts one row and updates none, and a replay writes nothing (neither an advisory lock nor a read
+ * gives the transaction a transaction id, as idempotency.test.ts checks).
  *
- * A first execution therefore costs no separate lookup, and a replay costs this one statement (a
- * conflicting ON CONFLICT DO NOTHING writes nothing: it finds the row in the index and stops, before
- * any tuple or WAL record is made: its transaction never gets a transaction id, as idempotency.test.ts checks). The row
- * read back is the
- * one in this statement's snapshot: a claim that waited on a duplicate in flight sees the conflict
- * but not the row (it committed after the snapshot was taken), and gets `existing: undefined`; the
- * caller then reads it afresh (findLiveKey).
+ * - Lock taken, no row: the key is ours.
+ * - A completed, live row: that is the answer, whoever holds the lock (a completed row never changes).
+ * - Lock held by another request, and no final row: that request is in flight; wait for it
+ *   (`waitStatement`, then `lookupStatement`, in a transaction of their own).
  *
- * The wait on a duplicate in flight, and only that wait, is bounded by `lock_timeout`. The FROM
- * clause saves the session's own value and sets the bound for this transaction before the insert
- * can wait (evaluating it produces the row to insert); RETURNING, which runs once the row is in,
- * puts the saved value back, so the procedure that follows waits on its own locks as it would
- * without a key. A wait past the bound fails with SQLSTATE 55P03.
+ * The read runs in the snapshot the statement started with, and the lock is taken after it: a holder
+ * that committed its row between the two is not seen, the key looks free, and the work runs. Its row
+ * is still written once: the holder's row is already in the unique index, so the INSERT at the end
+ * fails, the work rolls back with it, and the next round replays the holder's row. That window is a
+ * few microseconds wide; closing it would cost every first execution a second statement.
  */
-export function claimStatement(k: KeyId, fingerprint: string, options: { ttlMs: number; waitMs: number }): SQL {
-  // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
-  const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
-  return sql`
-    with claim as (
-      insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
-      select ${k.scope}, ${k.procedure}, ${k.key}, ${fingerprint}, now() + make_interval(secs =>
-        ${options.ttlMs / 1000})
-      from (
-        select set_config('lock_timeout', ${lockTimeout}, true)
-        from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as
-          saved
-      ) as bounded_wait
-      on conflict (scope, procedure, key) do nothing
-      returning id, set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true) as
-        restored
-    )
-    select id, true as claimed, null::text as state, null::text as fingerprint, null::integer as response_status,
-           null::json as response_body, false as expired
-    from claim
-    union all
-    select id, false, state, fingerprint, response_status, response_body, expires_at <= now()
-    from idempotency_keys
-    where scope = ${k.scope} and procedure = ${k.procedure} and key = ${k.key} and not exists (select from claim)`;
+export function claimStatement(k: KeyId): Statement {
+  return { text: CLAIM, values: [lockName(k), k.scope, k.procedure, k.key] };
 }
 
-/** Reads what claimStatement returned. */
+const CLAIM = `
+  select not pg_try_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED})) as held, k.id, k.state, k.fingerprint,
+         k.response_status, k.response_body, k.expires_at <= now() as expired
+  from (select 1) as one
+  left join idempotency_keys k on k.scope = $2 and k.procedure = $3 and k.key = $4`;
+
+/**
+ * The wait for a key another request holds: the advisory lock, blocking, until that request's
+ * transaction ends. The wait, and only the wait, is bounded by `lock_timeout`: the FROM clause saves the
+ * session's own value and sets the bound for this transaction before the lock is asked for; the lookup
+ * sent behind it (`lookupStatement`, a statement of its own, so that its snapshot includes what the holder
+ * committed) puts the saved value back, so the procedure waits on its own locks as it would without a
+ * key. A wait past the bound fails with SQLSTATE 55P03.
+ */
+export function waitStatement(k: KeyId, options: { waitMs: number }): Statement {
+  // lock_timeout = 0 would mean "wait forever" to Postgres; strict mode (waitMs 0) waits 1 ms.
+  const lockTimeout = `${Math.max(1, Math.round(options.waitMs))}ms`;
+  return { text: WAIT, values: [lockName(k), lockTimeout] };
+}
+
+const WAIT = `
+  select pg_advisory_xact_lock(hashtextextended($1, ${LOCK_SEED}))
+  from (
+    select set_config('lock_timeout', $2, true)
+    from (select set_config('idempotency.lock_timeout_before_claim', current_setting('lock_timeout'), true)) as saved
+  ) as bounded_wait`;
+
+/** After `waitStatement`: the key's row, read with the lock held, and the session's lock_timeout restored. */
+export function lookupStatement(k: KeyId): Statement {
+  return { text: LOOKUP, values: [k.scope, k.procedure, k.key] };
+}
+
+const LOOKUP = `
+  select k.id, k.state, k.fingerprint, k.response_status, k.response_body, k.expires_at <= now() as expired
+  from (select set_config('lock_timeout', current_setting('idempotency.lock_timeout_before_claim'), true)) as restored
+  left join idempotency_keys k on k.scope = $1 and k.procedure = $2 and k.key = $3`;
+
+/** Reads what the claim (or the wait's lookup) returned: one row, its key columns null when there is no key row. */
 export function readClaim(rows: Record<string, unknown>[]): Claim {
-  const [row] = rows;
-  if (row?.claimed) return { claimed: true, id: row.id as string };
-  if (!row) return { claimed: false, existing: undefined };
-  return {
-    claimed: false,
-    existing: {
-      id: row.id as string,
-      state: row.state as ExistingKey['state'],
-      fingerprint: row.fingerprint as string,
-      responseStatus: row.response_status as number | null,
-      responseBody: row.response_body,
-      expired: row.expired as boolean,
-    },
+  const row = rows[0]!;
+  const held = row.held === true; // only the claim says; after a wait, the lock is ours
+  if (row.id === null) return held ? { claimed: false, existing: undefined } : { claimed: true, id: randomUUID() };
+  const existing: ExistingKey = {
+    id: row.id as string,
+    state: row.state as ExistingKey['state'],
+    fingerprint: row.fingerprint as string,
+    responseStatus: row.response_status as number | null,
+    responseBody: row.response_body,
+    expired: row.expired as boolean,
   };
+  const final = existing.state === 'completed' && !existing.expired;
+  return { claimed: false, existing: held && !final ? undefined : existing };
 }
 
 /** The claim on its own, in a caller's transaction: the new row's id, or undefined when the key exists. */
-export async function claimKey(
-  tx: Tx,
-  k: KeyId,
-  fingerprint: string,
-  options: { ttlMs: number; waitMs: number },
-): Promise<string | undefined> {
-  const claim = readClaim(await tx.execute<Record<string, unknown>>(claimStatement(k, fingerprint, options)));
+export async function claimKey(tx: Tx, k: KeyId, options: { waitMs: number }): Promise<string | undefined> {
+  const run = async (q: Statement) => [...(await tx.execute<Record<string, unknown>>(asSql(q)))];
+  let claim = readClaim(await run(claimStatement(k)));
+  if (!claim.claimed && !claim.existing) {
+    await run(waitStatement(k, options));
+    claim = readClaim(await run(lookupStatement(k)));
+  }
   return claim.claimed ? claim.id : undefined;
+}
+
+/** A ready statement as Drizzle SQL (for a caller's transaction): the text, its $n replaced by values. */
+function asSql(q: Statement): SQL {
+  const parts = q.text.split(/\$(\d+)/);
+  const out = sql.empty();
+  parts.forEach((part, i) => {
+    out.append(i % 2 === 0 ? sql.raw(part) : sql`${q.values[Number(part) - 1]}`);
+  });
+  return out;
 }
 
 /**
@@ -134,16 +167,34 @@ export async function deleteIfExpired(db: DbOrTx, k: KeyId): Promise<boolean> {
 }
 
 /**
- * Stores the result on the claimed row, in the transaction that did the work: both commit or neither.
- * A statement, so that the runner can send it with the COMMIT behind it (db/client.ts).
+ * The key's row, written once, with its answer: the last statement of the transaction that did the
+ * work, sent with the COMMIT behind it (db.ts). A plain INSERT: if a row for the key exists after all
+ * (written by a request that does not take the lock: a failure stored after its rollback), the unique
+ * index refuses it, and that error turns the COMMIT into a rollback of the whole work. The caller then
+ * reads the row that won. `responseJson` is the stored answer's JSON text, as the client gets it.
  */
-export function completeKeyStatement(id: string, status: number, body: StoredResponse): SQL {
-  return sql`
-    update idempotency_keys
-    set state = 'completed', recovery_point = 'finished', response_status = ${status},
-        response_body = ${JSON.stringify(body)}::json, completed_at = now(), locked_until = null
-    where id = ${id}`;
+export function completeKeyStatement(
+  id: string,
+  k: KeyId,
+  fingerprint: string,
+  ttlMs: number,
+  status: number,
+  responseJson: string,
+): Statement {
+  return { text: COMPLETE, values: [id, k.scope, k.procedure, k.key, fingerprint, status, responseJson, ttlMs / 1000] };
 }
+
+const COMPLETE = `
+  insert into idempotency_keys (id, scope, procedure, key, fingerprint, state, recovery_point, response_status,
+                                response_body, completed_at, expires_at)
+  values ($1, $2, $3, $4, $5, 'completed', 'finished', $6, $7, now(), now() + make_interval(secs => $8))`;
+
+/** The unique (scope, procedure, key) index refused a row: another request's row for the key committed. */
+export const isKeyTaken = (err: unknown): boolean => {
+  const e = (err as { cause?: unknown })?.cause ?? err;
+  const { code, constraint_name } = e as { code?: string; constraint_name?: string };
+  return code === '23505' && constraint_name === 'idempotency_keys_scope_procedure_key_idx';
+};
 
 /**
  * Stores a deliberate failure (the work was rolled back) as a completed key, in its own transaction.

@@ -1,5 +1,6 @@
 /** The whole API. `AppRouter` is the only thing the client imports from the server (as a type). */
 import { createCallerFactory, router } from '../trpc';
+import { benchRouter } from './bench';
 import { catalogRouter } from './catalog';
 import { checkoutRouter } from './checkout';
 import { healthRouter } from './health';
@@ -7,6 +8,7 @@ import { labRouter } from './lab';
 import { ordersRouter } from './orders';
 
 export const appRouter = router({
+  bench: benchRouter,
   catalog: catalogRouter,
   checkout: checkoutRouter,
   health: healthRouter,
