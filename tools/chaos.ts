@@ -316,7 +316,7 @@ async function main() {
     await sleep(1000); // leases of killed holders lapse after 3 s
   }
   // Payments whose webhook never got through (an instance died under every retry): asked of the provider.
-  await settleWaiting(db, { olderThanSeconds: 0 });
+  await settleWaiting(db, { olderThanSeconds: 0, customerIds: customers });
 
   const violations = await check(db, sql, customers);
   const [{ orders, paid }] = (await sql`

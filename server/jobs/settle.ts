@@ -8,6 +8,7 @@
 import { and, eq, inArray, isNotNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { orders, refunds } from '../../db/schema';
+import { log } from '../observability/log';
 import { advanceOrder, advanceRefund } from '../services/payment-states';
 import { paymentStatus, refundStatus } from '../services/payments';
 
@@ -24,7 +25,18 @@ export async function settleWaiting(
   const age = sql`now() - make_interval(secs => ${options.olderThanSeconds ?? SETTLE_AFTER_SECONDS})`;
   // Only some customers' records (the lab's run, a test), or everyone's.
   const theirs = options.customerIds ? inArray(orders.customerId, options.customerIds) : undefined;
-  const outcome = { orders: 0, refunds: 0 };
+  // `unanswered`: records the provider could not tell about (it does not know the payment, or the call
+  // failed). Each is logged and left as it is; one such record must not stop the others being settled.
+  const outcome = { orders: 0, refunds: 0, unanswered: 0 };
+  const ask = async <T>(what: Record<string, string>, call: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await call();
+    } catch (err) {
+      outcome.unanswered++;
+      log().warn({ ...what, err }, 'settle: the provider could not say where this stands; left as it is');
+      return undefined;
+    }
+  };
   const waitingOrders = await db
     .select({ id: orders.id, paymentIntentId: orders.paymentIntentId })
     .from(orders)
@@ -39,7 +51,8 @@ export async function settleWaiting(
     .limit(BATCH);
   for (const o of waitingOrders) {
     if (options.signal?.aborted) return outcome; // one provider call each: stop at the caller's budget
-    const now = await paymentStatus(o.paymentIntentId!);
+    const now = await ask({ orderId: o.id }, () => paymentStatus(o.paymentIntentId!));
+    if (!now) continue;
     const to = now.status === 'succeeded' ? 'paid' : now.status === 'declined' ? 'payment_failed' : null;
     if (to && (await db.transaction((tx) => advanceOrder(tx, o.id, to, o.paymentIntentId)))) outcome.orders++;
   }
@@ -62,8 +75,8 @@ export async function settleWaiting(
     .limit(BATCH);
   for (const r of waitingRefunds) {
     if (options.signal?.aborted) return outcome;
-    const { status } = await refundStatus(r.providerRefundId!);
-    if (status === 'pending') continue;
+    const status = (await ask({ refundId: r.id }, () => refundStatus(r.providerRefundId!)))?.status;
+    if (status === undefined || status === 'pending') continue;
     if (await db.transaction((tx) => advanceRefund(tx, r.id, status))) outcome.refunds++;
   }
   return outcome;

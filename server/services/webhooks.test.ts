@@ -206,17 +206,30 @@ describe('when no webhook comes', () => {
     const { settleWaiting } = await import('../jobs/settle');
     const { customer, order } = await waitingThenSettled('succeeded'); // settled at the provider; no webhook delivered
     expect((await orderStatus(order.id)).status).toBe('payment_processing');
-    await settleWaiting(db, { olderThanSeconds: 0 });
+    await settleWaiting(db, { olderThanSeconds: 0, customerIds: [customer] });
     expect((await orderStatus(order.id)).status).toBe('paid');
 
     await scriptProviderFault(customer, 'refund_fails_later', { path: '/v1/refunds' });
     expect((await refund(customer, order.id, 1000)).status).toBe(200);
     const [row] = await sql`select id, provider_refund_id from refunds where order_id = ${order.id}`;
     await settle('refunds', row!.provider_refund_id, 'failed');
-    await settleWaiting(db, { olderThanSeconds: 0 });
+    await settleWaiting(db, { olderThanSeconds: 0, customerIds: [customer] });
     expect((await sql`select status from refunds where id = ${row!.id}`)[0]!.status).toBe('failed');
     expect((await orderStatus(order.id)).refunded_cents).toBe(0);
     expect(await reconcile(db, { customerId: customer })).toEqual([]);
+  });
+
+  it('a payment the provider does not know is logged and left as it is, and the others are still settled', async () => {
+    const { settleWaiting } = await import('../jobs/settle');
+    // A waiting order whose recorded payment the provider has never heard of (recorded from an event about
+    // someone else's payment, or a provider account that was changed), then an ordinary one behind it.
+    const unknown = await waitingThenSettled('succeeded');
+    await sql`update orders set payment_intent_id = ${`pi_${randomUUID().slice(0, 8)}`} where id = ${unknown.order.id}`;
+    const known = await waitingThenSettled('succeeded');
+    const outcome = await settleWaiting(db, { olderThanSeconds: 0, customerIds: [unknown.customer, known.customer] });
+    expect(outcome).toEqual({ orders: 1, refunds: 0, unanswered: 1 });
+    expect((await orderStatus(known.order.id)).status).toBe('paid');
+    expect((await orderStatus(unknown.order.id)).status).toBe('payment_processing');
   });
 });
 
