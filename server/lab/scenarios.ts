@@ -262,8 +262,8 @@ export const scenarios: Scenario[] = [
     counts: ['orders'],
     expected: { orders: 1 },
     safeguard:
-      'The claim is one atomic INSERT ... ON CONFLICT DO NOTHING: one copy inserts the key, the others wait for its ' +
-      'answer.',
+      'The claim is atomic: Postgres gives the key to one copy at a time (a lock on its hash), and the others wait ' +
+      'for its answer.',
     removes: 'the atomic claim (check, then insert)',
     twin: 'Each copy looks for the key, finds none, works, and only then stores it.',
     chapter: 'docs/05-races.md',
