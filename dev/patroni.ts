@@ -27,6 +27,15 @@
  *   and, once a node fails twice, cuts the sessions it had (`on-marked-down shutdown-sessions`), so
  *   no client keeps talking to a demoted or frozen leader.
  *
+ * - etcd's v2 API (Patroni's `etcd:` section), not v3 (`etcd3:`). Debian 12's Patroni 3.0.2 renews
+ *   the leader key through v3 from a cached view of the cluster, and when the lease has already lapsed
+ *   it writes the key again without checking that nobody took it meanwhile (fixed upstream in 3.0.3,
+ *   patroni/patroni#2689). A leader frozen past its lease then wakes, overwrites the key of the node
+ *   promoted in its place, and goes on leading; the promoted node is demoted, and a client still
+ *   connected to the old leader gets its write acknowledged. The chaos run's freeze event found it
+ *   (in about one run in three). Through v2 the renewal is a compare-and-swap on the key's value: it
+ *   fails, and the old leader demotes itself. With Patroni 3.0.3 or later, v3 is as safe.
+ *
  * Stop order: HAProxy, then every Patroni (each stops its Postgres), then etcd: a Patroni whose etcd
  * has gone waits for it instead of stopping.
  */
@@ -98,7 +107,7 @@ log:
 restapi:
   listen: 127.0.0.1:${node.restPort}
   connect_address: 127.0.0.1:${node.restPort}
-etcd3:
+etcd:
   hosts: 127.0.0.1:${state.etcdPort}
 bootstrap:
   dcs:
@@ -380,6 +389,8 @@ export async function startHaCluster(options: {
         `http://127.0.0.1:${etcdPeer}`,
         '--initial-cluster',
         `checkout=http://127.0.0.1:${etcdPeer}`,
+        // Patroni talks to etcd's v2 API (its \`etcd:\` section): see "Why these settings".
+        '--enable-v2=true',
       ],
       { stdio: ['ignore', etcdLog, etcdLog], detached: true, cwd: dir },
     ).unref();
