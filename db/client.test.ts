@@ -60,3 +60,13 @@ describe(`session settings (${pooled ? 'through a transaction pooler' : 'direct'
     expect(seen.filter((t) => t === '300ms')).toEqual([]);
   });
 });
+
+describe('the pool createDatabase opens', () => {
+  it('fences its transactions: one whose statement failed is never reported committed', async () => {
+    // Unfenced, postgres.js resolves this: it takes Postgres's ROLLBACK answer to the COMMIT for success.
+    const swallowed = plain.db.transaction(async (tx) => {
+      await tx.execute(q`select 1 / 0`).catch(() => {});
+    });
+    await expect(swallowed).rejects.toThrow(/rolled back at COMMIT/);
+  });
+});

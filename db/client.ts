@@ -5,6 +5,7 @@
  */
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { fenceTransactions } from '../server/idempotency';
 import * as schema from './schema';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -54,14 +55,18 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
     ...(onQuery ? { debug: (_conn: number, query: string) => onQuery(query) } : {}),
   });
   if (transactionPooler && Object.keys(settings).length > 0) settingsPerTransaction(sql, settings);
+  // Every transaction (Drizzle's db.transaction included) sends nothing once it is over or its
+  // connection died: without this, a body still running after the death writes outside it.
+  fenceTransactions(sql);
   return { db: drizzle(sql, { schema }), sql };
 }
 
 /**
  * Makes every transaction begun on `sql` start with `select set_config(name, value, true), ...`:
- * those of `sql.begin` (Drizzle's `db.transaction`) and those opened with a BEGIN on a reserved
- * connection (`sql.reserve()`). The statement is sent right behind the BEGIN, before anything the
- * caller sends next, on the same connection: pipelined, no extra round trip. Statements outside a
+ * each is opened with a BEGIN on a reserved connection (`sql.reserve()`), Drizzle's
+ * `db.transaction` too once `fenceTransactions` has replaced `sql.begin`. The statement is sent
+ * right behind the BEGIN, before anything the caller sends next, on the same connection:
+ * pipelined, no extra round trip. Statements outside a
  * transaction run with the server's defaults: each is short, and waits at most for a transaction
  * that is itself bounded by these settings.
  */
@@ -73,19 +78,6 @@ function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, stri
       return `set_config('${name}', '${value}', true)`;
     })
     .join(', ')}`;
-  type Begin = (options: string, fn: (tx: postgres.TransactionSql) => unknown) => Promise<unknown>;
-  const begin = sql.begin.bind(sql) as unknown as Begin;
-  const wrapped: Begin = (options, fn) =>
-    begin(options, (tx) => {
-      // Executed now, so it is queued ahead of the first statement of `fn`.
-      const applied = tx.unsafe(statement).execute();
-      return Promise.all([applied, fn(tx)]).then(([, result]) => result);
-    });
-  Object.assign(sql, {
-    begin: (options: unknown, fn?: unknown) =>
-      typeof options === 'function' ? wrapped('', options as never) : wrapped(options as string, fn as never),
-  });
-
   const reserve = sql.reserve.bind(sql);
   Object.assign(sql, {
     reserve: async () => {

@@ -13,12 +13,13 @@ import { PROJECT_ROOT } from '../dev/state';
 const SCRATCH = fs.mkdtempSync(path.join(os.tmpdir(), 'patch-postgres-'));
 afterAll(() => fs.rmSync(SCRATCH, { recursive: true, force: true }));
 
-// The three places the guard edits, as postgres.js 3.4.9 has them.
+// The four places the guard edits, as postgres.js 3.4.9 has them.
 const KNOWN = [
   '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)\n    nextWriteTimer !== null && ' +
     'clearImmediate(nextWriteTimer)\n  }\n',
   '  function error(err) {\n    errored(err)\n    while (sent.length)\n      queryError(sent.shift(), err)\n  }\n',
   "  function terminate() {\n    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)\n  }\n",
+  '  function closed(hadError) {\n    socket.removeAllListeners()\n    socket = null\n\n    if (initial)\n  }\n',
 ].join('\n');
 
 /** A project folder with the script and a stand-in postgres package whose connection.js is `code`. */
@@ -52,12 +53,15 @@ describe('the postgres.js guard', () => {
     const dir = project('known', KNOWN);
     const first = run(dir);
     expect(first.status, first.stderr).toBe(0);
-    expect(first.stdout).toContain('guarded postgres 9.9.9 against writes to a closed socket (2 files)');
+    expect(first.stdout).toContain(
+      'guarded postgres 9.9.9 against writes to a closed socket and stale errors (2 files)',
+    );
     for (const sub of ['src', 'cjs/src']) {
       const text = connection(dir, sub);
       expect(text).toContain('if (!socket) { // patched: the connection closed while this write waited');
       expect(text).toContain('query = null // patched');
       expect(text).toContain('chunk = nextWriteTimer = null // patched');
+      expect(text).toContain("errorResponse = results = null // patched: the dead backend's error");
     }
     const once = connection(dir, 'src');
     const second = run(dir);
@@ -83,10 +87,28 @@ describe('the postgres.js guard', () => {
     },
   );
 
+  it('a project patched by the three-edit guard gets the fourth edit alone on the next install', () => {
+    const dir = project('older', KNOWN);
+    expect(run(dir).status).toBe(0);
+    for (const sub of ['src', 'cjs/src']) {
+      const full = path.join(dir, 'node_modules', 'postgres', sub, 'connection.js');
+      const text = fs.readFileSync(full, 'utf8');
+      // as the earlier guard left it: every edit but the last
+      fs.writeFileSync(
+        full,
+        text.replace(/\n {4}errorResponse = results = null \/\/ patched[^\n]*\n {4}result = new Result\(\)/, ''),
+      );
+    }
+    expect(connection(dir, 'src').match(/\/\/ patched/g)).toHaveLength(3);
+    const again = run(dir);
+    expect(again.status, again.stderr).toBe(0);
+    for (const sub of ['src', 'cjs/src']) expect(connection(dir, sub).match(/\/\/ patched/g)).toHaveLength(4);
+  });
+
   it('the installed postgres.js of this project is guarded', () => {
     for (const sub of ['src', 'cjs/src']) {
       const text = fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'postgres', sub, 'connection.js'), 'utf8');
-      expect(text.match(/\/\/ patched/g)).toHaveLength(3);
+      expect(text.match(/\/\/ patched/g)).toHaveLength(4);
     }
   });
 });

@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type KeyTransaction, pipelinedTransaction } from './db';
+import { fenceTransactions, type KeyTransaction, pipelinedTransaction } from './db';
 
 // Pools of the test's own, as any app would open them: the layer takes any Drizzle database on postgres.js.
 const client = postgres(process.env.DATABASE_URL!, { max: 2, onnotice: () => {} });
@@ -161,5 +161,125 @@ describe('pipelinedTransaction', () => {
         () => 0,
       );
     expect(ok).toBeGreaterThanOrEqual(3);
+  });
+});
+
+/**
+ * A transaction body that runs on after its connection died, as a body awaiting something else does:
+ * `late` is what its last statement got. The pool has one connection, and a query waits for it, so
+ * the pool opens that connection again at once.
+ */
+async function bodyOutlivingItsConnection(
+  pool: postgres.Sql,
+  tag: string,
+): Promise<{ transaction: string; late: string; waiting: string }> {
+  const fenceable = drizzle(pool);
+  let late: Promise<string> | undefined;
+  const transaction = fenceable.transaction(async (tx) => {
+    const [row] = await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`);
+    await admin.sql`select pg_terminate_backend(${row!.pid})`;
+    const later = new Promise<string>((resolve) =>
+      setTimeout(
+        () =>
+          resolve(
+            tx.execute(insert(tag)).then(
+              () => 'written',
+              (err: Error) => ((err.cause as Error | undefined) ?? err).message, // Drizzle wraps it
+            ),
+          ),
+        300,
+      ),
+    );
+    late = later;
+    await later;
+  });
+  const waiting = pool`select 'the next query' as q`.then(
+    () => 'answered',
+    (err: Error) => err.message,
+  );
+  const outcome = await transaction.then(
+    () => 'committed',
+    (err: Error) => `rejected: ${err.message}`,
+  );
+  return { transaction: outcome, late: await late!, waiting: await waiting };
+}
+
+describe('fenceTransactions', () => {
+  const pool = fenceTransactions(postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} }));
+  const fencedDb = drizzle(pool);
+  afterAll(() => pool.end());
+
+  it('a body that goes on after its connection died sends nothing more: its late INSERT is kept nowhere', async () => {
+    const tag = randomUUID();
+    const seen = await bodyOutlivingItsConnection(pool, tag);
+    expect(seen.transaction).toMatch(/^rejected/);
+    expect(seen.late).toMatch(/nothing more is sent on it/);
+    expect(await count(tag)).toBe(0);
+    // the pool goes on: the waiting query was answered (or failed once with the dead connection),
+    // and the next transaction commits
+    expect(['answered', expect.stringMatching(/CONNECTION|terminat/)]).toContainEqual(seen.waiting);
+    await fencedDb.transaction((tx) => tx.execute(insert(tag)));
+    expect(await count(tag)).toBe(1);
+  });
+
+  it('a nested transaction is a savepoint: its failure rolls back only itself', async () => {
+    const [kept, undone, after] = [randomUUID(), randomUUID(), randomUUID()];
+    await fencedDb.transaction(async (tx) => {
+      await tx.execute(insert(kept));
+      await tx
+        .transaction(async (inner) => {
+          await inner.execute(insert(undone));
+          throw new Error('the inner work failed');
+        })
+        .catch(() => {});
+      await tx.transaction((inner) => inner.execute(insert(after)));
+    });
+    expect([await count(kept), await count(undone), await count(after)]).toEqual([1, 0, 1]);
+  });
+
+  it('a COMMIT that Postgres answers with ROLLBACK is an error, not a success', async () => {
+    const tag = randomUUID();
+    const swallowed = fencedDb.transaction(async (tx) => {
+      await tx.execute(insert(tag));
+      await tx.execute(sql`select 1 / 0`).catch(() => {}); // the transaction has failed; the body says nothing
+    });
+    await expect(swallowed).rejects.toThrow(/rolled back at COMMIT \(ROLLBACK\)/);
+    expect(await count(tag)).toBe(0);
+  });
+
+  it('commits, rolls back on a throw, and fences a pool only once', async () => {
+    const [committed, thrown] = [randomUUID(), randomUUID()];
+    expect(await fencedDb.transaction(async (tx) => (await tx.execute(insert(committed))).length)).toBe(1);
+    await expect(
+      fencedDb.transaction(async (tx) => {
+        await tx.execute(insert(thrown));
+        throw new Error('the work failed');
+      }),
+    ).rejects.toThrow('the work failed');
+    expect([await count(committed), await count(thrown)]).toEqual([1, 0]);
+    const begin = pool.begin;
+    expect(fenceTransactions(pool).begin).toBe(begin);
+  });
+});
+
+describe('a connection that dies under a query (the install-time guard, tools/patch-postgres.mjs)', () => {
+  it("a query waiting for the pool runs on the reopened connection, not failed with the dead one's error", async () => {
+    const pool = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    try {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const held = await pool.reserve(); // the pool's one connection: the next query waits for it
+        const cut = held`select pg_terminate_backend(pg_backend_pid())`.catch(() => 'cut');
+        const next = pool`select 'answered' as v`.then(
+          (rows) => rows[0]!.v as string,
+          (err: Error & { code?: string }) => `failed: ${err.code} ${err.message}`,
+        );
+        await cut;
+        outcomes.push(await next);
+      }
+      expect(outcomes).toEqual(Array(5).fill('answered'));
+    } finally {
+      await pool.end({ timeout: 1 });
+    }
   });
 });

@@ -167,3 +167,123 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
 interface RawConnection {
   onclose: ((err: unknown) => void) | null;
 }
+
+const FENCED = Symbol.for('retry-safe-checkout.fenced-transactions');
+
+/**
+ * Replaces postgres.js's `sql.begin` (what Drizzle's `db.transaction` calls) on the pool `sql` with one
+ * that sends nothing on a transaction's connection once the transaction is over or that connection
+ * closed. Returns `sql`; calling it again changes nothing.
+ *
+ * Why: postgres.js 3.4 rejects a transaction whose connection dies, but the transaction's body goes on
+ * running, and its handle still points at that connection, which the pool opens again, outside any
+ * transaction, for the next query waiting. A statement the body sends after the death then runs there
+ * and commits on its own: half a transaction kept. Seen with an INSERT sent 300 ms after the backend
+ * was terminated (db.test.ts), and with a planned crash whose `pg_terminate_backend(pg_backend_pid())`
+ * landed on the reopened connection and killed twenty other requests' queries pipelined on it.
+ *
+ * Fenced, each transaction runs on a connection reserved for it (as `sql.begin` does), its statements
+ * go through a handle that refuses to send once the transaction is over or its connection closed (the
+ * close is seen before any of the body's code runs again), and a COMMIT that Postgres answers with
+ * ROLLBACK (the transaction had failed) is an error, not a success. Savepoints (`tx.savepoint`,
+ * Drizzle's nested `tx.transaction`) are fenced the same way.
+ */
+export function fenceTransactions<S extends postgres.Sql>(sql: S): S {
+  const marked = sql as unknown as Record<symbol, boolean>;
+  if (marked[FENCED]) return sql;
+  type Body = (tx: postgres.TransactionSql) => unknown;
+  Object.assign(sql, {
+    begin: (options: string | Body, fn?: Body) =>
+      typeof options === 'function' ? fencedBegin(sql, '', options) : fencedBegin(sql, options, fn!),
+  });
+  marked[FENCED] = true;
+  return sql;
+}
+
+/** `db`, its pool fenced (fenceTransactions): what the layer's own `db.transaction` calls go through. */
+export function fenced<TDb extends KeyDatabase>(db: TDb): TDb {
+  fenceTransactions((db as unknown as { $client: postgres.Sql }).$client);
+  return db;
+}
+
+async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgres.TransactionSql) => unknown) {
+  const connection = await pool.reserve();
+  let raw: RawConnection | undefined;
+  let rejectClosed: (err: unknown) => void = () => {};
+  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  closed.catch(() => {});
+  const guard = <V>(p: PromiseLike<V>) => Promise.race([p, closed]);
+  let alive = true;
+  let done = false;
+  const refuse = () => {
+    if (done || !alive) throw new Error('transaction: it is over or its connection closed; nothing more is sent on it');
+  };
+  let savepoints = 0;
+  const savepoint = async (name: unknown, body?: unknown) => {
+    const work = (typeof name === 'function' ? name : body) as (tx: postgres.TransactionSql) => unknown;
+    const label = `s${++savepoints}`;
+    refuse();
+    await guard(connection.unsafe(`savepoint ${label}`));
+    try {
+      const result = await guard(settle(work(fenced)));
+      refuse();
+      await guard(connection.unsafe(`release savepoint ${label}`));
+      return result;
+    } catch (err) {
+      if (alive && !done) await guard(connection.unsafe(`rollback to savepoint ${label}`)).catch(() => {});
+      throw err;
+    }
+  };
+  const fenced = new Proxy(connection, {
+    apply: (target, self, args) => {
+      refuse();
+      return Reflect.apply(target, self, args);
+    },
+    get: (target, property) => {
+      if (property === 'savepoint') return savepoint;
+      const value = Reflect.get(target, property);
+      if (property !== 'unsafe' && property !== 'file') return value;
+      return (...args: unknown[]) => {
+        refuse();
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  }) as unknown as postgres.TransactionSql;
+  let open = false;
+  try {
+    await guard(
+      connection.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`, [], {
+        onexecute: (c: RawConnection) => {
+          raw = c;
+          c.onclose = (err) => {
+            alive = false;
+            rejectClosed(err);
+          };
+          return true;
+        },
+      } as never),
+    );
+    open = true;
+    // The body's own error wins over the connection's for a moment (see pipelinedTransaction).
+    const result = await Promise.race([
+      settle(fn(fenced)),
+      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
+    ]);
+    refuse();
+    open = false;
+    const commit = (await guard(connection.unsafe('commit'))) as unknown as { command?: string };
+    if (commit.command !== 'COMMIT')
+      throw new Error(`transaction: rolled back at COMMIT (${commit.command}): a statement in it had failed`);
+    return result;
+  } catch (err) {
+    if (open && alive && !done) await guard(connection.unsafe('rollback')).catch(() => {});
+    throw err;
+  } finally {
+    done = true;
+    if (raw) raw.onclose = null;
+    if (alive) connection.release();
+  }
+}
+
+/** What a transaction body may return: a value, a promise, or (postgres.js) an array of queries. */
+const settle = (x: unknown): Promise<unknown> => (Array.isArray(x) ? Promise.all(x) : Promise.resolve(x));

@@ -16,7 +16,13 @@ export {
   type CompleterRun,
   createCompleter,
 } from './completer';
-export type { KeyDatabase, KeyDatabaseOrTransaction, KeyTransaction, TransactionOf } from './db';
+export {
+  fenceTransactions,
+  type KeyDatabase,
+  type KeyDatabaseOrTransaction,
+  type KeyTransaction,
+  type TransactionOf,
+} from './db';
 // 4. ERRORS: each with a machine-readable `errorCode`; map them in your error formatter.
 export {
   errorCodeOf,

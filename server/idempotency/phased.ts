@@ -6,7 +6,7 @@
 
 import type { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import type { KeyDatabase, KeyTransaction, TransactionOf } from './db';
+import { fenced, type KeyDatabase, type KeyTransaction, type TransactionOf } from './db';
 import { IdempotencyError, toStoredError } from './errors';
 import { type Decision, isProcessGone, reached } from './hooks';
 import { type Execution, isStoredFailure, type KeyedCall, KeyedRequest } from './request';
@@ -107,7 +107,7 @@ export function stepsFor<TDb extends KeyDatabase>(
     // once the step has stopped, is the error that counts.
     let gone: unknown;
     let body: Promise<unknown> | undefined;
-    const result = await db
+    const result = await fenced(db)
       .transaction((tx) => {
         const work = (async () => {
           // Stored and returned as the same JSON, so the first answer and every replay are identical.
