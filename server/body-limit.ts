@@ -39,30 +39,12 @@ function declaredLength(req: Request): number | undefined {
 }
 
 /**
- * The body as text, read chunk by chunk and given up as soon as it passes `limit` bytes. Throws
- * BodyTooLarge (the rest of the body is never read).
+ * The body as text, read through `withBodyLimit`: given up as soon as it passes `limit` bytes (the
+ * rest is never read). Throws BodyTooLarge. The webhook route reads its body this way; the tRPC
+ * adapter reads the limited request itself.
  */
 export async function readTextWithin(req: Request, limit: number): Promise<string> {
-  const declared = declaredLength(req);
-  if (declared !== undefined && declared > limit) {
-    await req.body?.cancel().catch(() => {});
-    throw new BodyTooLarge(limit);
-  }
-  if (!req.body) return '';
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw new BodyTooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  return withBodyLimit(req, limit, () => new BodyTooLarge(limit)).text();
 }
 
 /**
