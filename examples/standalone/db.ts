@@ -8,14 +8,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { fenceTransactions } from '../../server/idempotency/index';
 import * as schema from './schema';
 
 export function openDatabase(url: string) {
-  const sql = postgres(url, {
-    max: 10,
-    onnotice: () => {}, // "already exists, skipping"
-    connection: { application_name: 'standalone-example' },
-  });
+  // Fenced: a transaction whose connection dies sends nothing more (the layer's README says why).
+  const sql = fenceTransactions(
+    postgres(url, {
+      max: 10,
+      onnotice: () => {}, // "already exists, skipping"
+      connection: { application_name: 'standalone-example' },
+    }),
+  );
   return { db: drizzle(sql, { schema }), sql };
 }
 
