@@ -32,6 +32,19 @@ describe(`session settings (${pooled ? 'through a transaction pooler' : 'direct'
     );
   });
 
+  it('a transaction with an isolation level runs with them too (the settings take no snapshot)', async () => {
+    const seen = await db.transaction(
+      async (tx) =>
+        (
+          await tx.execute<{ i: string; t: string }>(
+            q`select current_setting('transaction_isolation') as i, current_setting('statement_timeout') as t`,
+          )
+        )[0]!,
+      { isolationLevel: 'serializable' },
+    );
+    expect(seen).toEqual({ i: 'serializable', t: '300ms' });
+  });
+
   it('a transaction opened with BEGIN on a reserved connection runs with them', async () => {
     const connection = await sql.reserve();
     try {

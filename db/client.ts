@@ -34,7 +34,7 @@ export interface CreateDatabaseOptions {
    * - The session settings are not sent when the connection opens (PgBouncer refuses startup
    *   parameters it does not track, and a session setting would apply to whoever gets that server
    *   session next, or to nobody). Each transaction sets them itself as its first statement, with
-   *   `set_config(name, value, true)`: local to the transaction, forgotten at its commit or
+   *   `set local name = 'value'`: local to the transaction, forgotten at its commit or
    *   rollback, so nothing leaks to the pooler's next client. The statement is pipelined with the
    *   transaction's own first statement: no extra round trip.
    */
@@ -62,7 +62,7 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
 }
 
 /**
- * Makes every transaction begun on `sql` start with `select set_config(name, value, true), ...`:
+ * Makes every transaction begun on `sql` start with `set local name = 'value'; ...`:
  * each is opened with a BEGIN on a reserved connection (`sql.reserve()`), Drizzle's
  * `db.transaction` too once `fenceTransactions` has replaced `sql.begin`. The statement is sent
  * right behind the BEGIN, before anything the caller sends next, on the same connection:
@@ -71,13 +71,15 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
  * that is itself bounded by these settings.
  */
 function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, string | number>): void {
-  const statement = `select ${Object.entries(settings)
+  // SET LOCAL, not `select set_config(...)`: a SELECT takes the transaction's snapshot, after which
+  // Postgres refuses SET TRANSACTION ISOLATION LEVEL (Drizzle's `db.transaction(fn, { isolationLevel })`).
+  const statement = Object.entries(settings)
     .map(([name, value]) => {
       if (!/^[a-z_.]+$/.test(name) || !/^[\w.-]+$/.test(String(value)))
         throw new Error(`unsafe session setting ${name}=${value}`);
-      return `set_config('${name}', '${value}', true)`;
+      return `set local ${name} = '${value}'`;
     })
-    .join(', ')}`;
+    .join('; ');
   const reserve = sql.reserve.bind(sql);
   Object.assign(sql, {
     reserve: async () => {

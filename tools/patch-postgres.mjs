@@ -16,6 +16,10 @@
 // first answer on the new connection hands that query the dead backend's error: a query that never
 // ran fails with "terminating connection due to administrator command" (10 times in 10, see
 // server/idempotency/db.test.ts). The guard forgets both when the socket closes.
+//
+// A third: a connection taken with `sql.reserve()` and released after `sql.end()` began goes back to
+// the pool's open connections, which nothing ends, and `sql.end()` waits for it forever (every
+// transaction of this project runs on a reserved connection). The guard closes it instead.
 // Idempotent: running it twice changes nothing (each edit is skipped once it is in). If the code it
 // patches has changed (a new postgres.js), the install fails with a message instead of going on
 // unguarded.
@@ -58,16 +62,25 @@ const edits = [
   [
     '    socket.removeAllListeners()\n    socket = null\n',
     '    socket.removeAllListeners()\n    socket = null\n    errorResponse = results = null // patched: the dead ' +
-      "backend's error and rows die with it\n    result = new Result()\n",
+      "backend's error and rows die with it\n    result = new Result()\n    rows = 0\n",
+  ],
+];
+
+/** @type {[string, string][]} In index.js: a reserved connection released while the pool ends is closed. */
+const indexEdits = [
+  [
+    '    sql.release = () => {\n      c.reserved = null\n      onopen(c)\n    }',
+    '    sql.release = () => {\n      c.reserved = null\n      ending ? c.terminate() : onopen(c) // patched: ' +
+      'the pool is ending (else sql.end() waits for it forever)\n    }',
   ],
 ];
 
 let patched = 0;
-for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
+for (const file of ['src/connection.js', 'cjs/src/connection.js', 'src/index.js', 'cjs/src/index.js']) {
   const full = path.join(root, file);
   let text = fs.readFileSync(full, 'utf8');
   const before = text;
-  for (const [from, to] of edits) {
+  for (const [from, to] of file.endsWith('index.js') ? indexEdits : edits) {
     if (text.includes(to)) continue; // this edit is in already (the script ran before)
     if (!text.includes(from)) {
       // Loud on purpose: without the guard, a dropped connection mid-transaction can kill the server.

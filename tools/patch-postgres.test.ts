@@ -22,6 +22,11 @@ const KNOWN = [
   '  function closed(hadError) {\n    socket.removeAllListeners()\n    socket = null\n\n    if (initial)\n  }\n',
 ].join('\n');
 
+// The place it edits in index.js.
+const KNOWN_INDEX =
+  'export default {}\n  function reserve() {\n    sql.release = () => {\n      c.reserved = null\n      onopen(c)\n' +
+  '    }\n  }\n';
+
 /** A project folder with the script and a stand-in postgres package whose connection.js is `code`. */
 function project(name: string, code: string): string {
   const dir = path.join(SCRATCH, name);
@@ -30,7 +35,7 @@ function project(name: string, code: string): string {
     fs.mkdirSync(path.join(pkg, sub), { recursive: true });
     fs.writeFileSync(path.join(pkg, sub, 'connection.js'), code);
   }
-  fs.writeFileSync(path.join(pkg, 'src', 'index.js'), 'export default {}\n');
+  for (const sub of ['src', 'cjs/src']) fs.writeFileSync(path.join(pkg, sub, 'index.js'), KNOWN_INDEX);
   fs.writeFileSync(
     path.join(pkg, 'package.json'),
     JSON.stringify({ name: 'postgres', version: '9.9.9', main: 'src/index.js' }),
@@ -54,7 +59,7 @@ describe('the postgres.js guard', () => {
     const first = run(dir);
     expect(first.status, first.stderr).toBe(0);
     expect(first.stdout).toContain(
-      'guarded postgres 9.9.9 against writes to a closed socket and stale errors (2 files)',
+      'guarded postgres 9.9.9 against writes to a closed socket and stale errors (4 files)',
     );
     for (const sub of ['src', 'cjs/src']) {
       const text = connection(dir, sub);
@@ -62,6 +67,9 @@ describe('the postgres.js guard', () => {
       expect(text).toContain('query = null // patched');
       expect(text).toContain('chunk = nextWriteTimer = null // patched');
       expect(text).toContain("errorResponse = results = null // patched: the dead backend's error");
+      expect(fs.readFileSync(path.join(dir, 'node_modules', 'postgres', sub, 'index.js'), 'utf8')).toContain(
+        'ending ? c.terminate() : onopen(c) // patched',
+      );
     }
     const once = connection(dir, 'src');
     const second = run(dir);
@@ -96,7 +104,10 @@ describe('the postgres.js guard', () => {
       // as the earlier guard left it: every edit but the last
       fs.writeFileSync(
         full,
-        text.replace(/\n {4}errorResponse = results = null \/\/ patched[^\n]*\n {4}result = new Result\(\)/, ''),
+        text.replace(
+          /\n {4}errorResponse = results = null \/\/ patched[^\n]*\n {4}result = new Result\(\)\n {4}rows = 0/,
+          '',
+        ),
       );
     }
     expect(connection(dir, 'src').match(/\/\/ patched/g)).toHaveLength(3);
@@ -109,6 +120,8 @@ describe('the postgres.js guard', () => {
     for (const sub of ['src', 'cjs/src']) {
       const text = fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'postgres', sub, 'connection.js'), 'utf8');
       expect(text.match(/\/\/ patched/g)).toHaveLength(4);
+      const index = fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'postgres', sub, 'index.js'), 'utf8');
+      expect(index.match(/\/\/ patched/g)).toHaveLength(1);
     }
   });
 });

@@ -247,6 +247,38 @@ describe('fenceTransactions', () => {
     expect(await count(tag)).toBe(0);
   });
 
+  it('a raw query built inside the transaction and first awaited after it is refused, not sent', async () => {
+    const [inside, late] = [randomUUID(), randomUUID()];
+    let lazy: PromiseLike<unknown> | undefined;
+    await pool.begin(async (tx) => {
+      await tx.unsafe(`insert into ${table} (tag) values ($1)`, [inside]);
+      lazy = tx.unsafe(`insert into ${table} (tag) values ($1)`, [late]); // postgres.js sends it when awaited
+    });
+    const outcome = await Promise.resolve(lazy).then(
+      () => 'sent',
+      (err: Error) => err.message,
+    );
+    expect(outcome).toMatch(/nothing more is sent on it/);
+    expect([await count(inside), await count(late)]).toEqual([1, 0]);
+  });
+
+  it('sql.end() called while a transaction runs returns once it is over (the guard closes it)', async () => {
+    const ending = fenceTransactions(postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} }));
+    const tag = randomUUID();
+    const running = ending.begin(async (tx) => {
+      await tx`select pg_sleep(0.2)`;
+      await tx.unsafe(`insert into ${table} (tag) values ($1)`, [tag]);
+      return 'committed';
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const ended = ending.end().then(() => 'ended');
+    expect(await running).toBe('committed');
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000))])).toBe(
+      'ended',
+    );
+    expect(await count(tag)).toBe(1);
+  });
+
   it('commits, rolls back on a throw, and fences a pool only once', async () => {
     const [committed, thrown] = [randomUUID(), randomUUID()];
     expect(await fencedDb.transaction(async (tx) => (await tx.execute(insert(committed))).length)).toBe(1);
@@ -278,6 +310,26 @@ describe('a connection that dies under a query (the install-time guard, tools/pa
         outcomes.push(await next);
       }
       expect(outcomes).toEqual(Array(5).fill('answered'));
+    } finally {
+      await pool.end({ timeout: 1 });
+    }
+  });
+});
+
+describe('a connection that dies while rows arrive (the install-time guard)', () => {
+  it('the next query on the reopened connection gets its own rows, with no holes left by the dead one', async () => {
+    // fetch_types off: nothing else runs on the reopened connection first to reset the row count
+    const pool = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {}, fetch_types: false });
+    try {
+      const [{ pid }] = (await pool`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+      const streaming = pool`select g, repeat('x', 20000) as pad, pg_sleep(0.1) from generate_series(1, 20) g`.catch(
+        () => 'cut',
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await admin.sql`select pg_terminate_backend(${pid})`;
+      expect(await streaming).toBe('cut');
+      const next = await pool`select 1 as x`;
+      expect([next.length, next[0]]).toEqual([1, { x: 1 }]);
     } finally {
       await pool.end({ timeout: 1 });
     }

@@ -214,9 +214,19 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
   closed.catch(() => {});
   const guard = <V>(p: PromiseLike<V>) => Promise.race([p, closed]);
   let alive = true;
-  let done = false;
+  // Set once the body has settled (before the COMMIT or ROLLBACK is sent): from then on, nothing of
+  // the body's reaches the connection, whenever it was built.
+  let over = false;
+  const refusal = () => new Error('transaction: it is over or its connection closed; nothing more is sent on it');
   const refuse = () => {
-    if (done || !alive) throw new Error('transaction: it is over or its connection closed; nothing more is sent on it');
+    if (over || !alive) throw refusal();
+  };
+  // A postgres.js query is sent when first awaited, not when built: checked again then.
+  const checkedWhenSent = <Q>(q: Q): Q => {
+    const query = q as { handler?: (x: { reject(err: unknown): void }) => unknown };
+    const send = query.handler;
+    if (typeof send === 'function') query.handler = (x) => (over || !alive ? x.reject(refusal()) : send.call(query, x));
+    return q;
   };
   let savepoints = 0;
   const savepoint = async (name: unknown, body?: unknown) => {
@@ -230,14 +240,14 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
       await guard(connection.unsafe(`release savepoint ${label}`));
       return result;
     } catch (err) {
-      if (alive && !done) await guard(connection.unsafe(`rollback to savepoint ${label}`)).catch(() => {});
+      if (alive && !over) await guard(connection.unsafe(`rollback to savepoint ${label}`)).catch(() => {});
       throw err;
     }
   };
   const fenced = new Proxy(connection, {
     apply: (target, self, args) => {
       refuse();
-      return Reflect.apply(target, self, args);
+      return checkedWhenSent(Reflect.apply(target, self, args));
     },
     get: (target, property) => {
       if (property === 'savepoint') return savepoint;
@@ -245,7 +255,7 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
       if (property !== 'unsafe' && property !== 'file') return value;
       return (...args: unknown[]) => {
         refuse();
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        return checkedWhenSent((value as (...a: unknown[]) => unknown).apply(target, args));
       };
     },
   }) as unknown as postgres.TransactionSql;
@@ -265,21 +275,27 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
     );
     open = true;
     // The body's own error wins over the connection's for a moment (see pipelinedTransaction).
-    const result = await Promise.race([
-      settle(fn(fenced)),
-      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
-    ]);
-    refuse();
+    let result: unknown;
+    try {
+      result = await Promise.race([
+        settle(fn(fenced)),
+        closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
+      ]);
+    } finally {
+      over = true;
+    }
+    if (!alive) throw refusal();
     open = false;
     const commit = (await guard(connection.unsafe('commit'))) as unknown as { command?: string };
     if (commit.command !== 'COMMIT')
       throw new Error(`transaction: rolled back at COMMIT (${commit.command}): a statement in it had failed`);
     return result;
   } catch (err) {
-    if (open && alive && !done) await guard(connection.unsafe('rollback')).catch(() => {});
+    over = true;
+    if (open && alive) await guard(connection.unsafe('rollback')).catch(() => {});
     throw err;
   } finally {
-    done = true;
+    over = true;
     if (raw) raw.onclose = null;
     if (alive) connection.release();
   }
