@@ -62,13 +62,12 @@ export function createDatabase(url: string, options: CreateDatabaseOptions = {})
 }
 
 /**
- * Makes every transaction begun on `sql` start with `set local name = 'value'; ...`:
- * each is opened with a BEGIN on a reserved connection (`sql.reserve()`), Drizzle's
- * `db.transaction` too once `fenceTransactions` has replaced `sql.begin`. The statement is sent
- * right behind the BEGIN, before anything the caller sends next, on the same connection:
- * pipelined, no extra round trip. Statements outside a
- * transaction run with the server's defaults: each is short, and waits at most for a transaction
- * that is itself bounded by these settings.
+ * Makes every transaction begun on `sql` start with `set local name = 'value'; ...`. Each is opened
+ * with a BEGIN on a reserved connection (`sql.reserve()`), Drizzle's `db.transaction` too once
+ * `fenceTransactions` has replaced `sql.begin`; the statement is sent right behind the BEGIN, before
+ * anything the caller sends next, on the same connection: pipelined, no extra round trip. Statements
+ * outside a transaction run with the server's defaults: each is short, and waits at most for a
+ * transaction that is itself bounded by these settings.
  */
 function settingsPerTransaction(sql: postgres.Sql, settings: Record<string, string | number>): void {
   // SET LOCAL, not `select set_config(...)`: a SELECT takes the transaction's snapshot, after which

@@ -72,26 +72,16 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
   body: (tx: TransactionOf<TDb>, rows: Row[], each: Row[][]) => Promise<TransactionEnd<T>>,
 ): Promise<T> {
   // drizzle(sql) keeps the postgres.js pool it was given as `$client`.
-  const connection = await (db as unknown as { $client: postgres.Sql }).$client.reserve();
-  // A query sent on a connection that dies may never settle (postgres.js's own `begin` races its
-  // transaction against the connection's close for the same reason): so does this one.
-  let raw: RawConnection | undefined;
-  let rejectClosed: (err: unknown) => void = () => {};
-  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
-  closed.catch(() => {}); // only awaited while the transaction runs
-  const guard = <V>(p: Promise<V>) => Promise.race([p, closed]);
+  const watched = await reserveWatched((db as unknown as { $client: postgres.Sql }).$client);
+  const { connection, guard, state } = watched;
   let open = true;
-  let alive = true;
   let done = false;
   // Everything after the opening goes through this: once the transaction is over, or its connection
   // closed, nothing more is sent on it. (postgres.js reopens a closed connection under the same
   // handle for whoever the pool serves next; a late statement of this body, or our COMMIT, would
   // land in that stranger's transaction.)
   const send: typeof connection.unsafe = (...args: Parameters<typeof connection.unsafe>) => {
-    if (done || !alive)
-      throw new Error(
-        'pipelinedTransaction: the transaction is over or its connection closed; nothing more is sent on it',
-      );
+    if (done || !state.alive) throw refusal('pipelinedTransaction');
     return connection.unsafe(...args);
   };
   const fenced = new Proxy(connection, {
@@ -99,17 +89,9 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
   });
   try {
     const opening = (Array.isArray(first) ? first : [first]).map(toQuery);
-    const onexecute = (c: RawConnection) => {
-      raw = c;
-      c.onclose = (err) => {
-        alive = false;
-        rejectClosed(err);
-      };
-      return true; // the connection takes the next query at once: pipelined
-    };
     const [, ...results] = await guard(
       Promise.all([
-        connection.unsafe('begin', [], { onexecute } as never),
+        connection.unsafe('begin', [], { onexecute: watched.onexecute } as never),
         ...opening.map((q) => connection.unsafe<Row[]>(q.sql, q.params as never[], PREPARED)),
       ]),
     );
@@ -118,12 +100,7 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
     const schema = { schema: db._.schema!, fullSchema: db._.fullSchema, tableNamesMap: db._.tableNamesMap };
     const session = new PostgresJsSession(fenced as unknown as postgres.Sql, dialect, schema, {});
     const tx = new PostgresJsTransaction(dialect, session as never, schema) as unknown as TransactionOf<TDb>;
-    // If the body fails too, its error wins over the connection's: it may be why the connection
-    // closed (a planned crash cuts its own connection, then says so), so it is given a moment.
-    const end = await Promise.race([
-      body(tx, each.at(-1)!, each),
-      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
-    ]);
+    const end = await Promise.race([body(tx, each.at(-1)!, each), watched.closedLater()]);
     open = false;
     if ('rollback' in end) {
       await guard(send('rollback'));
@@ -138,29 +115,76 @@ export async function pipelinedTransaction<TDb extends KeyDatabase, Row extends 
     );
     if (lastResult.status === 'rejected') throw lastResult.reason; // the COMMIT behind it rolled back
     if (commitResult.status === 'rejected') throw commitResult.reason;
-    // A COMMIT sent into a transaction that failed does not fail: Postgres answers it ROLLBACK. The
-    // tag is the truth, whatever the promises say (postgres.js may also retry a failed prepared
-    // statement by itself, after the COMMIT queued behind it, outside the transaction).
-    if ((commitResult.value as { command?: string }).command !== 'COMMIT') {
-      throw new Error(
-        `pipelinedTransaction: the transaction was rolled back at COMMIT ` +
-          `(${(commitResult.value as { command?: string }).command})`,
-      );
-    }
+    // (postgres.js may also retry a failed prepared statement by itself, after the COMMIT queued
+    // behind it, outside the transaction: the tag is the truth, whatever the promises say.)
+    assertCommitted(commitResult.value, 'pipelinedTransaction');
     return end.commit;
   } catch (err) {
     // Still open: roll it back (a connection that died took its transaction with it already).
-    if (open && alive) await guard(send('rollback')).catch(() => {});
+    if (open && state.alive) await guard(send('rollback')).catch(() => {});
     throw err;
   } finally {
     done = true;
-    if (raw) raw.onclose = null;
-    // A connection that closed while reserved is already among postgres.js's closed ones, to be
-    // opened again when the pool needs it; releasing it would put it back among the open ones, and
-    // the next query sent on it would fail (postgres.js 3.4.9). Any other goes back to the pool (if
-    // it closes later, the pool sees that as it does for any of its connections).
-    if (alive) connection.release();
+    watched.release();
   }
+}
+
+/**
+ * A connection reserved for one transaction, and watched. `state.alive` turns false the moment it
+ * closes (postgres.js's close callback runs before any other code does), `guard(p)` settles with `p`
+ * or with that close, whichever comes first (a query sent on a connection that dies may never settle;
+ * postgres.js's own `begin` races its transaction against the close for the same reason), and
+ * `release()` gives it back only if it still lives. Send the BEGIN with `onexecute` as its option:
+ * that is where postgres.js hands over the connection whose close is watched.
+ */
+async function reserveWatched(pool: postgres.Sql) {
+  const connection = await pool.reserve();
+  let raw: RawConnection | undefined;
+  let rejectClosed: (err: unknown) => void = () => {};
+  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  closed.catch(() => {}); // only awaited while the transaction runs
+  const state = { alive: true };
+  return {
+    connection,
+    state,
+    guard: <V>(p: PromiseLike<V>) => Promise.race([p, closed]),
+    onexecute: (c: RawConnection) => {
+      raw = c;
+      c.onclose = (err) => {
+        state.alive = false;
+        rejectClosed(err);
+      };
+      return true; // the connection takes the next query at once: pipelined
+    },
+    /**
+     * The close, as the error a transaction's body is raced against. If the body fails too, its error
+     * wins: it may be why the connection closed (a planned crash cuts its own connection, then says
+     * so), so it is given a moment.
+     */
+    closedLater: () =>
+      closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
+    release() {
+      if (raw) raw.onclose = null;
+      // A connection that closed while reserved is already among postgres.js's closed ones, to be
+      // opened again when the pool needs it; releasing it would put it back among the open ones, and
+      // the next query sent on it would fail (postgres.js 3.4.9). Any other goes back to the pool (if
+      // it closes later, the pool sees that as it does for any of its connections).
+      if (state.alive) connection.release();
+    },
+  };
+}
+
+/** What is thrown at a statement sent on a transaction that is over or whose connection closed. */
+const refusal = (who: string) =>
+  new Error(`${who}: the transaction is over or its connection closed; nothing more is sent on it`);
+
+/**
+ * A COMMIT sent into a transaction that failed does not fail: Postgres answers it ROLLBACK. The tag is
+ * the truth.
+ */
+function assertCommitted(answer: unknown, who: string): void {
+  const command = (answer as { command?: string }).command;
+  if (command !== 'COMMIT') throw new Error(`${who}: the transaction was rolled back at COMMIT (${command})`);
 }
 
 /** The part of a postgres.js connection this needs: its close callback (set by `begin` too). */
@@ -207,25 +231,20 @@ export function fenced<TDb extends KeyDatabase>(db: TDb): TDb {
 }
 
 async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgres.TransactionSql) => unknown) {
-  const connection = await pool.reserve();
-  let raw: RawConnection | undefined;
-  let rejectClosed: (err: unknown) => void = () => {};
-  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
-  closed.catch(() => {});
-  const guard = <V>(p: PromiseLike<V>) => Promise.race([p, closed]);
-  let alive = true;
+  const watched = await reserveWatched(pool);
+  const { connection, guard, state } = watched;
   // Set once the body has settled (before the COMMIT or ROLLBACK is sent): from then on, nothing of
   // the body's reaches the connection, whenever it was built.
   let over = false;
-  const refusal = () => new Error('transaction: it is over or its connection closed; nothing more is sent on it');
   const refuse = () => {
-    if (over || !alive) throw refusal();
+    if (over || !state.alive) throw refusal('transaction');
   };
   // A postgres.js query is sent when first awaited, not when built: checked again then.
   const checkedWhenSent = <Q>(q: Q): Q => {
     const query = q as { handler?: (x: { reject(err: unknown): void }) => unknown };
     const send = query.handler;
-    if (typeof send === 'function') query.handler = (x) => (over || !alive ? x.reject(refusal()) : send.call(query, x));
+    if (typeof send === 'function')
+      query.handler = (x) => (over || !state.alive ? x.reject(refusal('transaction')) : send.call(query, x));
     return q;
   };
   let savepoints = 0;
@@ -240,7 +259,7 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
       await guard(connection.unsafe(`release savepoint ${label}`));
       return result;
     } catch (err) {
-      if (alive && !over) await guard(connection.unsafe(`rollback to savepoint ${label}`)).catch(() => {});
+      if (state.alive && !over) await guard(connection.unsafe(`rollback to savepoint ${label}`)).catch(() => {});
       throw err;
     }
   };
@@ -261,43 +280,26 @@ async function fencedBegin(pool: postgres.Sql, options: string, fn: (tx: postgre
   }) as unknown as postgres.TransactionSql;
   let open = false;
   try {
-    await guard(
-      connection.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`, [], {
-        onexecute: (c: RawConnection) => {
-          raw = c;
-          c.onclose = (err) => {
-            alive = false;
-            rejectClosed(err);
-          };
-          return true;
-        },
-      } as never),
-    );
+    const begin = `begin ${options.replace(/[^a-z ]/gi, '')}`;
+    await guard(connection.unsafe(begin, [], { onexecute: watched.onexecute } as never));
     open = true;
-    // The body's own error wins over the connection's for a moment (see pipelinedTransaction).
     let result: unknown;
     try {
-      result = await Promise.race([
-        settle(fn(fenced)),
-        closed.catch((err: unknown) => new Promise<never>((_, reject) => setTimeout(() => reject(err), 50))),
-      ]);
+      result = await Promise.race([settle(fn(fenced)), watched.closedLater()]);
     } finally {
       over = true;
     }
-    if (!alive) throw refusal();
+    if (!state.alive) throw refusal('transaction');
     open = false;
-    const commit = (await guard(connection.unsafe('commit'))) as unknown as { command?: string };
-    if (commit.command !== 'COMMIT')
-      throw new Error(`transaction: rolled back at COMMIT (${commit.command}): a statement in it had failed`);
+    assertCommitted(await guard(connection.unsafe('commit')), 'transaction');
     return result;
   } catch (err) {
     over = true;
-    if (open && alive) await guard(connection.unsafe('rollback')).catch(() => {});
+    if (open && state.alive) await guard(connection.unsafe('rollback')).catch(() => {});
     throw err;
   } finally {
     over = true;
-    if (raw) raw.onclose = null;
-    if (alive) connection.release();
+    watched.release();
   }
 }
 
