@@ -11,7 +11,14 @@ import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { createDatabase, type Db } from '../db/client';
-import { runIdempotent, setDecisionListeners } from '../server/idempotency';
+import {
+  claimStatement,
+  completeKeyStatement,
+  fingerprint,
+  pipelinedTransaction,
+  runIdempotent,
+  setDecisionListeners,
+} from '../server/idempotency';
 import { placeOrder } from '../server/services/orders';
 import { DECISION_LISTENERS } from '../server/start';
 import { parseFlags } from './args';
@@ -203,6 +210,93 @@ export async function coreBench(
   }
 }
 
+/**
+ * A first execution built up one part at a time, each step the one before plus one part of the
+ * protection, so that the difference between two rows is what that part costs. The last step is a
+ * first execution as `keyedOrder` makes it.
+ */
+export function costSteps(db: Db, customer: string) {
+  const procedure = 'checkout.placeOrder';
+  const fp = fingerprint(procedure, INPUT);
+  const plain = () => db.transaction((tx) => placeOrder(tx, customer, INPUT));
+  // The claim travels with BEGIN; a new key is always free, so the order follows at once.
+  const claimOnly = () =>
+    pipelinedTransaction(db, claimStatement({ scope: customer, procedure, key: randomUUID() }), async (tx) => {
+      await placeOrder(tx, customer, INPUT);
+      return { commit: null };
+    });
+  // ...and the key row, with the answer, travels with COMMIT; the order points at it.
+  const withKeyRow = () => {
+    const k = { scope: customer, procedure, key: randomUUID() };
+    const id = randomUUID();
+    return pipelinedTransaction(db, claimStatement(k), async (tx) => {
+      const order = await placeOrder(tx, customer, INPUT, { idempotencyKeyId: id });
+      const answer = `{"ok":true,"data":${JSON.stringify(order)}}`;
+      return { commit: null, last: completeKeyStatement(id, k, fp, OPTIONS.ttlMs, 200, answer) };
+    });
+  };
+  const keyed = () => keyedOrder(db, customer, randomUUID());
+  return [
+    { kind: 'the plain order', op: plain, listeners: false },
+    { kind: '+ the claim, sent with BEGIN', op: claimOnly, listeners: false },
+    { kind: '+ the key row and its answer, sent with COMMIT', op: withKeyRow, listeners: false },
+    { kind: "+ the layer's request handling (no decision listeners)", op: keyed, listeners: false },
+    { kind: '+ the decision listeners (log line, metrics): a first execution', op: keyed, listeners: true },
+  ];
+}
+
+/** Each step of `costSteps`, measured in interleaved rounds; the median round of each. */
+export async function stepsBench(
+  databaseUrl: string,
+  options: { seconds: number; rounds: number; callers?: number; log?: (s: string) => void },
+): Promise<CoreRow[]> {
+  const callers = options.callers ?? 20;
+  const { db, sql: client } = createDatabase(databaseUrl, { max: callers });
+  const stats = createDatabase(databaseUrl, { max: 1 });
+  await stats.db.execute(sql`create extension if not exists pg_stat_statements`);
+  (process.env as Record<string, string>).NODE_ENV ??= 'test';
+  const steps = costSteps(db, randomUUID());
+  const listen = (on: boolean) => setDecisionListeners(on ? DECISION_LISTENERS : []);
+  try {
+    for (const step of steps) {
+      listen(step.listeners);
+      await measure('warm', null, 1, callers, step.op);
+    }
+    const runs = steps.map(() => [] as CoreRow[]);
+    for (let round = 0; round < options.rounds; round++) {
+      for (const [i, step] of steps.entries()) {
+        listen(step.listeners);
+        runs[i]!.push(await measure(step.kind, stats.db, options.seconds, callers, step.op));
+      }
+      options.log?.(`[bench] steps round ${round + 1}/${options.rounds}`);
+    }
+    return runs.map((r) => [...r].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(r.length / 2)]!);
+  } finally {
+    setDecisionListeners(DECISION_LISTENERS);
+    await client.end();
+    await stats.sql.end();
+  }
+}
+
+/** The steps as a table: each row against the plain order and against the step before it. */
+export function stepsTable(rows: CoreRow[]): string[] {
+  const plain = rows[0]!;
+  return [
+    '| step | operations/s | vs plain | Node CPU µs/op (added by the step) | Postgres µs/op (added) | statements/op |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r, i) => {
+      const before = rows[i - 1];
+      const added = (now: number, then: number | undefined) =>
+        then === undefined ? '' : ` (${now - then >= 0 ? '+' : ''}${(now - then).toFixed(0)})`;
+      return (
+        `| ${r.kind} | ${r.opsPerSecond.toFixed(0)} | ${(r.opsPerSecond / plain.opsPerSecond).toFixed(2)}x | ` +
+        `${r.cpuUs.toFixed(0)}${added(r.cpuUs, before?.cpuUs)} | ` +
+        `${r.dbUs.toFixed(0)}${added(r.dbUs, before?.dbUs)} | ${r.statements.toFixed(1)} |`
+      );
+    }),
+  ];
+}
+
 export function coreTable(rows: CoreRow[]): string[] {
   const baseline = rows.find((r) => r.kind === 'baseline')!;
   return [
@@ -238,21 +332,35 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     seconds: { type: 'number', default: 5, min: 1, max: 600, help: 'seconds per measured round' },
     json: { type: 'boolean', help: 'print the result as one JSON line (how tools/bench.ts reads it)' },
     statements: { type: 'boolean', help: 'also each statement of each kind: calls and Postgres µs per operation' },
+    steps: { type: 'boolean', help: 'instead, a first execution built up one part at a time (what each part costs)' },
   });
   const json = flags.json;
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
   const seconds = flags.seconds;
-  coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s), statements: flags.statements }).then(
-    async (rows) => {
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
-      console.log(json ? JSON.stringify({ rows }) : coreTable(rows).join('\n'));
-      if (flags.statements && !json) console.log(`\n${breakdownTable(rows).join('\n')}`);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+  if (flags.steps) {
+    stepsBench(url, { seconds, rounds: 3, log: (s) => console.error(s) }).then(
+      async (rows) => {
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
+        console.log(json ? JSON.stringify({ rows }) : stepsTable(rows).join('\n'));
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  } else
+    coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s), statements: flags.statements }).then(
+      async (rows) => {
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
+        console.log(json ? JSON.stringify({ rows }) : coreTable(rows).join('\n'));
+        if (flags.statements && !json) console.log(`\n${breakdownTable(rows).join('\n')}`);
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
 }

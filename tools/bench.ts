@@ -3,7 +3,7 @@
  * on the embedded Postgres, with autocannon. Prints a line per phase as it goes, then a table and
  * the targets met or missed, and writes BENCHMARKS.md.
  *
- *   npm run bench                 # everything (about 8 minutes on 2 cores)
+ *   npm run bench                 # everything (about 9 minutes on 2 cores)
  *   npm run bench -- --quick      # baseline, first execution and replay, through HTTP and without it
  *                                 # (a few minutes once built); the last line is
  *                                 # `first/baseline: 0.NN replay/baseline: N.NN nohttp-first/plain: 0.NN`
@@ -30,7 +30,7 @@ import { appEnv, ensureProductionBuild, startAppServer } from '../dev/app-server
 import { listenerPort } from '../dev/ports';
 import { installDatabase } from '../server/db';
 import { parseFlags } from './args';
-import { type CoreRow, coreTable } from './bench-core';
+import { type CoreRow, coreTable, stepsTable } from './bench-core';
 import { type PeerReport, peerTable } from './bench-peers';
 import { type ReaperFigures, scaleSections } from './bench-scale';
 
@@ -77,7 +77,7 @@ const PHASES = flags.quick
       "the lab's unprotected twin",
       'storms: one key against many',
       'statements of one request of each kind',
-      'where the time goes, in one process without HTTP',
+      'where the time goes, in one process without HTTP, and step by step',
       'the same order protected by other libraries',
       'scale-out, the keys table at 1,000,000 rows, the reaper under load',
     ];
@@ -336,6 +336,11 @@ async function main() {
     for (const row of rows) row.statements = counts[row.kind];
     phase();
     const core = await runCore();
+    const steps = (
+      (await childJson('tools/bench-core.ts', ['--steps', '--seconds', String(Math.min(DURATION_S, 4))])) as {
+        rows: CoreRow[];
+      }
+    ).rows;
     phase();
     const peers = await peerSection();
     phase();
@@ -347,7 +352,7 @@ async function main() {
       seconds: DURATION_S,
       progress: note,
     });
-    report(rows, { same, different }, core, peers, scale);
+    report(rows, { same, different }, core, steps, peers, scale);
   } finally {
     await stats?.sql.end();
     await server.kill();
@@ -409,6 +414,7 @@ function report(
   rows: Row[],
   storms: { same: number[]; different: number[] },
   core: CoreRow[],
+  steps: CoreRow[],
   peers: string[],
   scale: { lines: string[]; reaper: ReaperFigures },
 ) {
@@ -489,6 +495,18 @@ function report(
     'statements from `pg_stat_statements` (which counts BEGIN and COMMIT as statements too).',
     '',
     ...coreTable(core),
+    '',
+    '### Step by step',
+    '',
+    'A first execution built up one part at a time (`tsx tools/bench-core.ts --steps`): each row is the one above',
+    'plus one part of the protection, measured in the same interleaved rounds (median of 3), so the difference',
+    'between two rows is what that part costs. Statements as `pg_stat_statements` counts them: the last COMMIT',
+    "also runs the deferred check of the order's reference to its key row, which it counts as one.",
+    '',
+    ...stepsTable(steps),
+    '',
+    'How these rows moved as the protection was made cheaper, and what was measured and left as it is:',
+    '[docs/reference/costs.md](docs/reference/costs.md).',
     '',
     ...peers,
     '## Same-key storms',

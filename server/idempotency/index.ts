@@ -21,6 +21,9 @@ export {
   type KeyDatabase,
   type KeyDatabaseOrTransaction,
   type KeyTransaction,
+  pipelinedTransaction,
+  type Statement,
+  type TransactionEnd,
   type TransactionOf,
 } from './db';
 // 4. ERRORS: each with a machine-readable `errorCode`; map them in your error formatter.
@@ -33,7 +36,7 @@ export {
 } from './errors';
 // 7. OPTIONAL, FOR TESTS AND TEACHING: fault injection at the named boundaries of a request's life,
 //    the runners without tRPC (a broken twin can be built from them), the database types, and the
-//    claim as one statement (the benchmark times it).
+//    claim, the key row and the pipelined transaction they travel in (the benchmark times each).
 export {
   clearFaults,
   FAULT_ACTIONS,

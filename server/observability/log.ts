@@ -11,6 +11,9 @@ import { getEnv } from '../env.js';
 
 const cache = globalThis as unknown as { __log?: Logger };
 
+/** The longest a line waits in memory before it is written (outside development). */
+export const FLUSH_MS = 100;
+
 export function log(): Logger {
   if (!cache.__log) {
     const env = getEnv();
@@ -20,15 +23,16 @@ export function log(): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
     };
     // Synchronous pretty-printing in development: no worker thread for the dev server to juggle.
-    // Elsewhere, JSON written asynchronously: a line is queued and written with the others queued
-    // behind it once the previous write is done, instead of one blocking write per line (a system
-    // call each, on the CPU the requests need). pino flushes what is queued when the process exits;
-    // a process killed outright loses at most the lines of its last few milliseconds, never a
-    // decision's effect, which is in Postgres.
+    // Elsewhere, JSON written asynchronously and in batches: lines gather in memory and go out in one
+    // write once 4 KiB are queued, or every FLUSH_MS, whichever comes first. A write per line is a
+    // system call, and a wake-up of whatever reads the pipe, on the CPU the requests need; batched,
+    // a line costs a copy (BENCHMARKS.md measures the difference). pino flushes what is queued when
+    // the process exits; a process killed outright loses at most the lines of its last FLUSH_MS,
+    // never a decision's effect, which is in Postgres.
     cache.__log =
       env.NODE_ENV === 'development'
         ? pino(options, pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }))
-        : pino(options, pino.destination({ dest: 1, sync: false }));
+        : pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: FLUSH_MS }));
   }
   return cache.__log;
 }
