@@ -98,6 +98,8 @@ const PROVIDER_FAULTS = { error_500: 0.02, timeout_after_charge: 0.02 };
 const WEBHOOKS = { duplicates: 0.3, maxDelayMs: 2_000 };
 // Deliveries still retrying when the clients stop (each spans about 16 s at most) are let land.
 const WEBHOOK_SETTLE_MS = 18_000;
+// How long a client waits for one attempt's whole answer before it counts as lost.
+const ATTEMPT_MS = 15_000;
 const PRODUCTS = ['espresso-beans', 'pour-over-kit', 'burr-grinder', 'travel-mug', 'milk-frother'];
 
 const databaseUrl = process.env.DATABASE_URL!;
@@ -592,19 +594,37 @@ async function client(targets: string[], customer: string, key: string, payload:
       body: '',
     };
     let retryAfterMs = 0;
+    // One attempt, its answer read to the end, within ATTEMPT_MS, whatever the connection does: the
+    // abort stops the request, and the race ends the attempt even if a read ignores the abort (a run
+    // once stalled with every client waiting while instances died under them).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no complete answer within ${ATTEMPT_MS} ms`)), ATTEMPT_MS);
+    const given = new Promise<never>((_, reject) =>
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason)),
+    );
+    given.catch(() => {});
     try {
-      const res = await fetch(`${target}/api/trpc/${PURCHASE}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', cookie, 'idempotency-key': key },
-        body: payload,
-        signal: AbortSignal.timeout(15_000),
-      });
-      a.status = res.status;
-      a.replayed = res.headers.get('idempotent-replayed') === 'true';
-      a.body = await res.text();
-      retryAfterMs = Number(res.headers.get('retry-after') ?? 0) * 1000;
+      // What an attempt that lost the race reads later is dropped: the attempt already counts as lost.
+      const answer = await Promise.race([
+        given,
+        (async () => {
+          const res = await fetch(`${target}/api/trpc/${PURCHASE}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', cookie, 'idempotency-key': key },
+            body: payload,
+            signal: abort.signal,
+          });
+          return { res, body: await res.text() };
+        })(),
+      ]);
+      a.status = answer.res.status;
+      a.replayed = answer.res.headers.get('idempotent-replayed') === 'true';
+      a.body = answer.body;
+      retryAfterMs = Math.min(5_000, Number(answer.res.headers.get('retry-after') ?? 0) * 1000 || 0);
     } catch {
       a.status = 0;
+    } finally {
+      clearTimeout(timer);
     }
     a.end = Date.now();
     history.push(a);

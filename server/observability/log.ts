@@ -26,7 +26,7 @@ export function log(): Logger {
     // Elsewhere, JSON written asynchronously and in batches: lines gather in memory and go out in one
     // write once 4 KiB are queued, or every FLUSH_MS, whichever comes first. A write per line is a
     // system call, and a wake-up of whatever reads the pipe, on the CPU the requests need; batched,
-    // a line costs a copy (BENCHMARKS.md measures the difference). pino flushes what is queued when
+    // a line costs a copy (docs/reference/costs.md has the figures). pino flushes what is queued when
     // the process exits; a process killed outright loses at most the lines of its last FLUSH_MS,
     // never a decision's effect, which is in Postgres.
     cache.__log =
