@@ -5,7 +5,7 @@
  * The draft makes it a Structured Field string (`"8e03978e-..."`); Stripe and most clients send it
  * bare (`8e03978e-...`). Both are accepted and mean the same key.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -47,10 +47,11 @@ export function parseIdempotencyKey(headers: Headers): ParsedKey {
 
 /** SHA-256 over the procedure path and the canonical input: what "the same request" means. */
 export function fingerprint(procedure: string, input: unknown): string {
-  return createHash('sha256').update(procedure).update('\n').update(canonicalJson(input)).digest('hex');
+  // One-shot hashing (no Hash object per request): the same digest as feeding the parts one by one.
+  return hash('sha256', `${procedure}\n${canonicalJson(input)}`, 'hex');
 }
 
 /** A short, one-way tag of a key for logs: enough to correlate lines, useless to replay a request. */
 export function keyTag(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+  return hash('sha256', key, 'hex').slice(0, 12);
 }
