@@ -92,6 +92,10 @@ export async function statementStats(db: Db): Promise<{ calls: number; ms: numbe
   return row!;
 }
 
+/** The round with the median rate. */
+const median = (rows: CoreRow[]) =>
+  [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
+
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
@@ -193,8 +197,6 @@ export async function coreBench(
           `${baselines.at(-1)!.opsPerSecond.toFixed(0)}/s, first ${firsts.at(-1)!.opsPerSecond.toFixed(0)}/s`,
       );
     }
-    const median = (rows: CoreRow[]) =>
-      [...rows].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(rows.length / 2)]!;
     const replay = await measure(
       'replay',
       stats.db,
@@ -270,7 +272,7 @@ export async function stepsBench(
       }
       options.log?.(`[bench] steps round ${round + 1}/${options.rounds}`);
     }
-    return runs.map((r) => [...r].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor(r.length / 2)]!);
+    return runs.map(median);
   } finally {
     setDecisionListeners(DECISION_LISTENERS);
     await client.end();
@@ -338,29 +340,22 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('run through dev/with-db.ts (it provides DATABASE_URL)');
   const seconds = flags.seconds;
-  if (flags.steps) {
-    stepsBench(url, { seconds, rounds: 3, log: (s) => console.error(s) }).then(
-      async (rows) => {
-        await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
-        console.log(json ? JSON.stringify({ rows }) : stepsTable(rows).join('\n'));
-        process.exit(0);
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  } else
-    coreBench(url, { seconds, rounds: 3, log: (s) => console.error(s), statements: flags.statements }).then(
-      async (rows) => {
-        await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
-        console.log(json ? JSON.stringify({ rows }) : coreTable(rows).join('\n'));
-        if (flags.statements && !json) console.log(`\n${breakdownTable(rows).join('\n')}`);
-        process.exit(0);
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+  const log = (line: string) => console.error(line);
+  const run = flags.steps
+    ? stepsBench(url, { seconds, rounds: 3, log }).then((rows) => ({ rows, table: stepsTable(rows) }))
+    : coreBench(url, { seconds, rounds: 3, log, statements: flags.statements }).then((rows) => ({
+        rows,
+        table: [...coreTable(rows), ...(flags.statements ? ['', ...breakdownTable(rows)] : [])],
+      }));
+  run.then(
+    async ({ rows, table }) => {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the last log lines out first
+      console.log(json ? JSON.stringify({ rows }) : table.join('\n'));
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
