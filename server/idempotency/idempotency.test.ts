@@ -496,22 +496,37 @@ describe('rule 11: the keys table enforces its own limits', () => {
   });
 
   it.each([
-    ['a key over 255 characters', { key: 'k'.repeat(256) }],
-    ['a fingerprint that is not SHA-256 hex', { fingerprint: 'abc' }],
-    ['a completed state with no stored result', { state: 'completed' }],
-  ])('refuses %s', async (_name, override) => {
+    ['an empty scope', { scope: '' }, 'idempotency_keys_scope_length'],
+    ['a procedure over 128 characters', { procedure: 'p'.repeat(129) }, 'idempotency_keys_procedure_length'],
+    ['a key over 255 characters', { key: 'k'.repeat(256) }, 'idempotency_keys_key_length'],
+    ['a fingerprint that is not SHA-256 hex', { fingerprint: 'A'.repeat(64) }, 'idempotency_keys_fingerprint_sha256'],
+    ['an empty recovery point', { recovery_point: '' }, 'idempotency_keys_recovery_point_length'],
+    ['a completed state with no stored result', { state: 'completed' }, 'idempotency_keys_completed_has_result'],
+  ])('refuses %s, naming the rule', async (_name, override, rule) => {
     const row = {
       scope: randomUUID(),
       procedure: 'p',
       key: 'k',
       fingerprint: 'a'.repeat(64),
       state: 'started',
+      recovery_point: 'started',
       ...override,
     };
     await expect(
-      sql`insert into idempotency_keys (scope, procedure, key, fingerprint, state, expires_at)
-          values (${row.scope}, ${row.procedure}, ${row.key}, ${row.fingerprint}, ${row.state}, now())`,
-    ).rejects.toMatchObject({ code: '23514' }); // check_violation
+      sql`insert into idempotency_keys (scope, procedure, key, fingerprint, state, recovery_point, expires_at)
+          values (${row.scope}, ${row.procedure}, ${row.key}, ${row.fingerprint}, ${row.state},
+                  ${row.recovery_point}, now())`,
+    ).rejects.toMatchObject({ code: '23514', constraint_name: rule }); // check_violation
+  });
+
+  it('refuses a bad value written by an UPDATE too (a phased step moving the recovery point)', async () => {
+    const [row] = await sql<{ id: string }[]>`
+      insert into idempotency_keys (scope, procedure, key, fingerprint, expires_at)
+      values (${randomUUID()}, 'p', 'k', ${'b'.repeat(64)}, now() + interval '1 hour') returning id`;
+    await expect(
+      sql`update idempotency_keys set recovery_point = ${'r'.repeat(65)} where id = ${row!.id}`,
+    ).rejects.toMatchObject({ code: '23514', constraint_name: 'idempotency_keys_recovery_point_length' });
+    await sql`delete from idempotency_keys where id = ${row!.id}`;
   });
 });
 

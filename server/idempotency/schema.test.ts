@@ -19,10 +19,18 @@ afterAll(async () => {
 /** The table as Postgres describes it, with the schema's name taken out. */
 async function describeTable(schema: string) {
   const columns = await sql`
-    select column_name, data_type, is_nullable, column_default
+    select column_name, data_type, domain_name, is_nullable,
+           replace(column_default, ${`${schema}.`}, '') as column_default
     from information_schema.columns
     where table_schema = ${schema} and table_name = 'idempotency_keys'
     order by column_name`;
+  // The rules five columns carry in their domains (schema.ts says why they are not CHECKs on the table).
+  const domainRules = await sql`
+    select d.typname as domain, b.typname as base, c.conname, pg_get_constraintdef(c.oid) as definition
+    from pg_constraint c join pg_type d on d.oid = c.contypid join pg_type b on b.oid = d.typbasetype
+    join pg_namespace n on n.oid = d.typnamespace
+    where n.nspname = ${schema} and d.typname like 'idempotency\_keys\_%'
+    order by d.typname, c.conname`;
   const constraints = await sql`
     select conname, pg_get_constraintdef(c.oid) as definition
     from pg_constraint c join pg_class t on t.oid = c.conrelid join pg_namespace n on n.oid = t.relnamespace
@@ -32,7 +40,7 @@ async function describeTable(schema: string) {
     select indexname, replace(indexdef, ${`${schema}.`}, '') as definition
     from pg_indexes where schemaname = ${schema} and tablename = 'idempotency_keys'
     order by indexname`;
-  return { columns: [...columns], constraints: [...constraints], indexes: [...indexes] };
+  return { columns: [...columns], domainRules: [...domainRules], constraints: [...constraints], indexes: [...indexes] };
 }
 
 describe('idempotency_keys.sql', () => {
@@ -46,6 +54,7 @@ describe('idempotency_keys.sql', () => {
     const fromSql = await describeTable(lifted);
     const fromMigrations = await describeTable('public');
     expect(fromSql.columns.length).toBeGreaterThan(10); // it found the table
+    expect(fromSql.domainRules).toHaveLength(5); // and the five domains
     expect(fromSql).toEqual(fromMigrations);
   });
 
