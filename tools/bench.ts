@@ -576,8 +576,8 @@ function readingTheNumbers(rows: Row[]): string[] {
     '',
     `What a first execution still pays shows in the columns above: server CPU ${us(first.serverCpuUs)} against ` +
       `${us(baseline.serverCpuUs)},`,
-    `Postgres ${us(first.dbUs)} per request against ${us(baseline.dbUs)}: the claim, the key row's insert into its`,
-    "two indexes, and the check of the order's reference to it.",
+    `Postgres ${us(first.dbUs)} per request against ${us(baseline.dbUs)}: the claim, the key row's insert (its three`,
+    "indexes, and the rules its domains and its one CHECK hold), and the check of the order's reference to it.",
     '',
     `A replay (${us(replay.serverCpuUs)} of server CPU, ${us(replay.dbUs)} of Postgres) skips the procedure entirely.`,
     'The libraries compared above are faster because they keep the key outside the database that holds the order;',

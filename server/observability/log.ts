@@ -27,8 +27,9 @@ export function log(): Logger {
     // write once 4 KiB are queued, or every FLUSH_MS, whichever comes first. A write per line is a
     // system call, and a wake-up of whatever reads the pipe, on the CPU the requests need; batched,
     // a line costs a copy (docs/reference/costs.md has the figures). pino flushes what is queued when
-    // the process exits; a process killed outright loses at most the lines of its last FLUSH_MS,
-    // never a decision's effect, which is in Postgres.
+    // the process exits; a process killed outright loses the lines still waiting (normally those of
+    // its last 100-200 ms: a line can wait a little past FLUSH_MS behind a write in progress), never a
+    // decision's effect, which is in Postgres. While idle, the timer's flush is an empty write.
     cache.__log =
       env.NODE_ENV === 'development'
         ? pino(options, pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }))
