@@ -4,15 +4,21 @@
  * and indexes. The SQL runs in a schema of its own, and the two tables are compared as Postgres
  * describes them.
  */
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../db/client';
 
 const { sql } = createDatabase(process.env.DATABASE_URL!, { max: 1 });
 const lifted = `lift_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const generated = `kit_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 afterAll(async () => {
   await sql.unsafe(`drop schema if exists ${lifted} cascade`);
+  await sql.unsafe(`drop schema if exists ${generated} cascade`);
   await sql.end();
 });
 
@@ -66,4 +72,36 @@ describe('idempotency_keys.sql', () => {
     });
     expect((await describeTable(lifted)).indexes).toHaveLength(3); // primary key, claim, reaper
   });
+
+  it('the drizzle-kit path: its migration of the table, after the domains at the top of the SQL, is the same table', async () => {
+    // What the guide tells a drizzle-kit user: drizzle-kit writes the table but cannot write CREATE DOMAIN,
+    // so the domain blocks that open idempotency_keys.sql go into a custom migration that runs first.
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempotency-kit-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'schema.ts'), `export { idempotencyKeys } from '${here}/schema';\n`);
+      fs.writeFileSync(
+        path.join(dir, 'drizzle.config.ts'),
+        `export default { dialect: 'postgresql', schema: '${dir}/schema.ts', out: '${dir}/out' };\n`,
+      );
+      const kit = path.join(here, '../../node_modules/.bin/drizzle-kit');
+      execFileSync(kit, ['generate', '--config', path.join(dir, 'drizzle.config.ts')], { cwd: dir, stdio: 'pipe' });
+      const [migration] = fs.readdirSync(path.join(dir, 'out')).filter((f) => f.endsWith('.sql'));
+      const table = fs
+        .readFileSync(path.join(dir, 'out', migration!), 'utf8')
+        .replaceAll('--> statement-breakpoint', '');
+      const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
+      const domains = text.slice(0, text.indexOf('CREATE TABLE'));
+      expect(domains.match(/^ *CREATE DOMAIN/gm)).toHaveLength(5);
+      await sql.unsafe(`create schema ${generated}`);
+      await sql.begin(async (tx) => {
+        await tx.unsafe(`set local search_path = ${generated}, public`);
+        await tx.unsafe(domains);
+        await tx.unsafe(table);
+      });
+      expect(await describeTable(generated)).toEqual(await describeTable('public'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
