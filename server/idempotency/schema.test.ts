@@ -73,7 +73,7 @@ describe('idempotency_keys.sql', () => {
     expect((await describeTable(lifted)).indexes).toHaveLength(3); // primary key, claim, reaper
   });
 
-  it('the drizzle-kit path: its migration of the table, after the domains at the top of the SQL, is the same table', async () => {
+  it('the drizzle-kit path: its table, made after the domains the SQL file opens with, is the same table', async () => {
     // What the guide tells a drizzle-kit user: drizzle-kit writes the table but cannot write CREATE DOMAIN,
     // so the domain blocks that open idempotency_keys.sql go into a custom migration that runs first.
     const here = path.dirname(fileURLToPath(import.meta.url));
