@@ -6,10 +6,13 @@
 -- reference can only be checked at COMMIT. The layer itself needs no other table.
 --
 -- Five columns carry their rule in a domain rather than in a CHECK on the table: the same rule and the
--- same error (SQLSTATE 23514, naming the constraint), but Postgres prepares a table's CHECKs again for
--- every INSERT or UPDATE statement and a domain's once per connection, which nearly halves the cost of
+-- same error (SQLSTATE 23514, naming the constraint), but Postgres parses and plans a table's CHECKs again
+-- for every INSERT or UPDATE statement and a domain's once per connection, which nearly halves the cost of
 -- the key row's INSERT (docs/reference/costs.md). CREATE DOMAIN has no IF NOT EXISTS: each is made in a
--- block that lets an existing one stand.
+-- block that keeps one that already exists, as it is (if you changed one, ALTER DOMAIN it yourself). The
+-- block after them refuses to go on if a name is taken by something that is not a domain over text.
+-- Upgrading a table made by an earlier version of this file (CHECKs on the table, text columns): run the
+-- ALTERs of db/migrations/0009_idempotency_key_domains.sql in this app, which do not rewrite the table.
 
 DO $$ BEGIN
   CREATE DOMAIN idempotency_keys_scope AS text
@@ -31,6 +34,16 @@ DO $$ BEGIN
   CREATE DOMAIN idempotency_keys_recovery_point AS text
     CONSTRAINT idempotency_keys_recovery_point_length CHECK (char_length(VALUE) BETWEEN 1 AND 64);
 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ DECLARE taken text; BEGIN
+  SELECT string_agg(want.name, ', ') INTO taken
+  FROM unnest(ARRAY['idempotency_keys_scope', 'idempotency_keys_procedure', 'idempotency_keys_key',
+                    'idempotency_keys_fingerprint', 'idempotency_keys_recovery_point']) AS want(name)
+  WHERE NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = to_regtype(want.name)
+                    AND t.typtype = 'd' AND t.typbasetype = 'text'::regtype);
+  IF taken IS NOT NULL THEN
+    RAISE EXCEPTION 'idempotency_keys.sql: % must be domains over text, and are not', taken;
+  END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS idempotency_keys (
   id              uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,

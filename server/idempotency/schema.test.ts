@@ -64,7 +64,7 @@ describe('idempotency_keys.sql', () => {
     expect(fromSql).toEqual(fromMigrations);
   });
 
-  it('runs again without harm (every statement says IF NOT EXISTS)', async () => {
+  it('runs again without harm (IF NOT EXISTS, and each domain kept if it exists)', async () => {
     const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
     await sql.begin(async (tx) => {
       await tx.unsafe(`set local search_path = ${lifted}, public`);
@@ -100,6 +100,46 @@ describe('idempotency_keys.sql', () => {
         await tx.unsafe(table);
       });
       expect(await describeTable(generated)).toEqual(await describeTable('public'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it("refuses to make the table over a type of a domain's name that is not a domain over text", async () => {
+    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
+    const taken = `taken_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    await sql.unsafe(`create schema ${taken}`);
+    try {
+      await sql.unsafe(`create table ${taken}.idempotency_keys_fingerprint (x int)`); // its row type takes the name
+      await expect(
+        sql.begin(async (tx) => {
+          await tx.unsafe(`set local search_path = ${taken}, public`);
+          await tx.unsafe(text);
+        }),
+      ).rejects.toThrow(/idempotency_keys_fingerprint must be domains over text/);
+    } finally {
+      await sql.unsafe(`drop schema ${taken} cascade`);
+    }
+  });
+
+  it("this app's migrations are what drizzle-kit makes of its schema (generate finds nothing to add)", () => {
+    const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempotency-kit-'));
+    try {
+      fs.cpSync(path.join(root, 'db/migrations'), path.join(dir, 'out'), { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, 'drizzle.config.ts'),
+        `export default { dialect: 'postgresql', schema: '${root}/db/schema.ts', out: './out' };\n`,
+      );
+      const kit = path.join(root, 'node_modules/.bin/drizzle-kit');
+      const said = execFileSync(kit, ['generate', '--config', path.join(dir, 'drizzle.config.ts')], {
+        cwd: dir,
+        encoding: 'utf8',
+      });
+      expect(said).toMatch(/No schema changes/);
+      expect(fs.readdirSync(path.join(dir, 'out')).sort()).toEqual(
+        fs.readdirSync(path.join(root, 'db/migrations')).sort(),
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
