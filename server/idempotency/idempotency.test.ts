@@ -497,10 +497,20 @@ describe('rule 11: the keys table enforces its own limits', () => {
 
   it.each([
     ['an empty scope', { scope: '' }, 'idempotency_keys_scope_length'],
+    ['a scope over 128 characters', { scope: 's'.repeat(129) }, 'idempotency_keys_scope_length'],
+    ['an empty procedure', { procedure: '' }, 'idempotency_keys_procedure_length'],
     ['a procedure over 128 characters', { procedure: 'p'.repeat(129) }, 'idempotency_keys_procedure_length'],
+    ['an empty key', { key: '' }, 'idempotency_keys_key_length'],
     ['a key over 255 characters', { key: 'k'.repeat(256) }, 'idempotency_keys_key_length'],
-    ['a fingerprint that is not SHA-256 hex', { fingerprint: 'A'.repeat(64) }, 'idempotency_keys_fingerprint_sha256'],
+    ['a fingerprint in capitals', { fingerprint: 'A'.repeat(64) }, 'idempotency_keys_fingerprint_sha256'],
+    ['a fingerprint one digit short', { fingerprint: 'a'.repeat(63) }, 'idempotency_keys_fingerprint_sha256'],
+    ['a fingerprint one digit long', { fingerprint: 'a'.repeat(65) }, 'idempotency_keys_fingerprint_sha256'],
     ['an empty recovery point', { recovery_point: '' }, 'idempotency_keys_recovery_point_length'],
+    [
+      'a recovery point over 64 characters',
+      { recovery_point: 'r'.repeat(65) },
+      'idempotency_keys_recovery_point_length',
+    ],
     ['a completed state with no stored result', { state: 'completed' }, 'idempotency_keys_completed_has_result'],
   ])('refuses %s, naming the rule', async (_name, override, rule) => {
     const row = {
@@ -517,6 +527,17 @@ describe('rule 11: the keys table enforces its own limits', () => {
           values (${row.scope}, ${row.procedure}, ${row.key}, ${row.fingerprint}, ${row.state},
                   ${row.recovery_point}, now())`,
     ).rejects.toMatchObject({ code: '23514', constraint_name: rule }); // check_violation
+  });
+
+  it('accepts every rule at its limit (the bounds above are the rules, not narrower)', async () => {
+    const scope = randomUUID().padEnd(128, 's');
+    const [row] = await sql<{ id: string }[]>`
+      insert into idempotency_keys (scope, procedure, key, fingerprint, recovery_point, expires_at)
+      values (${scope}, ${'p'.repeat(128)}, ${'k'.repeat(255)}, ${'0123456789abcdef'.repeat(4)}, ${'r'.repeat(64)},
+              now() + interval '1 hour')
+      returning id`;
+    expect(row!.id).toMatch(/^[0-9a-f-]{36}$/);
+    await sql`delete from idempotency_keys where id = ${row!.id}`;
   });
 
   it('refuses a bad value written by an UPDATE too (a phased step moving the recovery point)', async () => {
