@@ -16,6 +16,8 @@ import { createDatabase } from '../../db/client';
 const { sql } = createDatabase(process.env.DATABASE_URL!, { max: 1 });
 const lifted = `lift_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 const generated = `kit_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const SQL_FILE = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
 afterAll(async () => {
   await sql.unsafe(`drop schema if exists ${lifted} cascade`);
   await sql.unsafe(`drop schema if exists ${generated} cascade`);
@@ -49,14 +51,49 @@ async function describeTable(schema: string) {
   return { columns: [...columns], domainRules: [...domainRules], constraints: [...constraints], indexes: [...indexes] };
 }
 
+/** Runs each SQL text in turn, in one transaction, with `schema` first on the search path. */
+async function runIn(schema: string, ...texts: string[]) {
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`set local search_path = ${schema}, public`);
+    for (const text of texts) await tx.unsafe(text);
+  });
+}
+
+/**
+ * `drizzle-kit generate` in a temporary folder: `schemaSource` is its schema file, and its migrations
+ * folder starts as a copy of `migrations` (or empty). What it printed, and each file it left there.
+ */
+function drizzleKitGenerate(schemaSource: string, migrations?: string) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempotency-kit-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'schema.ts'), schemaSource);
+    if (migrations) fs.cpSync(migrations, path.join(dir, 'out'), { recursive: true });
+    // Relative paths: drizzle-kit prefixes "./" to the folder when it reads earlier snapshots.
+    fs.writeFileSync(
+      path.join(dir, 'drizzle.config.ts'),
+      "export default { dialect: 'postgresql', schema: './schema.ts', out: './out' };\n",
+    );
+    const said = execFileSync(path.join(ROOT, 'node_modules/.bin/drizzle-kit'), ['generate'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
+    const out = path.join(dir, 'out');
+    const files = new Map(
+      fs
+        .readdirSync(out)
+        .filter((f) => f.endsWith('.sql'))
+        .map((f) => [f, fs.readFileSync(path.join(out, f), 'utf8')]),
+    );
+    return { said, names: fs.readdirSync(out), files };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('idempotency_keys.sql', () => {
   it('creates the table the Drizzle schema describes: columns, defaults, checks and indexes', async () => {
-    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
     await sql.unsafe(`create schema ${lifted}`);
-    await sql.begin(async (tx) => {
-      await tx.unsafe(`set local search_path = ${lifted}, public`);
-      await tx.unsafe(text);
-    });
+    await runIn(lifted, SQL_FILE);
     const fromSql = await describeTable(lifted);
     const fromMigrations = await describeTable('public');
     expect(fromSql.columns.length).toBeGreaterThan(10); // it found the table
@@ -65,83 +102,38 @@ describe('idempotency_keys.sql', () => {
   });
 
   it('runs again without harm (IF NOT EXISTS, and each domain kept if it exists)', async () => {
-    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
-    await sql.begin(async (tx) => {
-      await tx.unsafe(`set local search_path = ${lifted}, public`);
-      await tx.unsafe(text);
-    });
+    await runIn(lifted, SQL_FILE);
     expect((await describeTable(lifted)).indexes).toHaveLength(3); // primary key, claim, reaper
   });
 
   it('the drizzle-kit path: its table, made after the domains the SQL file opens with, is the same table', async () => {
     // What the guide tells a drizzle-kit user: drizzle-kit writes the table but cannot write CREATE DOMAIN,
     // so the domain blocks that open idempotency_keys.sql go into a custom migration that runs first.
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempotency-kit-'));
-    try {
-      fs.writeFileSync(path.join(dir, 'schema.ts'), `export { idempotencyKeys } from '${here}/schema';\n`);
-      fs.writeFileSync(
-        path.join(dir, 'drizzle.config.ts'),
-        `export default { dialect: 'postgresql', schema: '${dir}/schema.ts', out: '${dir}/out' };\n`,
-      );
-      const kit = path.join(here, '../../node_modules/.bin/drizzle-kit');
-      execFileSync(kit, ['generate', '--config', path.join(dir, 'drizzle.config.ts')], { cwd: dir, stdio: 'pipe' });
-      const [migration] = fs.readdirSync(path.join(dir, 'out')).filter((f) => f.endsWith('.sql'));
-      const table = fs
-        .readFileSync(path.join(dir, 'out', migration!), 'utf8')
-        .replaceAll('--> statement-breakpoint', '');
-      const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
-      const domains = text.slice(0, text.indexOf('CREATE TABLE'));
-      expect(domains.match(/^ *CREATE DOMAIN/gm)).toHaveLength(5);
-      await sql.unsafe(`create schema ${generated}`);
-      await sql.begin(async (tx) => {
-        await tx.unsafe(`set local search_path = ${generated}, public`);
-        await tx.unsafe(domains);
-        await tx.unsafe(table);
-      });
-      expect(await describeTable(generated)).toEqual(await describeTable('public'));
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { files } = drizzleKitGenerate(`export { idempotencyKeys } from '${ROOT}/server/idempotency/schema';\n`);
+    expect(files.size).toBe(1);
+    const table = [...files.values()][0]!.replaceAll('--> statement-breakpoint', '');
+    const domains = SQL_FILE.slice(0, SQL_FILE.indexOf('CREATE TABLE'));
+    expect(domains.match(/^ *CREATE DOMAIN/gm)).toHaveLength(5);
+    await sql.unsafe(`create schema ${generated}`);
+    await runIn(generated, domains, table);
+    expect(await describeTable(generated)).toEqual(await describeTable('public'));
   }, 30_000);
 
   it("refuses to make the table over a type of a domain's name that is not a domain over text", async () => {
-    const text = fs.readFileSync(new URL('./idempotency_keys.sql', import.meta.url), 'utf8');
     const taken = `taken_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
     await sql.unsafe(`create schema ${taken}`);
     try {
       await sql.unsafe(`create table ${taken}.idempotency_keys_fingerprint (x int)`); // its row type takes the name
-      await expect(
-        sql.begin(async (tx) => {
-          await tx.unsafe(`set local search_path = ${taken}, public`);
-          await tx.unsafe(text);
-        }),
-      ).rejects.toThrow(/idempotency_keys_fingerprint must be domains over text/);
+      await expect(runIn(taken, SQL_FILE)).rejects.toThrow(/idempotency_keys_fingerprint must be domains over text/);
     } finally {
       await sql.unsafe(`drop schema ${taken} cascade`);
     }
   });
 
   it("this app's migrations are what drizzle-kit makes of its schema (generate finds nothing to add)", () => {
-    const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempotency-kit-'));
-    try {
-      fs.cpSync(path.join(root, 'db/migrations'), path.join(dir, 'out'), { recursive: true });
-      fs.writeFileSync(
-        path.join(dir, 'drizzle.config.ts'),
-        `export default { dialect: 'postgresql', schema: '${root}/db/schema.ts', out: './out' };\n`,
-      );
-      const kit = path.join(root, 'node_modules/.bin/drizzle-kit');
-      const said = execFileSync(kit, ['generate', '--config', path.join(dir, 'drizzle.config.ts')], {
-        cwd: dir,
-        encoding: 'utf8',
-      });
-      expect(said).toMatch(/No schema changes/);
-      expect(fs.readdirSync(path.join(dir, 'out')).sort()).toEqual(
-        fs.readdirSync(path.join(root, 'db/migrations')).sort(),
-      );
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const migrations = path.join(ROOT, 'db/migrations');
+    const { said, names } = drizzleKitGenerate(`export * from '${ROOT}/db/schema';\n`, migrations);
+    expect(said).toMatch(/No schema changes/);
+    expect(names.sort()).toEqual(fs.readdirSync(migrations).sort());
   }, 30_000);
 });
